@@ -1,0 +1,27 @@
+# crmq — `make run` runs the whole system with demo data, `make test` runs every test.
+SHELL := /bin/bash
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crmq?sslmode=disable
+export REDIS_URL ?= redis://127.0.0.1:6379/0
+BIN := bin
+
+.PHONY: run test build services vet bench clean
+
+build:
+	go build -o $(BIN)/ ./cmd/...
+
+services:
+	./deploy/dev/services.sh
+
+run: services build
+	./deploy/dev/run.sh
+
+test: services
+	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above" && exit 1)
+	go vet ./...
+	go test -race -count=1 -timeout 15m ./...
+
+bench: services build
+	go test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN)

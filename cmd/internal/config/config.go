@@ -1,0 +1,225 @@
+// Package config reads crmq's settings from the environment, once, at
+// start, and fails with one error naming the variable that is wrong.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of every process; each process reads what it needs.
+type Config struct {
+	DatabaseURL string
+	DBMaxConns  int
+	RedisURL    string
+
+	HTTPAddr     string
+	AdminKey     string
+	MaxBodyBytes int64
+
+	Concurrency     int
+	QueueWeights    map[string]int
+	PollInterval    time.Duration
+	ShutdownTimeout time.Duration
+	MetricsInterval time.Duration
+
+	CronOrphans string
+
+	LogLevel  slog.Level
+	LogFormat string
+}
+
+// Var documents one environment variable; README's table is generated
+// from the same list so the two cannot drift.
+type Var struct {
+	Name, Default, Doc string
+}
+
+// Vars lists every variable crmq reads.
+var Vars = []Var{
+	{"DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crmq?sslmode=disable", "PostgreSQL connection URL"},
+	{"CRMQ_DB_MAX_CONNS", "20", "maximum open Postgres connections per process"},
+	{"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL for asynq (redis://[user:pass@]host:port/db)"},
+	{"HTTP_ADDR", "127.0.0.1:8080", "address the API listens on"},
+	{"CRMQ_ADMIN_KEY", "(required by api; `make run` generates one)", "admin bearer key for /v1/admin, /monitoring and /metrics; at least 24 characters"},
+	{"CRMQ_MAX_BODY_BYTES", "16777216", "largest request body the API reads"},
+	{"CRMQ_WORKER_CONCURRENCY", "10", "tasks one worker process runs at once"},
+	{"CRMQ_QUEUE_WEIGHTS", "critical=6,default=3,low=1", "weighted priority of the three queues"},
+	{"CRMQ_POLL_INTERVAL", "20ms", "how often an idle worker polls an empty queue (asynq TaskCheckInterval)"},
+	{"CRMQ_SHUTDOWN_TIMEOUT", "20s", "how long a stopping worker lets running tasks finish before requeueing them; keep below the orchestrator's grace period"},
+	{"CRMQ_METRICS_INTERVAL", "15s", "how often the API refreshes the cached queue metrics"},
+	{"CRMQ_CRON_ORPHANS", "0 3 * * 1", "cron spec (UTC) of orphans:recompute for every org; empty disables it"},
+	{"CRMQ_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"CRMQ_LOG_FORMAT", "json", "json or text"},
+}
+
+// Load reads and validates the environment. requireAdmin is set by the
+// processes that serve admin routes.
+func Load(requireAdmin bool) (Config, error) {
+	return load(os.LookupEnv, requireAdmin)
+}
+
+func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error) {
+	p := parser{lookup: lookup}
+	c := Config{
+		DatabaseURL:     p.url("DATABASE_URL", "postgres", "postgresql"),
+		DBMaxConns:      p.int("CRMQ_DB_MAX_CONNS", 1, 1000),
+		RedisURL:        p.url("REDIS_URL", "redis", "rediss"),
+		HTTPAddr:        p.str("HTTP_ADDR"),
+		AdminKey:        p.str("CRMQ_ADMIN_KEY"),
+		MaxBodyBytes:    int64(p.int("CRMQ_MAX_BODY_BYTES", 1024, 1<<30)),
+		Concurrency:     p.int("CRMQ_WORKER_CONCURRENCY", 1, 1000),
+		QueueWeights:    p.weights("CRMQ_QUEUE_WEIGHTS"),
+		PollInterval:    p.duration("CRMQ_POLL_INTERVAL", time.Millisecond, time.Minute),
+		ShutdownTimeout: p.duration("CRMQ_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute),
+		MetricsInterval: p.duration("CRMQ_METRICS_INTERVAL", time.Second, time.Hour),
+		CronOrphans:     p.raw("CRMQ_CRON_ORPHANS"),
+		LogLevel:        p.level("CRMQ_LOG_LEVEL"),
+		LogFormat:       p.oneOf("CRMQ_LOG_FORMAT", "json", "text"),
+	}
+	if p.err == nil && requireAdmin && len(c.AdminKey) < 24 {
+		p.err = fmt.Errorf("CRMQ_ADMIN_KEY: must be set to at least 24 characters")
+	}
+	return c, p.err
+}
+
+// Logger builds the process logger from the config.
+func (c Config) Logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+func defaultOf(name string) string {
+	for _, v := range Vars {
+		if v.Name == name && !strings.HasPrefix(v.Default, "(") {
+			return v.Default
+		}
+	}
+	return ""
+}
+
+// parser keeps the first error so Load reports one variable at a time.
+type parser struct {
+	lookup func(string) (string, bool)
+	err    error
+}
+
+func (p *parser) fail(name, format string, args ...any) {
+	if p.err == nil {
+		p.err = fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...))
+	}
+}
+
+// str returns the variable, or its default when unset or empty.
+func (p *parser) str(name string) string {
+	if v, _ := p.lookup(name); v != "" {
+		return v
+	}
+	return defaultOf(name)
+}
+
+// raw returns the variable, or its default only when unset: set to "" it
+// stays empty (that is how a cron entry is disabled).
+func (p *parser) raw(name string) string {
+	if v, ok := p.lookup(name); ok {
+		return v
+	}
+	return defaultOf(name)
+}
+
+func (p *parser) url(name string, schemes ...string) string {
+	v := p.str(name)
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		p.fail(name, "not a URL with a host: %q", redact(v))
+		return v
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return v
+		}
+	}
+	p.fail(name, "scheme %q, want one of %v", u.Scheme, schemes)
+	return v
+}
+
+func (p *parser) int(name string, lo, hi int) int {
+	v := p.str(name)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, "want an integer in [%d, %d], got %q", lo, hi, v)
+	}
+	return n
+}
+
+func (p *parser) duration(name string, lo, hi time.Duration) time.Duration {
+	v := p.str(name)
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		p.fail(name, "want a duration in [%s, %s] such as 20ms or 15s, got %q", lo, hi, v)
+	}
+	return d
+}
+
+func (p *parser) oneOf(name string, allowed ...string) string {
+	v := p.str(name)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(name, "want one of %v, got %q", allowed, v)
+	return v
+}
+
+func (p *parser) level(name string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(p.str(name))); err != nil {
+		p.fail(name, "want debug, info, warn or error, got %q", p.str(name))
+	}
+	return l
+}
+
+// weights parses "critical=6,default=3,low=1"; all three queues must appear.
+func (p *parser) weights(name string) map[string]int {
+	v := p.str(name)
+	w := map[string]int{}
+	for _, part := range strings.Split(v, ",") {
+		q, n, ok := strings.Cut(strings.TrimSpace(part), "=")
+		weight, err := strconv.Atoi(n)
+		if !ok || err != nil || weight < 1 {
+			p.fail(name, "want queue=weight pairs with weights >= 1, got %q", v)
+			return nil
+		}
+		w[q] = weight
+	}
+	for _, q := range []string{"critical", "default", "low"} {
+		if _, ok := w[q]; !ok {
+			p.fail(name, "queue %q missing in %q", q, v)
+		}
+	}
+	if len(w) != 3 {
+		p.fail(name, "only the queues critical, default and low exist, got %q", v)
+	}
+	return w
+}
+
+// redact hides a password in a URL for error messages.
+func redact(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return v
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,55 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	c, err := load(env(nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PollInterval != 20*time.Millisecond || c.QueueWeights["critical"] != 6 || c.CronOrphans == "" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestBadVariableIsNamed(t *testing.T) {
+	cases := map[string]map[string]string{
+		"DATABASE_URL":            {"DATABASE_URL": "mysql://x/y"},
+		"REDIS_URL":               {"REDIS_URL": "not a url"},
+		"CRMQ_WORKER_CONCURRENCY": {"CRMQ_WORKER_CONCURRENCY": "0"},
+		"CRMQ_QUEUE_WEIGHTS":      {"CRMQ_QUEUE_WEIGHTS": "critical=6,default=3"},
+		"CRMQ_POLL_INTERVAL":      {"CRMQ_POLL_INTERVAL": "fast"},
+		"CRMQ_LOG_LEVEL":          {"CRMQ_LOG_LEVEL": "loud"},
+		"CRMQ_ADMIN_KEY":          {"CRMQ_ADMIN_KEY": "short"},
+	}
+	for name, kv := range cases {
+		t.Run(name+" is named in the error", func(t *testing.T) {
+			_, err := load(env(kv), true)
+			if err == nil || !strings.HasPrefix(err.Error(), name+":") {
+				t.Fatalf("want error naming %s, got %v", name, err)
+			}
+		})
+	}
+}
+
+func TestEmptyCronDisablesEntry(t *testing.T) {
+	c, err := load(env(map[string]string{"CRMQ_CRON_ORPHANS": ""}), false)
+	if err != nil || c.CronOrphans != "" {
+		t.Fatalf("got %q, %v", c.CronOrphans, err)
+	}
+}
+
+func TestPasswordIsRedacted(t *testing.T) {
+	_, err := load(env(map[string]string{"DATABASE_URL": "postgres://u:secret@/x"}), false)
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("want an error without the password, got %v", err)
+	}
+}
