@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // Org is a tenant.
@@ -46,6 +48,28 @@ func (db *DB) CreateOrg(ctx context.Context, name string) (Org, error) {
 	return o, nil
 }
 
+// CreateOrgWithKey creates an org and its first API key in one transaction.
+func (db *DB) CreateOrgWithKey(ctx context.Context, name string) (Org, string, error) {
+	var (
+		o   Org
+		key = NewKey()
+	)
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &o, `INSERT INTO orgs (name) VALUES ($1) RETURNING id, name, created_at`, name)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("org %q: %w", name, ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("create org: %w", err)
+		}
+		return insertKey(ctx, tx, o.ID, key)
+	})
+	if err != nil {
+		return Org{}, "", err
+	}
+	return o, key, nil
+}
+
 // OrgByName finds an org by its name.
 func (db *DB) OrgByName(ctx context.Context, name string) (Org, error) {
 	var o Org
@@ -59,12 +83,19 @@ func (db *DB) OrgByName(ctx context.Context, name string) (Org, error) {
 // CreateAPIKey issues a new key for the org and returns it; only its hash is kept.
 func (db *DB) CreateAPIKey(ctx context.Context, orgID int64) (string, error) {
 	key := NewKey()
-	_, err := db.ExecContext(ctx, `INSERT INTO api_keys (org_id, prefix, key_hash) VALUES ($1, $2, $3)`,
-		orgID, key[:len(keyPrefix)+6], HashKey(key))
-	if err != nil {
-		return "", fmt.Errorf("create api key: %w", err)
+	if err := insertKey(ctx, db, orgID, key); err != nil {
+		return "", err
 	}
 	return key, nil
+}
+
+func insertKey(ctx context.Context, ex sqlx.ExecerContext, orgID int64, key string) error {
+	_, err := ex.ExecContext(ctx, `INSERT INTO api_keys (org_id, prefix, key_hash) VALUES ($1, $2, $3)`,
+		orgID, key[:len(keyPrefix)+6], HashKey(key))
+	if err != nil {
+		return fmt.Errorf("create api key: %w", err)
+	}
+	return nil
 }
 
 // OrgByKey resolves a bearer key to its org; ErrNotFound for an unknown or revoked key.
@@ -81,4 +112,13 @@ func (db *DB) OrgByKey(ctx context.Context, key string) (Org, error) {
 		return Org{}, notFound(err, "api key")
 	}
 	return o, nil
+}
+
+// OrgIDs lists every org, for the periodic tasks that run per org.
+func (db *DB) OrgIDs(ctx context.Context) ([]int64, error) {
+	var ids []int64
+	if err := db.SelectContext(ctx, &ids, `SELECT id FROM orgs ORDER BY id`); err != nil {
+		return nil, fmt.Errorf("list orgs: %w", err)
+	}
+	return ids, nil
 }

@@ -28,6 +28,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	MetricsInterval time.Duration
 
+	WorkerMetricsAddr  string
+	MonitoringReadOnly bool
+
 	CronOrphans string
 
 	LogLevel  slog.Level
@@ -52,6 +55,8 @@ var Vars = []Var{
 	{"CRMQ_QUEUE_WEIGHTS", "critical=6,default=3,low=1", "weighted priority of the three queues"},
 	{"CRMQ_POLL_INTERVAL", "20ms", "how often an idle worker polls an empty queue (asynq TaskCheckInterval)"},
 	{"CRMQ_SHUTDOWN_TIMEOUT", "20s", "how long a stopping worker lets running tasks finish before requeueing them; keep below the orchestrator's grace period"},
+	{"CRMQ_WORKER_METRICS_ADDR", "", "address where a worker serves its own /metrics (task durations and outcomes); empty: off"},
+	{"CRMQ_MONITORING_READ_ONLY", "true", "true: /monitoring only shows queues; false: operators may also retry, archive and delete tasks there"},
 	{"CRMQ_METRICS_INTERVAL", "15s", "how often the API refreshes the cached queue metrics"},
 	{"CRMQ_CRON_ORPHANS", "0 3 * * 1", "cron spec (UTC) of orphans:recompute for every org; empty disables it"},
 	{"CRMQ_LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -67,20 +72,22 @@ func Load(requireAdmin bool) (Config, error) {
 func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error) {
 	p := parser{lookup: lookup}
 	c := Config{
-		DatabaseURL:     p.url("DATABASE_URL", "postgres", "postgresql"),
-		DBMaxConns:      p.int("CRMQ_DB_MAX_CONNS", 1, 1000),
-		RedisURL:        p.url("REDIS_URL", "redis", "rediss"),
-		HTTPAddr:        p.str("HTTP_ADDR"),
-		AdminKey:        p.str("CRMQ_ADMIN_KEY"),
-		MaxBodyBytes:    int64(p.int("CRMQ_MAX_BODY_BYTES", 1024, 1<<30)),
-		Concurrency:     p.int("CRMQ_WORKER_CONCURRENCY", 1, 1000),
-		QueueWeights:    p.weights("CRMQ_QUEUE_WEIGHTS"),
-		PollInterval:    p.duration("CRMQ_POLL_INTERVAL", time.Millisecond, time.Minute),
-		ShutdownTimeout: p.duration("CRMQ_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute),
-		MetricsInterval: p.duration("CRMQ_METRICS_INTERVAL", time.Second, time.Hour),
-		CronOrphans:     p.raw("CRMQ_CRON_ORPHANS"),
-		LogLevel:        p.level("CRMQ_LOG_LEVEL"),
-		LogFormat:       p.oneOf("CRMQ_LOG_FORMAT", "json", "text"),
+		DatabaseURL:        p.url("DATABASE_URL", "postgres", "postgresql"),
+		DBMaxConns:         p.int("CRMQ_DB_MAX_CONNS", 1, 1000),
+		RedisURL:           p.url("REDIS_URL", "redis", "rediss"),
+		HTTPAddr:           p.str("HTTP_ADDR"),
+		AdminKey:           p.str("CRMQ_ADMIN_KEY"),
+		MaxBodyBytes:       int64(p.int("CRMQ_MAX_BODY_BYTES", 1024, 1<<30)),
+		Concurrency:        p.int("CRMQ_WORKER_CONCURRENCY", 1, 1000),
+		QueueWeights:       p.weights("CRMQ_QUEUE_WEIGHTS"),
+		PollInterval:       p.duration("CRMQ_POLL_INTERVAL", time.Millisecond, time.Minute),
+		ShutdownTimeout:    p.duration("CRMQ_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute),
+		MetricsInterval:    p.duration("CRMQ_METRICS_INTERVAL", time.Second, time.Hour),
+		CronOrphans:        p.raw("CRMQ_CRON_ORPHANS"),
+		WorkerMetricsAddr:  p.str("CRMQ_WORKER_METRICS_ADDR"),
+		MonitoringReadOnly: p.oneOf("CRMQ_MONITORING_READ_ONLY", "true", "false") == "true",
+		LogLevel:           p.level("CRMQ_LOG_LEVEL"),
+		LogFormat:          p.oneOf("CRMQ_LOG_FORMAT", "json", "text"),
 	}
 	if p.err == nil && requireAdmin && len(c.AdminKey) < 24 {
 		p.err = fmt.Errorf("CRMQ_ADMIN_KEY: must be set to at least 24 characters")

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/crmq/crmq/store"
+)
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 only when both Postgres and Redis answer.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"postgres": "ok", "redis": "ok"}
+	ready := true
+	if err := s.db.PingContext(ctx); err != nil {
+		checks["postgres"], ready = "unreachable", false
+	}
+	if err := s.pingRedis(); err != nil {
+		checks["redis"], ready = "unreachable", false
+	}
+	if !ready {
+		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Content-Type", "application/problem+json")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"type": problemPrefix + "unavailable", "title": "Service Unavailable", "status": 503,
+			"detail": "a backing service is unreachable", "checks": checks,
+		})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
+}
+
+type createOrgRequest struct {
+	Name string `json:"name"`
+}
+
+type createOrgResponse struct {
+	Org    store.Org `json:"org"`
+	APIKey string    `json:"api_key"`
+}
+
+// createOrg makes an org and its first API key; the key is shown only here.
+func (s *server) createOrg(w http.ResponseWriter, r *http.Request) {
+	var body createOrgRequest
+	if err := decodeJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	name := strings.TrimSpace(body.Name)
+	if name == "" || len(name) > 100 {
+		s.fail(w, r, invalid("bad org name", map[string]string{"name": "1 to 100 characters"}))
+		return
+	}
+	org, key, err := s.db.CreateOrgWithKey(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, createOrgResponse{Org: org, APIKey: key})
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store"
+)
+
+// accepted is the answer to every enqueue.
+type accepted struct {
+	JobID     string `json:"job_id"`
+	StatusURL string `json:"status_url"`
+	EventsURL string `json:"events_url"`
+	State     string `json:"state"`
+}
+
+// enqueue is the one path from a validated task to a 202 answer, shared by
+// every enqueue route.
+func (s *server) enqueue(w http.ResponseWriter, r *http.Request, task jobs.Task) {
+	user, err := userID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 255 {
+		s.fail(w, r, invalid("bad Idempotency-Key header", map[string]string{"Idempotency-Key": "at most 255 characters"}))
+		return
+	}
+	job, replayed, err := s.enq.Enqueue(r.Context(), jobs.Request{
+		OrgID: orgFrom(r.Context()).ID, UserID: user, IdempotencyKey: key, Task: task,
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := "/v1/jobs/" + job.ID
+	w.Header().Set("Location", status)
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusAccepted, accepted{JobID: job.ID, StatusURL: status, EventsURL: status + "/events", State: job.State})
+}
+
+func (s *server) createJob(w http.ResponseWriter, r *http.Request) {
+	var body jobs.Generic
+	if err := decodeJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	task, err := jobs.FromGeneric(orgFrom(r.Context()).ID, body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.enqueue(w, r, task)
+}
+
+func (s *server) getJob(w http.ResponseWriter, r *http.Request) {
+	job, err := s.db.Job(r.Context(), orgFrom(r.Context()).ID, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, job)
+}
+
+// jobEvents streams the job as server-sent events: one `job` event per
+// change, until a final state, the client leaving, or maxStream.
+func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
+	const (
+		every     = 200 * time.Millisecond
+		keepAlive = 15 * time.Second
+		maxStream = 30 * time.Minute
+	)
+	ctx := r.Context()
+	orgID := orgFrom(ctx).ID
+	job, err := s.db.Job(ctx, orgID, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(maxStream + time.Minute))
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	send := func(j store.Job) error {
+		b, err := json.Marshal(j)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: job\ndata: %s\n\n", j.UpdatedAt.UnixMicro(), b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if send(job) != nil || store.JobFinal(job.State) {
+		return
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	deadline := time.Now().Add(maxStream)
+	lastWrite := time.Now()
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		next, err := s.db.Job(ctx, orgID, job.ID)
+		if err != nil {
+			return // the stream ends; the client reconnects or polls
+		}
+		if next.UpdatedAt.Equal(job.UpdatedAt) && next.State == job.State {
+			if time.Since(lastWrite) > keepAlive {
+				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+					return
+				}
+				lastWrite = time.Now()
+			}
+			continue
+		}
+		job = next
+		if send(job) != nil || store.JobFinal(job.State) {
+			return
+		}
+		lastWrite = time.Now()
+	}
+}

@@ -1,0 +1,99 @@
+// Command api serves crmq's HTTP API, the asynq dashboard under
+// /monitoring and Prometheus metrics under /metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/crmq/crmq/cmd/internal/config"
+	"github.com/crmq/crmq/cmd/internal/proc"
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store"
+)
+
+func main() {
+	cfg, err := config.Load(true)
+	if err != nil {
+		proc.Fatal(slog.Default(), "config", err)
+	}
+	log := cfg.Logger().With("process", "api")
+	ctx, stop := proc.SignalContext()
+	defer stop()
+
+	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	if err != nil {
+		proc.Fatal(log, "postgres", err)
+	}
+	defer db.Close()
+	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
+	if err != nil {
+		proc.Fatal(log, "redis", err)
+	}
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+	insp := asynq.NewInspector(redisOpt)
+	defer insp.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	queues := newQueueCollector(insp, log)
+	reg.MustRegister(queues)
+	reqDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "crmq_http_request_duration_seconds", Help: "HTTP request duration by route and status.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route", "status"})
+	reg.MustRegister(reqDur)
+	go queues.run(ctx, cfg.MetricsInterval)
+
+	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redisOpt, ReadOnly: cfg.MonitoringReadOnly})
+	defer mon.Close()
+
+	s := &server{
+		cfg:        cfg,
+		db:         db,
+		enq:        &jobs.Enqueuer{DB: db, Client: client, Log: log},
+		pingRedis:  client.Ping,
+		log:        log,
+		now:        time.Now,
+		metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		monitoring: mon,
+		reqDur:     reqDur,
+	}
+	srv := &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute, // SSE streams extend their own deadline
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("api listening", "addr", cfg.HTTPAddr)
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			proc.Fatal(log, "listen", err)
+		}
+	case <-ctx.Done():
+	}
+	log.Info("api stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("api shutdown", "err", err)
+	}
+	log.Info("api stopped")
+}

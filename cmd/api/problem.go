@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store"
+)
+
+// problem is an RFC 9457 problem details body. Type is a stable URN a
+// client can switch on; README lists them.
+type problem struct {
+	Type      string            `json:"type"`
+	Title     string            `json:"title"`
+	Status    int               `json:"status"`
+	Detail    string            `json:"detail,omitempty"`
+	Instance  string            `json:"instance,omitempty"`
+	Errors    map[string]string `json:"errors,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+}
+
+const problemPrefix = "urn:crmq:problem:"
+
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, detail string, fields map[string]string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problem{
+		Type:      problemPrefix + slug,
+		Title:     http.StatusText(status),
+		Status:    status,
+		Detail:    detail,
+		Instance:  r.URL.Path,
+		Errors:    fields,
+		RequestID: requestID(r.Context()),
+	})
+}
+
+// badRequest is an error the client made in the request itself.
+type badRequest struct {
+	slug   string
+	detail string
+	fields map[string]string
+}
+
+func (e *badRequest) Error() string { return e.detail }
+
+func invalid(detail string, fields map[string]string) error {
+	return &badRequest{slug: "validation", detail: detail, fields: fields}
+}
+
+// fail maps an error to its problem response in one place.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		bad      *badRequest
+		fe       jobs.FieldErrors
+		tooLarge *http.MaxBytesError
+		netErr   *net.OpError
+	)
+	switch {
+	case errors.As(err, &bad):
+		writeProblem(w, r, http.StatusBadRequest, bad.slug, bad.detail, bad.fields)
+	case errors.As(err, &fe):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the request has invalid fields", fe)
+	case errors.As(err, &tooLarge):
+		writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-large",
+			fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit), nil)
+	case errors.Is(err, store.ErrNotFound):
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such resource in this org", nil)
+	case errors.Is(err, jobs.ErrIdempotencyMismatch):
+		writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-mismatch", err.Error(), nil)
+	case errors.Is(err, store.ErrConflict):
+		writeProblem(w, r, http.StatusConflict, "conflict", err.Error(), nil)
+	case errors.Is(err, jobs.ErrUnavailable), errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn):
+		s.log.ErrorContext(r.Context(), "dependency unavailable", "err", err, "request_id", requestID(r.Context()))
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable",
+			"a backing service (Redis or PostgreSQL) is unreachable; nothing was accepted, retry later", nil)
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+	default:
+		s.log.ErrorContext(r.Context(), "internal error", "err", err, "request_id", requestID(r.Context()))
+		writeProblem(w, r, http.StatusInternalServerError, "internal", "internal error; the request id identifies it in the logs", nil)
+	}
+}
+
+// decodeJSON reads exactly one JSON value into dst, rejecting unknown
+// fields, trailing data and bodies over the limit set by the middleware.
+func decodeJSON(r *http.Request, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &badRequest{slug: "unsupported-media-type", detail: "Content-Type must be application/json"}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		return &badRequest{slug: "malformed-json", detail: "body must hold a single JSON value"}
+	}
+	return nil
+}
+
+// jsonError turns encoding/json's errors into client-facing ones.
+func jsonError(err error) error {
+	var (
+		syntax    *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+		tooLarge  *http.MaxBytesError
+		unknownFd = "json: unknown field "
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return err
+	case errors.Is(err, io.EOF):
+		return &badRequest{slug: "malformed-json", detail: "request body is empty"}
+	case errors.As(err, &syntax):
+		return &badRequest{slug: "malformed-json", detail: fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, err)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &badRequest{slug: "malformed-json", detail: "malformed JSON: body ends too early"}
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "(body)"
+		}
+		return invalid("a field has the wrong type", map[string]string{field: "must be " + typeErr.Type.String()})
+	case strings.HasPrefix(err.Error(), unknownFd):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), unknownFd), `"`)
+		return invalid("unknown field "+name, map[string]string{name: "unknown field"})
+	default:
+		return &badRequest{slug: "malformed-json", detail: err.Error()}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

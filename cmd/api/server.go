@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmq/crmq/cmd/internal/config"
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store"
+)
+
+// server holds what the handlers share. Handlers decode, validate, call one
+// function that does the work and write the answer; errors go through fail.
+type server struct {
+	cfg        config.Config
+	db         *store.DB
+	enq        *jobs.Enqueuer
+	pingRedis  func() error
+	log        *slog.Logger
+	now        func() time.Time
+	metrics    http.Handler
+	monitoring http.Handler
+	reqDur     *prometheus.HistogramVec
+}
+
+type ctxKey int
+
+const (
+	orgKey ctxKey = iota
+	requestIDKey
+)
+
+func orgFrom(ctx context.Context) store.Org {
+	o, _ := ctx.Value(orgKey).(store.Org)
+	return o
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+var safeRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// statusWriter remembers the status for logs and metrics, and turns the
+// mux's plain-text 404 and 405 answers into problem+json.
+type statusWriter struct {
+	http.ResponseWriter
+	r           *http.Request
+	status      int
+	swallowBody bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	w.status = code
+	ct := w.Header().Get("Content-Type")
+	if (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) && strings.HasPrefix(ct, "text/plain") {
+		w.swallowBody = true
+		w.Header().Del("X-Content-Type-Options")
+		slug, detail := "not-found", "no such route"
+		if code == http.StatusMethodNotAllowed {
+			slug, detail = "method-not-allowed", "method not allowed on this route; see the Allow header"
+		}
+		writeProblem(w.ResponseWriter, w.r, code, slug, detail, nil)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.swallowBody {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines (SSE).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observe assigns a request id, limits the body, recovers panics, logs one
+// line per request and records its duration by route pattern.
+func (s *server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-ID")
+		if !safeRequestID.MatchString(id) {
+			b := make([]byte, 8)
+			_, _ = rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-ID", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		sw := &statusWriter{ResponseWriter: w, r: r}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.ErrorContext(r.Context(), "handler panic", "panic", p, "stack", string(debug.Stack()), "request_id", id)
+				if sw.status == 0 {
+					writeProblem(sw, r, http.StatusInternalServerError, "internal", "internal error", nil)
+				}
+			}
+			if sw.status == 0 {
+				sw.status = http.StatusOK
+			}
+			d := time.Since(start)
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			if s.reqDur != nil {
+				s.reqDur.WithLabelValues(route, http.StatusText(sw.status)).Observe(d.Seconds())
+			}
+			s.log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "route", route,
+				"status", sw.status, "duration", d, "request_id", id, "org_id", orgFrom(r.Context()).ID)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// bearer returns the credential of an Authorization header, accepting HTTP
+// Basic too (password = key) so a browser can open /monitoring.
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if k, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(k)
+	}
+	if _, pass, ok := r.BasicAuth(); ok {
+		return pass
+	}
+	return ""
+}
+
+// org authenticates an org key and puts the org in the context.
+func (s *server) org(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := bearer(r)
+		if key == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="crmq"`)
+			writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "send Authorization: Bearer <org API key>", nil)
+			return
+		}
+		o, err := s.db.OrgByKey(r.Context(), key)
+		if errors.Is(err, store.ErrNotFound) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="crmq", error="invalid_token"`)
+			writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "unknown or revoked API key", nil)
+			return
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), orgKey, o)))
+	})
+}
+
+// admin requires the admin key (constant-time compare). An org key on an
+// admin route is 403: authenticated, but not allowed.
+func (s *server) admin(h http.Handler) http.Handler {
+	want := []byte(s.cfg.AdminKey)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := bearer(r)
+		if subtle.ConstantTimeCompare([]byte(key), want) == 1 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if key != "" {
+			if _, err := s.db.OrgByKey(r.Context(), key); err == nil {
+				writeProblem(w, r, http.StatusForbidden, "forbidden", "this route needs the admin key", nil)
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="crmq admin", charset="UTF-8"`)
+		writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "this route needs the admin key (Bearer, or Basic with the key as password)", nil)
+	})
+}
+
+// userID reads the acting user of the calling app; empty when absent.
+func userID(r *http.Request) (string, error) {
+	u := r.Header.Get("X-User-ID")
+	if u == "" {
+		return "", nil
+	}
+	if len(u) > 255 || strings.ContainsAny(u, "\r\n\t") {
+		return "", invalid("bad X-User-ID header", map[string]string{"X-User-ID": "at most 255 printable characters"})
+	}
+	return u, nil
+}

@@ -1,0 +1,56 @@
+// Command scheduler runs the cron table of periodic tasks. Run as many as
+// you like: each tick is enqueued once (see package scheduler).
+package main
+
+import (
+	"log/slog"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/crmq/crmq/cmd/internal/config"
+	"github.com/crmq/crmq/cmd/internal/proc"
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/scheduler"
+	"github.com/crmq/crmq/store"
+)
+
+func main() {
+	cfg, err := config.Load(false)
+	if err != nil {
+		proc.Fatal(slog.Default(), "config", err)
+	}
+	log := cfg.Logger().With("process", "scheduler")
+	ctx, stop := proc.SignalContext()
+	defer stop()
+
+	db, err := store.Open(ctx, cfg.DatabaseURL, 4)
+	if err != nil {
+		proc.Fatal(log, "postgres", err)
+	}
+	defer db.Close()
+	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
+	if err != nil {
+		proc.Fatal(log, "redis", err)
+	}
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+
+	s, err := scheduler.New(Table(cfg), &jobs.Enqueuer{DB: db, Client: client, Log: log}, db, log)
+	if err != nil {
+		proc.Fatal(log, "cron table", err)
+	}
+	s.Start()
+	log.Info("scheduler started", "entries", len(Table(cfg)))
+	<-ctx.Done()
+	log.Info("scheduler stopping")
+	s.Stop()
+}
+
+// Table is the cron table from config; an empty spec disables its entry.
+func Table(cfg config.Config) []scheduler.Entry {
+	var t []scheduler.Entry
+	if cfg.CronOrphans != "" {
+		t = append(t, scheduler.Entry{Spec: cfg.CronOrphans, Type: jobs.TypeOrphansRecompute, Build: jobs.NewOrphansTask})
+	}
+	return t
+}

@@ -1,0 +1,81 @@
+// Command worker runs the asynq server with every task handler. SIGTERM
+// stops taking tasks, lets running ones finish for CRMQ_SHUTDOWN_TIMEOUT,
+// then hands the rest back to their queue (they run again elsewhere;
+// handlers are idempotent).
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/crmq/crmq/cmd/internal/config"
+	"github.com/crmq/crmq/cmd/internal/proc"
+	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/workers"
+)
+
+func main() {
+	cfg, err := config.Load(false)
+	if err != nil {
+		proc.Fatal(slog.Default(), "config", err)
+	}
+	log := cfg.Logger().With("process", "worker")
+	ctx, stop := proc.SignalContext()
+	defer stop()
+
+	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	if err != nil {
+		proc.Fatal(log, "postgres", err)
+	}
+	defer db.Close()
+	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
+	if err != nil {
+		proc.Fatal(log, "redis", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := workers.NewMetrics()
+	reg.MustRegister(metrics.Duration, metrics.Outcomes)
+
+	srv := asynq.NewServer(redisOpt, asynq.Config{
+		Concurrency:       cfg.Concurrency,
+		Queues:            cfg.QueueWeights,
+		TaskCheckInterval: cfg.PollInterval,
+		ShutdownTimeout:   cfg.ShutdownTimeout,
+		Logger:            proc.AsynqLogger{L: log},
+		LogLevel:          asynq.InfoLevel,
+		BaseContext:       func() context.Context { return context.Background() },
+	})
+	mux := newMux(db, log, metrics)
+	if err := srv.Start(mux); err != nil {
+		proc.Fatal(log, "start asynq server", err)
+	}
+	log.Info("worker started", "concurrency", cfg.Concurrency, "queues", cfg.QueueWeights, "poll_interval", cfg.PollInterval)
+
+	var metricsSrv *http.Server
+	if cfg.WorkerMetricsAddr != "" {
+		metricsSrv = &http.Server{Addr: cfg.WorkerMetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := metricsSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener", "err", err)
+			}
+		}()
+	}
+
+	<-ctx.Done()
+	log.Info("worker stopping: no new tasks; waiting for running ones", "timeout", cfg.ShutdownTimeout)
+	srv.Shutdown()
+	if metricsSrv != nil {
+		_ = metricsSrv.Close()
+	}
+	log.Info("worker stopped")
+}

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/workers"
+	"github.com/crmq/crmq/workers/system"
+)
+
+// newMux registers every task type's handler behind the job-state middleware.
+func newMux(db *store.DB, log *slog.Logger, m *workers.Metrics) *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.Use(workers.JobState(db, log, m))
+	mux.Handle(jobs.TypePing, workers.Handle(db, system.Ping(db)))
+	return mux
+}

@@ -1,0 +1,120 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/crmq/crmq/store"
+)
+
+var (
+	// ErrUnavailable: the queue (Redis) refused the task; nothing was kept.
+	ErrUnavailable = errors.New("queue unavailable")
+	// ErrAlreadyEnqueued: a task with the same deterministic id exists (another scheduler won the tick).
+	ErrAlreadyEnqueued = errors.New("task already enqueued")
+	// ErrIdempotencyMismatch: an idempotency key was reused for a different request.
+	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request")
+)
+
+// Enqueuer writes the job row, then puts the task on its queue. The row
+// exists before a worker can see the task; if Redis refuses, the row is
+// removed again, so no job is left that will never run.
+type Enqueuer struct {
+	DB     *store.DB
+	Client *asynq.Client
+	Log    *slog.Logger
+}
+
+// Request is one task to enqueue for an org.
+type Request struct {
+	OrgID          int64
+	UserID         string // the acting user of the calling app, if any
+	IdempotencyKey string // a repeated key returns the first job
+	TaskID         string // deterministic id (scheduler); random when empty
+	Task           Task
+}
+
+// Enqueue returns the job, and whether it was an earlier job returned for
+// a repeated idempotency key.
+func (e *Enqueuer) Enqueue(ctx context.Context, req Request) (store.Job, bool, error) {
+	if req.IdempotencyKey != "" {
+		if j, ok, err := e.replay(ctx, req); ok || err != nil {
+			return j, ok, err
+		}
+	}
+	id := req.TaskID
+	if id == "" {
+		id = uuid.NewString()
+	}
+	job := store.Job{
+		ID: id, OrgID: req.OrgID, Type: req.Task.Spec.Type, Queue: req.Task.Queue,
+		MaxRetry: req.Task.Spec.MaxRetry, Payload: req.Task.Payload,
+	}
+	if req.UserID != "" {
+		job.UserID = &req.UserID
+	}
+	if req.IdempotencyKey != "" {
+		job.IdempotencyKey = &req.IdempotencyKey
+	}
+	inserted, err := e.DB.InsertJob(ctx, job)
+	if errors.Is(err, store.ErrConflict) {
+		// A concurrent request with the same key won the insert.
+		j, ok, err := e.replay(ctx, req)
+		if !ok && err == nil {
+			err = fmt.Errorf("idempotent replay: %w", store.ErrConflict)
+		}
+		return j, ok, err
+	}
+	if err != nil {
+		return store.Job{}, false, err
+	}
+	if !inserted {
+		return store.Job{}, false, fmt.Errorf("job %s: %w", id, ErrAlreadyEnqueued)
+	}
+	if _, err := e.Client.EnqueueContext(ctx, req.Task.Asynq(asynq.TaskID(id))); err != nil {
+		// Keep no row for a task that is not on a queue; the delete must
+		// run even if the caller's context is gone.
+		if derr := e.DB.DeleteQueuedJob(context.WithoutCancel(ctx), id); derr != nil {
+			e.Log.ErrorContext(ctx, "job row left after failed enqueue", "job_id", id, "err", derr)
+		}
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			return store.Job{}, false, fmt.Errorf("job %s: %w", id, ErrAlreadyEnqueued)
+		}
+		return store.Job{}, false, fmt.Errorf("enqueue %s: %w: %w", req.Task.Spec.Type, ErrUnavailable, err)
+	}
+	j, err := e.DB.Job(ctx, req.OrgID, id)
+	return j, false, err
+}
+
+// replay returns the job an earlier request created with the same key,
+// after checking that it was the same request.
+func (e *Enqueuer) replay(ctx context.Context, req Request) (store.Job, bool, error) {
+	j, err := e.DB.JobByIdempotencyKey(ctx, req.OrgID, req.IdempotencyKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Job{}, false, nil
+	}
+	if err != nil {
+		return store.Job{}, false, err
+	}
+	if j.Type != req.Task.Spec.Type || !jsonEqual(j.Payload, req.Task.Payload) {
+		return store.Job{}, false, ErrIdempotencyMismatch
+	}
+	return j, true, nil
+}
+
+// jsonEqual compares two JSON documents by value (Postgres' jsonb does not
+// keep key order or spacing).
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}

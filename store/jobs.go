@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Job states. A job moves queued -> running -> succeeded | failed, through
+// retrying when an attempt fails and another is due, and back to queued
+// when a stopping worker hands it back.
+const (
+	JobQueued    = "queued"
+	JobRunning   = "running"
+	JobRetrying  = "retrying"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+	JobCancelled = "cancelled"
+)
+
+// JobFinal tells whether a state is final.
+func JobFinal(state string) bool {
+	return state == JobSucceeded || state == JobFailed || state == JobCancelled
+}
+
+// Job is the durable status of one task.
+type Job struct {
+	ID             string          `db:"id" json:"id"`
+	OrgID          int64           `db:"org_id" json:"-"`
+	UserID         *string         `db:"user_id" json:"user_id,omitempty"`
+	Type           string          `db:"type" json:"type"`
+	Queue          string          `db:"queue" json:"queue"`
+	State          string          `db:"state" json:"state"`
+	Progress       int             `db:"progress" json:"progress"`
+	Attempts       int             `db:"attempts" json:"attempts"`
+	MaxRetry       int             `db:"max_retry" json:"max_retry"`
+	Payload        json.RawMessage `db:"payload" json:"-"`
+	Result         *RawJSON        `db:"result" json:"result,omitempty"`
+	Error          *string         `db:"error" json:"error,omitempty"`
+	IdempotencyKey *string         `db:"idempotency_key" json:"-"`
+	CreatedAt      time.Time       `db:"created_at" json:"created_at"`
+	StartedAt      *time.Time      `db:"started_at" json:"started_at,omitempty"`
+	FinishedAt     *time.Time      `db:"finished_at" json:"finished_at,omitempty"`
+	UpdatedAt      time.Time       `db:"updated_at" json:"updated_at"`
+}
+
+// RawJSON is a jsonb column that scans from bytes and marshals as is.
+type RawJSON []byte
+
+// Scan implements sql.Scanner.
+func (r *RawJSON) Scan(src any) error {
+	switch v := src.(type) {
+	case []byte:
+		*r = append((*r)[:0], v...)
+	case string:
+		*r = RawJSON(v)
+	case nil:
+		*r = nil
+	default:
+		return fmt.Errorf("RawJSON: cannot scan %T", src)
+	}
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (r RawJSON) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+
+const jobColumns = `id, org_id, user_id, type, queue, state, progress, attempts, max_retry, payload,
+	result, error, idempotency_key, created_at, started_at, finished_at, updated_at`
+
+// InsertJob writes a new queued job row. It returns false, without error,
+// when a row with that id already exists (a deterministic scheduler id), and
+// ErrConflict when the org already used the idempotency key.
+func (db *DB) InsertJob(ctx context.Context, j Job) (bool, error) {
+	res, err := db.ExecContext(ctx, `
+		INSERT INTO jobs (id, org_id, user_id, type, queue, max_retry, payload, idempotency_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (id) DO NOTHING`,
+		j.ID, j.OrgID, j.UserID, j.Type, j.Queue, j.MaxRetry, []byte(j.Payload), j.IdempotencyKey)
+	if isUniqueViolation(err) {
+		return false, fmt.Errorf("idempotency key: %w", ErrConflict)
+	}
+	if err != nil {
+		return false, fmt.Errorf("insert job: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// DeleteQueuedJob removes a job row that never reached the queue.
+func (db *DB) DeleteQueuedJob(ctx context.Context, id string) error {
+	_, err := db.ExecContext(ctx, `DELETE FROM jobs WHERE id = $1 AND state = 'queued' AND attempts = 0`, id)
+	if err != nil {
+		return fmt.Errorf("delete job %s: %w", id, err)
+	}
+	return nil
+}
+
+// Job reads one job of an org; another org's job is ErrNotFound.
+func (db *DB) Job(ctx context.Context, orgID int64, id string) (Job, error) {
+	var j Job
+	err := db.GetContext(ctx, &j, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND org_id = $2`, id, orgID)
+	if err != nil {
+		return Job{}, notFound(err, "job "+id)
+	}
+	return j, nil
+}
+
+// JobByIdempotencyKey finds the job an org created with the key.
+func (db *DB) JobByIdempotencyKey(ctx context.Context, orgID int64, key string) (Job, error) {
+	var j Job
+	err := db.GetContext(ctx, &j, `SELECT `+jobColumns+` FROM jobs WHERE org_id = $1 AND idempotency_key = $2`, orgID, key)
+	if err != nil {
+		return Job{}, notFound(err, "job")
+	}
+	return j, nil
+}
+
+// StartJob marks a job running for the given attempt (1-based) and returns
+// the state it had before, so a redelivered job that already succeeded is
+// not run again. ErrNotFound when no row exists.
+func (db *DB) StartJob(ctx context.Context, id string, attempt int) (previous string, err error) {
+	err = db.GetContext(ctx, &previous, `
+		WITH old AS (SELECT id, state FROM jobs WHERE id = $1 FOR UPDATE)
+		UPDATE jobs j SET
+			state = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN old.state ELSE 'running' END,
+			attempts = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.attempts ELSE $2 END,
+			started_at = COALESCE(j.started_at, now()),
+			error = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.error ELSE NULL END,
+			updated_at = now()
+		FROM old WHERE j.id = old.id
+		RETURNING old.state`, id, attempt)
+	if err != nil {
+		return "", notFound(err, "job "+id)
+	}
+	return previous, nil
+}
+
+// FinishJob records the outcome of an attempt. The state and the result are
+// one UPDATE, so a job is never succeeded without its result.
+func (db *DB) FinishJob(ctx context.Context, id, state string, result []byte, errMsg string) error {
+	var errCol *string
+	if errMsg != "" {
+		errCol = &errMsg
+	}
+	var resultCol any
+	if result != nil {
+		resultCol = result
+	}
+	_, err := db.ExecContext(ctx, `
+		UPDATE jobs SET state = $2,
+			result = COALESCE($3::jsonb, result),
+			error = $4,
+			progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,
+			finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled') THEN now() ELSE NULL END,
+			updated_at = now()
+		WHERE id = $1 AND state NOT IN ('succeeded', 'cancelled')`, id, state, resultCol, errCol)
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetJobProgress records progress in percent (0-100) of a running job.
+func (db *DB) SetJobProgress(ctx context.Context, id string, percent int) error {
+	percent = max(0, min(100, percent))
+	_, err := db.ExecContext(ctx, `UPDATE jobs SET progress = $2, updated_at = now() WHERE id = $1 AND state = 'running'`, id, percent)
+	if err != nil {
+		return fmt.Errorf("job progress %s: %w", id, err)
+	}
+	return nil
+}
+
+// JobQueuedFor is the time a job waited between its row's creation (the
+// enqueue) and its first start, both read from Postgres' clock.
+func (db *DB) JobQueuedFor(ctx context.Context, id string) (time.Duration, error) {
+	var secs float64
+	err := db.GetContext(ctx, &secs, `
+		SELECT EXTRACT(EPOCH FROM COALESCE(started_at, now()) - created_at)::float8 FROM jobs WHERE id = $1`, id)
+	if err != nil {
+		return 0, notFound(err, "job "+id)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}

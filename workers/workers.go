@@ -1,0 +1,182 @@
+// Package workers holds what every task handler shares: the middleware that
+// moves the job row through its states and the typed adapter that decodes a
+// payload once. Each task family lives in its own subpackage.
+package workers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store"
+)
+
+// JobStore is what the middleware needs of Postgres.
+type JobStore interface {
+	StartJob(ctx context.Context, id string, attempt int) (string, error)
+	FinishJob(ctx context.Context, id, state string, result []byte, errMsg string) error
+	SetJobProgress(ctx context.Context, id string, percent int) error
+}
+
+// Job is what a typed handler receives: the decoded payload and the means
+// to report progress.
+type Job[P jobs.Payload] struct {
+	ID      string
+	Attempt int
+	Payload P
+	store   JobStore
+}
+
+// Progress records progress in percent; failures to record are logged, not fatal.
+func (j Job[P]) Progress(ctx context.Context, percent int) {
+	if j.store == nil {
+		return
+	}
+	if err := j.store.SetJobProgress(ctx, j.ID, percent); err != nil {
+		slog.WarnContext(ctx, "progress not recorded", "job_id", j.ID, "err", err)
+	}
+}
+
+// resultKey carries the slot a typed handler fills with its result.
+type resultKey struct{}
+
+type resultSlot struct{ data []byte }
+
+// Handle adapts a typed function to an asynq handler: the payload is
+// decoded and validated once (a bad payload fails without retries), and the
+// function's result is handed to the middleware, which stores it with the
+// succeeded state.
+func Handle[P jobs.Payload, R any](st JobStore, fn func(ctx context.Context, job Job[P]) (R, error)) asynq.HandlerFunc {
+	return func(ctx context.Context, t *asynq.Task) error {
+		p, err := jobs.Decode[P](t.Payload())
+		if err != nil {
+			return err
+		}
+		id, _ := asynq.GetTaskID(ctx)
+		retried, _ := asynq.GetRetryCount(ctx)
+		r, err := fn(ctx, Job[P]{ID: id, Attempt: retried + 1, Payload: p, store: st})
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("marshal result: %w: %w", err, asynq.SkipRetry)
+		}
+		if slot, ok := ctx.Value(resultKey{}).(*resultSlot); ok {
+			slot.data = b
+		}
+		return nil
+	}
+}
+
+// Metrics of task execution, registered by the worker process.
+type Metrics struct {
+	Duration *prometheus.HistogramVec
+	Outcomes *prometheus.CounterVec
+}
+
+// NewMetrics creates the task metrics; register them with a registry.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "crmq_task_duration_seconds",
+			Help:    "Time a task handler ran, by type and outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"type", "outcome"}),
+		Outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmq_tasks_total",
+			Help: "Task attempts by type and outcome (succeeded, retrying, failed, requeued, skipped).",
+		}, []string{"type", "outcome"}),
+	}
+}
+
+// JobState is the middleware that keeps the jobs row in step with asynq:
+// running when an attempt starts; succeeded with its result, retrying or
+// failed with the error when it ends; queued again when a stopping worker
+// hands the task back. A redelivered task whose job already succeeded (the
+// worker died after the commit but before asynq's ack) is not run again.
+func JobState(st JobStore, log *slog.Logger, m *Metrics) asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			id, _ := asynq.GetTaskID(ctx)
+			retried, _ := asynq.GetRetryCount(ctx)
+			maxRetry, _ := asynq.GetMaxRetry(ctx)
+			log := log.With("job_id", id, "type", t.Type(), "attempt", retried+1)
+			// State writes must land even when the task's context is done.
+			bg := context.WithoutCancel(ctx)
+
+			prev, err := st.StartJob(ctx, id, retried+1)
+			if errors.Is(err, store.ErrNotFound) {
+				log.ErrorContext(ctx, "task has no job row; dropped")
+				return fmt.Errorf("job row %s missing: %w", id, asynq.SkipRetry)
+			}
+			if err != nil {
+				return fmt.Errorf("start job: %w", err) // Postgres trouble: let asynq retry
+			}
+			if prev == store.JobSucceeded || prev == store.JobCancelled {
+				log.InfoContext(ctx, "job already final; not run again", "state", prev)
+				m.observe(t.Type(), "skipped", 0)
+				return nil
+			}
+
+			log.InfoContext(ctx, "job started")
+			start := time.Now()
+			slot := &resultSlot{}
+			err = next.ProcessTask(context.WithValue(ctx, resultKey{}, slot), t)
+			elapsed := time.Since(start)
+
+			state, msg := outcome(ctx, err, retried, maxRetry)
+			if ferr := st.FinishJob(bg, id, state, slot.data, msg); ferr != nil {
+				log.ErrorContext(ctx, "job state not recorded", "state", state, "err", ferr)
+				if err == nil {
+					// Without the succeeded row the result is not durable:
+					// let asynq run it again (handlers are idempotent).
+					return fmt.Errorf("record success: %w", ferr)
+				}
+			}
+			m.observe(t.Type(), state, elapsed)
+			switch state {
+			case store.JobSucceeded:
+				log.InfoContext(ctx, "job succeeded", "duration", elapsed)
+			case store.JobQueued:
+				log.WarnContext(ctx, "job handed back to the queue", "duration", elapsed, "err", err)
+			default:
+				log.WarnContext(ctx, "job attempt failed", "state", state, "duration", elapsed, "err", err)
+			}
+			return err
+		})
+	}
+}
+
+// outcome maps a handler's return to the job state, mirroring asynq's own
+// decision: SkipRetry or the last allowed attempt fails the job; a context
+// cancelled by a stopping worker requeues it without using an attempt.
+func outcome(ctx context.Context, err error, retried, maxRetry int) (state, msg string) {
+	switch {
+	case err == nil:
+		return store.JobSucceeded, ""
+	case errors.Is(ctx.Err(), context.Canceled) && !errors.Is(err, asynq.SkipRetry):
+		return store.JobQueued, "worker stopped during the attempt; requeued"
+	case errors.Is(err, asynq.SkipRetry), errors.Is(err, asynq.RevokeTask), retried >= maxRetry:
+		return store.JobFailed, err.Error()
+	default:
+		return store.JobRetrying, err.Error()
+	}
+}
+
+func (m *Metrics) observe(taskType, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.Outcomes.WithLabelValues(taskType, outcome).Inc()
+	if outcome != "skipped" {
+		m.Duration.WithLabelValues(taskType, outcome).Observe(d.Seconds())
+	}
+}
