@@ -181,3 +181,13 @@ func randomSuffix() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// NewOrg creates an org with an API key in db.
+func NewOrg(t testing.TB, db *store.DB, name string) (store.Org, string) {
+	t.Helper()
+	org, key, err := db.CreateOrgWithKey(context.Background(), name)
+	if err != nil {
+		t.Fatalf("create org %s: %v", name, err)
+	}
+	return org, key
+}

@@ -1,0 +1,137 @@
+package scheduler_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/scheduler"
+	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/storetest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// twoSchedulers builds two independent schedulers (own Redis clients, own
+// Enqueuers) over the same Redis DB and Postgres database, as two clock
+// processes would be.
+func twoSchedulers(t *testing.T, spec string) (*store.DB, asynq.RedisConnOpt, [2]*scheduler.Scheduler, []scheduler.Entry) {
+	t.Helper()
+	db, _ := storetest.NewDB(t)
+	opt, err := asynq.ParseRedisURI(storetest.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.NewOrg(t, db, "one")
+	storetest.NewOrg(t, db, "two")
+	entries := []scheduler.Entry{{Spec: spec, Type: jobs.TypeOrphansRecompute, Build: jobs.NewOrphansTask}}
+	var s [2]*scheduler.Scheduler
+	for i := range s {
+		c := asynq.NewClient(opt)
+		t.Cleanup(func() { c.Close() })
+		s[i], err = scheduler.New(entries, &jobs.Enqueuer{DB: db, Client: c, Log: quiet}, db, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, opt, s, entries
+}
+
+func TestTwoSchedulersSameTickEnqueueOnce(t *testing.T) {
+	t.Parallel()
+	db, opt, s, entries := twoSchedulers(t, "0 3 * * 1")
+	tick := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	var (
+		wg  sync.WaitGroup
+		res [2]scheduler.TickResult
+	)
+	for i := range s {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if res[i], err = s[i].Tick(context.Background(), entries[0], tick); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := res[0].Enqueued + res[1].Enqueued; got != 2 {
+		t.Fatalf("two orgs, one tick: %d enqueued in all (%+v), want 2", got, res)
+	}
+	if got := res[0].AlreadyEnqueued + res[1].AlreadyEnqueued; got != 2 {
+		t.Fatalf("the losing scheduler should see 2 already-enqueued, got %+v", res)
+	}
+	assertOneTaskPerRow(t, db, opt, 2)
+}
+
+func TestTwoLiveSchedulersEnqueueEachTickOnce(t *testing.T) {
+	t.Parallel()
+	db, opt, s, _ := twoSchedulers(t, "* * * * * *") // every second
+	s[0].Start()
+	s[1].Start()
+	time.Sleep(3200 * time.Millisecond)
+	s[0].Stop()
+	s[1].Stop()
+
+	var rows []struct {
+		ID    string `db:"id"`
+		OrgID int64  `db:"org_id"`
+	}
+	if err := db.SelectContext(context.Background(), &rows, `SELECT id, org_id FROM jobs`); err != nil {
+		t.Fatal(err)
+	}
+	// 3 or 4 ticks in 3.2 s, two orgs each.
+	if len(rows) < 6 || len(rows) > 8 || len(rows)%2 != 0 {
+		t.Fatalf("got %d job rows for ~3 ticks x 2 orgs: %v", len(rows), rows)
+	}
+	assertOneTaskPerRow(t, db, opt, len(rows))
+}
+
+// assertOneTaskPerRow checks Redis holds exactly one task per job row.
+func assertOneTaskPerRow(t *testing.T, db *store.DB, opt asynq.RedisConnOpt, want int) {
+	t.Helper()
+	var n int
+	if err := db.GetContext(context.Background(), &n, `SELECT count(*) FROM jobs`); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	q, err := insp.GetQueueInfo(jobs.QueueLow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != want || q.Pending != want {
+		t.Fatalf("job rows %d, pending tasks %d, want %d of each", n, q.Pending, want)
+	}
+}
+
+func TestNominalTickIgnoresFiringDelay(t *testing.T) {
+	t.Parallel()
+	sched, err := scheduler.Parse("0 3 * * 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC) // a Monday
+	for _, late := range []time.Duration{0, time.Millisecond, 900 * time.Millisecond, 30 * time.Second} {
+		if got := scheduler.NominalTick(sched, tick.Add(late)); !got.Equal(tick) {
+			t.Errorf("fired %s late: tick %s, want %s", late, got, tick)
+		}
+	}
+}
+
+func TestEveryIsRefused(t *testing.T) {
+	t.Parallel()
+	if _, err := scheduler.Parse("@every 1m"); err == nil {
+		t.Fatal("@every must be refused: its ticks are not aligned across processes")
+	}
+	if _, err := scheduler.Parse("61 * * * *"); err == nil {
+		t.Fatal("bad spec accepted")
+	}
+}
