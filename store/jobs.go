@@ -63,6 +63,12 @@ func (r *RawJSON) Scan(src any) error {
 	return nil
 }
 
+// UnmarshalJSON implements json.Unmarshaler (clients decoding a job).
+func (r *RawJSON) UnmarshalJSON(b []byte) error {
+	*r = append((*r)[:0], b...)
+	return nil
+}
+
 // MarshalJSON implements json.Marshaler.
 func (r RawJSON) MarshalJSON() ([]byte, error) {
 	if len(r) == 0 {
