@@ -39,7 +39,7 @@ func setup(t *testing.T) fixture {
 
 func ping(t *testing.T, orgID int64, queue string) jobs.Task {
 	t.Helper()
-	task, err := jobs.NewPingTask(orgID, queue)
+	task, err := jobs.NewPingTask(orgID, queue, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestDeterministicTaskIDEnqueuesOnce(t *testing.T) {
 
 func TestPayloadValidation(t *testing.T) {
 	t.Parallel()
-	if _, err := jobs.NewPingTask(1, "urgent"); !errors.Is(err, jobs.ErrInvalid) {
+	if _, err := jobs.NewPingTask(1, "urgent", 0); !errors.Is(err, jobs.ErrInvalid) {
 		t.Fatalf("unknown queue: want ErrInvalid, got %v", err)
 	}
 	if _, err := jobs.NewOrphansTask(0); !errors.Is(err, jobs.ErrInvalid) {

@@ -10,10 +10,16 @@ var PingSpec = Spec{Type: TypePing, Queue: QueueCritical, MaxRetry: 1, Timeout: 
 
 // PingPayload names the queue probed. Time queued is measured from the job
 // row (created_at to started_at, both Postgres' clock), not the payload.
+// HoldMS keeps the worker slot busy that long (at most MaxPingHold), which
+// lets an operator watch a deploy drain running tasks.
 type PingPayload struct {
-	OrgID int64  `json:"org_id"`
-	Queue string `json:"queue"`
+	OrgID  int64  `json:"org_id"`
+	Queue  string `json:"queue"`
+	HoldMS int    `json:"hold_ms,omitempty"`
 }
+
+// MaxPingHold bounds hold_ms well inside PingSpec.Timeout.
+const MaxPingHold = 20 * time.Second
 
 // PingResult is what a ping job stores.
 type PingResult struct {
@@ -35,6 +41,9 @@ func (p PingPayload) Validate() error {
 	if !validQueue(p.Queue) {
 		fe["queue"] = "must be critical, default or low"
 	}
+	if p.HoldMS < 0 || time.Duration(p.HoldMS)*time.Millisecond > MaxPingHold {
+		fe["hold_ms"] = "must be between 0 and 20000"
+	}
 	if len(fe) > 0 {
 		return fe
 	}
@@ -42,11 +51,11 @@ func (p PingPayload) Validate() error {
 }
 
 // NewPingTask builds a ping for the queue it probes.
-func NewPingTask(orgID int64, queue string) (Task, error) {
+func NewPingTask(orgID int64, queue string, holdMS int) (Task, error) {
 	if queue == "" {
 		queue = PingSpec.Queue
 	}
-	return newTask(PingSpec, PingPayload{OrgID: orgID, Queue: queue}, queue)
+	return newTask(PingSpec, PingPayload{OrgID: orgID, Queue: queue, HoldMS: holdMS}, queue)
 }
 
 func validQueue(q string) bool {

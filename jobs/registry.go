@@ -5,16 +5,17 @@ import "sort"
 // Generic is the body of POST /v1/jobs: the task type and, for a ping, the
 // queue it probes. Task families with their own payloads have typed routes.
 type Generic struct {
-	Type  string `json:"type"`
-	Queue string `json:"queue,omitempty"`
+	Type   string `json:"type"`
+	Queue  string `json:"queue,omitempty"`
+	HoldMS int    `json:"hold_ms,omitempty"`
 }
 
 // generic are the task types POST /v1/jobs accepts.
 var generic = map[string]func(orgID int64, g Generic) (Task, error){
-	TypePing: func(orgID int64, g Generic) (Task, error) { return NewPingTask(orgID, g.Queue) },
+	TypePing: func(orgID int64, g Generic) (Task, error) { return NewPingTask(orgID, g.Queue, g.HoldMS) },
 	TypeOrphansRecompute: func(orgID int64, g Generic) (Task, error) {
-		if g.Queue != "" {
-			return Task{}, FieldErrors{"queue": "orphans:recompute always runs on queue low"}
+		if g.Queue != "" || g.HoldMS != 0 {
+			return Task{}, FieldErrors{"queue": "orphans:recompute takes no options; it always runs on queue low"}
 		}
 		return NewOrphansTask(orgID)
 	},

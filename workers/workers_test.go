@@ -120,7 +120,7 @@ func TestPingSucceedsWithItsResult(t *testing.T) {
 	e.serve(t, time.Second, func(mux *asynq.ServeMux) {
 		mux.Handle(jobs.TypePing, workers.Handle(e.db, system.Ping(e.db)))
 	})
-	task, _ := jobs.NewPingTask(e.org.ID, "low")
+	task, _ := jobs.NewPingTask(e.org.ID, "low", 0)
 	j, _, err := e.enq.Enqueue(context.Background(), jobs.Request{OrgID: e.org.ID, Task: task})
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,13 @@ type QueueTimer interface {
 func Ping(st QueueTimer) func(context.Context, workers.Job[jobs.PingPayload]) (jobs.PingResult, error) {
 	host, _ := os.Hostname()
 	return func(ctx context.Context, job workers.Job[jobs.PingPayload]) (jobs.PingResult, error) {
+		if hold := time.Duration(job.Payload.HoldMS) * time.Millisecond; hold > 0 {
+			select {
+			case <-time.After(hold):
+			case <-ctx.Done():
+				return jobs.PingResult{}, ctx.Err()
+			}
+		}
 		queued, err := st.JobQueuedFor(ctx, job.ID)
 		if err != nil {
 			return jobs.PingResult{}, err
