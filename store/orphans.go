@@ -61,6 +61,11 @@ type OrphanRun struct {
 	JobID             string    `db:"job_id" json:"job_id"`
 }
 
+func (r OrphanRun) utc() OrphanRun {
+	r.ComputedAt = r.ComputedAt.UTC()
+	return r
+}
+
 // recomputeOrphansSQL computes the definitions above for one module in one
 // statement. %[1]s is the record table, %[2]s its column in activities and
 // orphan_state; both come from trailModules, never from input.
@@ -163,7 +168,7 @@ func (db *DB) RecomputeOrphans(ctx context.Context, orgID int64, module string, 
 	if err != nil {
 		return OrphanRun{}, err
 	}
-	return run, nil
+	return run.utc(), nil
 }
 
 // LastOrphanRun returns the latest recomputation of the module in the org;
@@ -184,7 +189,7 @@ func lastOrphanRun(ctx context.Context, q sqlx.QueryerContext, orgID int64, modu
 	if err != nil {
 		return OrphanRun{}, notFound(err, "orphan run of "+module)
 	}
-	return run, nil
+	return run.utc(), nil
 }
 
 // OrphanStatus returns the orphan state of one lead or contact (by its
@@ -205,6 +210,11 @@ func orphanStatus(ctx context.Context, q sqlx.QueryerContext, orgID int64, modul
 		FROM orphan_state WHERE org_id = $1 AND module = $2 AND record_id = $3`, orgID, module, recordID)
 	if err != nil {
 		return OrphanState{}, notFound(err, fmt.Sprintf("orphan state of %s %d", module, recordID))
+	}
+	s.ComputedAt = s.ComputedAt.UTC()
+	if s.OpenSince != nil {
+		t := s.OpenSince.UTC()
+		s.OpenSince = &t
 	}
 	return s, nil
 }
