@@ -107,7 +107,7 @@ WITH touch AS (
     LEFT JOIN open o ON o.record_id = r.id
     WHERE r.org_id = $1
 ), written AS (
-    INSERT INTO orphan_state AS s
+    INSERT INTO orphan_state
         (org_id, module, %[2]s, is_orphan, open_since, current_gap_seconds, average_gap_seconds, computed_at, job_id)
     SELECT $1, $4, id, coalesce(current_gap > average, false), open_since, current_gap, average, $2, $3
     FROM computed
@@ -121,7 +121,7 @@ WITH touch AS (
         job_id = EXCLUDED.job_id
     RETURNING is_orphan
 )
-INSERT INTO orphan_runs AS run (org_id, module, average_gap_seconds, records, orphans, computed_at, job_id)
+INSERT INTO orphan_runs (org_id, module, average_gap_seconds, records, orphans, computed_at, job_id)
 SELECT $1, $4, (SELECT seconds FROM average), count(*), count(*) FILTER (WHERE is_orphan), $2, $3
 FROM written
 ON CONFLICT (org_id, module) DO UPDATE SET
