@@ -73,6 +73,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &tooLarge):
 		writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-large",
 			fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit), nil)
+	case errors.Is(err, store.ErrInvalidQuery):
+		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error(), nil)
 	case errors.Is(err, store.ErrNotFound):
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such resource in this org", nil)
 	case errors.Is(err, jobs.ErrIdempotencyMismatch):

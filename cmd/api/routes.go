@@ -20,5 +20,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /v1/jobs/{id}", s.org(s.getJob))
 	mux.Handle("GET /v1/jobs/{id}/events", s.org(s.jobEvents))
 
+	mux.Handle("GET /v1/modules/{module}/records/{id}/interactions", s.org(s.interactions))
+
 	return s.observe(mux)
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/workers"
+	"github.com/crmq/crmq/workers/maintenance"
 	"github.com/crmq/crmq/workers/system"
 )
 
@@ -16,5 +18,6 @@ func newMux(db *store.DB, log *slog.Logger, m *workers.Metrics) *asynq.ServeMux 
 	mux := asynq.NewServeMux()
 	mux.Use(workers.JobState(db, log, m))
 	mux.Handle(jobs.TypePing, workers.Handle(db, system.Ping(db)))
+	mux.Handle(jobs.TypeOrphansRecompute, workers.Handle(db, maintenance.OrphansHandler(db, time.Now)))
 	return mux
 }

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/workers"
 )
 
 // OrphanStore is what orphan recomputation needs of the store.
@@ -53,4 +55,12 @@ func RecomputeOrphans(ctx context.Context, st OrphanStore, orgID int64, now time
 		res.Modules = append(res.Modules, run)
 	}
 	return res, nil
+}
+
+// OrphansHandler is the orphans:recompute task: the org's state as of the
+// attempt's start.
+func OrphansHandler(st OrphanStore, now func() time.Time) func(context.Context, workers.Job[jobs.OrgPayload]) (OrphansResult, error) {
+	return func(ctx context.Context, job workers.Job[jobs.OrgPayload]) (OrphansResult, error) {
+		return RecomputeOrphans(ctx, st, job.Payload.OrgID, now(), job.ID)
+	}
 }
