@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -65,6 +67,13 @@ func newAPI(t *testing.T) *apiEnv {
 	e.srv = httptest.NewServer(s.routes())
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// rebuild serves the routes again after a test swapped a part of the server.
+func (e *apiEnv) rebuild(t *testing.T) {
+	t.Helper()
+	e.srv = httptest.NewServer(e.s.routes())
+	t.Cleanup(e.srv.Close)
 }
 
 // startWorker runs an in-process worker with the real middleware and ping handler.
@@ -326,5 +335,76 @@ func TestEventsStreamUntilFinal(t *testing.T) {
 	}
 	if len(states) < 2 || states[0] != store.JobQueued || states[len(states)-1] != store.JobSucceeded {
 		t.Fatalf("event states %v: want queued first and succeeded last, then the stream ends", states)
+	}
+}
+
+func TestMonitoringShowsTheThreeQueuesToAdminsOnly(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t)
+	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: e.opt, ReadOnly: true})
+	t.Cleanup(func() { mon.Close() })
+	e.s.monitoring = mon
+	e.rebuild(t)
+	for _, q := range []string{"critical", "default", "low"} {
+		e.do(t, "POST", "/v1/jobs", e.keyA, `{"type":"system:ping","queue":"`+q+`"}`)
+	}
+
+	r := e.do(t, "GET", "/monitoring/", "", "")
+	if r.StatusCode != 401 || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic") {
+		t.Fatalf("dashboard without a key: %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
+	}
+	wantProblem(t, e.do(t, "GET", "/monitoring/", e.keyA, ""), 403, "forbidden")
+	page := e.do(t, "GET", "/monitoring/", testAdminKey, "")
+	body, _ := io.ReadAll(page.Body)
+	if page.StatusCode != 200 || !strings.Contains(string(body), "<html") {
+		t.Fatalf("dashboard page: %d", page.StatusCode)
+	}
+	var queues struct {
+		Queues []struct {
+			Queue string `json:"queue"`
+			Size  int    `json:"size"`
+		} `json:"queues"`
+	}
+	qr := e.do(t, "GET", "/monitoring/api/queues", testAdminKey, "")
+	if err := json.NewDecoder(qr.Body).Decode(&queues); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, q := range queues.Queues {
+		names = append(names, q.Queue)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"critical", "default", "low"}) {
+		t.Fatalf("dashboard queues %v", names)
+	}
+	// Read-only: the dashboard refuses to change anything.
+	if r := e.do(t, "POST", "/monitoring/api/queues/low:pause", testAdminKey, ""); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("pause through a read-only dashboard: %d", r.StatusCode)
+	}
+}
+
+func TestMetricsExposeQueueSizes(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t)
+	insp := asynq.NewInspector(e.opt)
+	t.Cleanup(func() { insp.Close() })
+	e.do(t, "POST", "/v1/jobs", e.keyA, `{"type":"system:ping","queue":"default"}`)
+	reg := prometheus.NewRegistry()
+	qc := newQueueCollector(insp, quiet)
+	qc.refresh()
+	reg.MustRegister(qc)
+	e.s.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	e.rebuild(t)
+	r := e.do(t, "GET", "/metrics", testAdminKey, "")
+	b, _ := io.ReadAll(r.Body)
+	for _, want := range []string{
+		`crmq_queue_tasks{queue="default",state="pending"} 1`,
+		`crmq_queue_tasks{queue="critical",state="pending"} 0`,
+		`crmq_queue_latency_seconds{queue="low"}`,
+		`crmq_queue_stats_up 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
