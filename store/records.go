@@ -332,6 +332,9 @@ func upsertRows(ctx context.Context, tx *sqlx.Tx, orgID int64, m Module, rows []
 // picklist made by the batch, including the first value of a new record.
 // A change already recorded with the same new value at the same time is not
 // recorded again, so replaying a back-fill (changed_at given) is idempotent.
+// Without changed_at a change is dated by this statement, which runs under
+// the batch's lock, not by the transaction's start: batches that queued on
+// the lock are dated in the order they were applied.
 func writeHistory(ctx context.Context, tx *sqlx.Tx, orgID int64, m Module, rows []inputRow, ids map[string]int64, old map[string]*string, inserted map[int]bool) error {
 	f, _ := m.field(m.Tracked)
 	var recIDs, olds, news, ats textArray
@@ -356,7 +359,7 @@ func writeHistory(ctx context.Context, tx *sqlx.Tx, orgID int64, m Module, rows 
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO field_history (org_id, module, record_id, field, old_value, new_value, changed_at)
 		SELECT $1, $2, h.record_id, $3, h.old_value, h.new_value, h.changed_at
-		FROM (SELECT r.record_id, r.old_value, r.new_value, COALESCE(r.changed_at, now()) AS changed_at
+		FROM (SELECT r.record_id, r.old_value, r.new_value, COALESCE(r.changed_at, statement_timestamp()) AS changed_at
 		      FROM unnest($4::bigint[], $5::text[], $6::text[], $7::timestamptz[])
 		           AS r(record_id, old_value, new_value, changed_at)) h
 		WHERE NOT EXISTS (
