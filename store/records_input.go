@@ -46,8 +46,11 @@ func parseRow(m Module, index int, raw json.RawMessage) (inputRow, []string) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return row, []string{"row is not a JSON object"}
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &obj); err != nil {
+	// One decode per row, numbers kept exact; the values are checked below.
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
 		return row, []string{"row is not a JSON object: " + err.Error()}
 	}
 
@@ -119,15 +122,11 @@ func parseRow(m Module, index int, raw json.RawMessage) (inputRow, []string) {
 				continue
 			}
 			if m.Custom {
-				val, err := decodeValue(v)
-				if err == nil {
-					err = checkJSON(val, 1)
-				}
-				if err != nil {
+				if err := checkJSON(v, 1); err != nil {
 					fail("field %q: %v", k, err)
 					continue
 				}
-				extra[k] = val
+				extra[k] = v
 				continue
 			}
 			fail("unknown field %q for module %s", k, m.Name)
@@ -171,7 +170,7 @@ func parseRow(m Module, index int, raw json.RawMessage) (inputRow, []string) {
 	return row, errs
 }
 
-func externalID(v json.RawMessage) (string, error) {
+func externalID(v any) (string, error) {
 	s, err := textValue(v)
 	if err != nil {
 		return "", err
@@ -194,23 +193,8 @@ func checkExternalID(s string) error {
 	return nil
 }
 
-// decodeValue decodes one JSON value, keeping numbers exact.
-func decodeValue(v json.RawMessage) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(v))
-	dec.UseNumber()
-	var out any
-	if err := dec.Decode(&out); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // textValue reads a JSON string or null.
-func textValue(v json.RawMessage) (*string, error) {
-	val, err := decodeValue(v)
-	if err != nil {
-		return nil, err
-	}
+func textValue(val any) (*string, error) {
 	switch x := val.(type) {
 	case nil:
 		return nil, nil
@@ -226,11 +210,7 @@ func textValue(v json.RawMessage) (*string, error) {
 
 // convert checks one field value and returns it in the text form Postgres
 // casts to the column type; nil for null.
-func convert(f Field, v json.RawMessage) (*string, error) {
-	val, err := decodeValue(v)
-	if err != nil {
-		return nil, err
-	}
+func convert(f Field, val any) (*string, error) {
 	if val == nil {
 		return nil, nil
 	}
@@ -266,6 +246,7 @@ func convert(f Field, v json.RawMessage) (*string, error) {
 		if !ok {
 			return nil, fmt.Errorf("want a number, got %s", jsonKind(val))
 		}
+		var err error
 		out, err = decimal(string(n), f.Precision, f.Scale)
 		if err != nil {
 			return nil, err
@@ -340,11 +321,7 @@ func decimal(s string, precision, scale int) (string, error) {
 }
 
 // attributesValue reads the attributes object; null means none.
-func attributesValue(v json.RawMessage) (map[string]any, error) {
-	val, err := decodeValue(v)
-	if err != nil {
-		return nil, err
-	}
+func attributesValue(val any) (map[string]any, error) {
 	if val == nil {
 		return nil, nil
 	}
