@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"math/big"
 	"slices"
 	"strconv"
@@ -53,18 +55,16 @@ func parseRow(m Module, index int, raw json.RawMessage) (inputRow, []string) {
 	if err := dec.Decode(&obj); err != nil {
 		return row, []string{"row is not a JSON object: " + err.Error()}
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return row, []string{"row has data after its JSON object"}
+	}
 
 	var errs []string
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	var attrs map[string]any
 	extra := map[string]any{} // top-level custom fields of a custom module
 
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		v := obj[k]
 		switch {
 		case k == "external_id":
@@ -122,7 +122,7 @@ func parseRow(m Module, index int, raw json.RawMessage) (inputRow, []string) {
 				continue
 			}
 			if m.Custom {
-				if err := checkJSON(v, 1); err != nil {
+				if err := checkJSON(map[string]any{k: v}, 1); err != nil {
 					fail("field %q: %v", k, err)
 					continue
 				}
@@ -152,11 +152,11 @@ func parseRow(m Module, index int, raw json.RawMessage) (inputRow, []string) {
 		if attrs == nil {
 			attrs = map[string]any{}
 		}
-		for k, v := range extra {
+		for _, k := range slices.Sorted(maps.Keys(extra)) {
 			if _, dup := attrs[k]; dup {
 				fail("field %q is given both at the top level and in attributes", k)
 			}
-			attrs[k] = v
+			attrs[k] = extra[k]
 		}
 	}
 	if attrs != nil {

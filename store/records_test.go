@@ -222,6 +222,8 @@ func TestUpsertValidatesTypesAndChecks(t *testing.T) {
 		{"accounts", `{"external_id": "x", "attributes": {"a": 1e5000}}`, `attributes: number 1e5000 is out of range`},
 		{"accounts", `{"external_id": "x", "attributes": ` + strings.Repeat(`{"a":`, 70) + `1` + strings.Repeat(`}`, 70) + `}`, `nested deeper than 64 levels`},
 		{"widgets", `{"external_id": "x", "name": 5}`, `field "name": want a string, got a number`},
+		{"widgets", `{"external_id": "x", "a\u0000b": 1}`, `key contains a NUL character`},
+		{"accounts", `{"external_id": "x"} {"name": "y"}`, `row has data after its JSON object`},
 		{"widgets", `{"external_id": "x", "color": "red", "attributes": {"color": "blue"}}`, `field "color" is given both at the top level and in attributes`},
 	} {
 		t.Run(tc.module+" "+tc.wantErr, func(t *testing.T) {
