@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -37,6 +38,9 @@ func (db *DB) GetRecord(ctx context.Context, orgID int64, module, externalID str
 	m, err := ModuleByName(module)
 	if err != nil {
 		return nil, err
+	}
+	if !storableID(externalID) {
+		return nil, fmt.Errorf("%s %q: %w", m.Name, externalID, ErrNotFound)
 	}
 	from, args := recordFrom(m, orgID)
 	args = append(args, externalID)
@@ -110,6 +114,9 @@ func (db *DB) DeleteRecord(ctx context.Context, orgID int64, module, externalID 
 		return err
 	}
 	what := fmt.Sprintf("%s %q", m.Name, externalID)
+	if !storableID(externalID) {
+		return fmt.Errorf("delete %s: %w", what, ErrNotFound)
+	}
 	return db.InTx(ctx, func(tx *sqlx.Tx) error {
 		q := `DELETE FROM ` + m.Table + ` WHERE org_id = $1 AND external_id = $2`
 		args := []any{orgID, externalID}
@@ -171,6 +178,13 @@ func utcJSON(col string) string {
 	return `to_char(` + col + ` AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
 }
 
+// storableID tells whether an id from a URL could name a stored record;
+// one that could not (NUL, invalid UTF-8, too long) is simply not found,
+// rather than an error from Postgres.
+func storableID(id string) bool {
+	return checkExternalID(id) == nil && utf8.ValidString(id)
+}
+
 func decodeRecord(raw []byte) (Record, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -219,6 +233,9 @@ func (db *DB) FieldHistory(ctx context.Context, orgID int64, module, externalID 
 	m, err := ModuleByName(module)
 	if err != nil {
 		return nil, err
+	}
+	if !storableID(externalID) {
+		return nil, fmt.Errorf("%s %q: %w", m.Name, externalID, ErrNotFound)
 	}
 	from, args := recordFrom(Module{Table: m.Table, Custom: m.Custom, Name: m.Name}, orgID)
 	args = append(args, externalID)

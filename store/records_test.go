@@ -130,6 +130,18 @@ func TestUpsertCreatesThenUpdates(t *testing.T) {
 	if _, err := db.GetRecord(ctx, org, "accounts", "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("missing record: want ErrNotFound, got %v", err)
 	}
+	// Ids from a URL that no record can have are not found, not a database error.
+	for _, id := range []string{"", "a\x00", "\xff\xfe", strings.Repeat("a", 300)} {
+		if _, err := db.GetRecord(ctx, org, "accounts", id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("get %q: want ErrNotFound, got %v", id, err)
+		}
+		if err := db.DeleteRecord(ctx, org, "accounts", id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("delete %q: want ErrNotFound, got %v", id, err)
+		}
+		if _, err := db.FieldHistory(ctx, org, "deals", id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("history %q: want ErrNotFound, got %v", id, err)
+		}
+	}
 }
 
 func TestUpsertReportsBadRowsAndStoresGoodOnes(t *testing.T) {
