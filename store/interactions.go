@@ -34,9 +34,6 @@ const (
 	ItemMilestone  = "milestone"
 )
 
-// Mediums are the channels of touchpoints (activities.medium).
-var Mediums = []string{"email", "call", "meeting", "survey", "desk", "facebook", "twitter", "backstage", "webinar", "visit", "portal"}
-
 // InteractionQuery selects what the trail shows. Mediums, Users and the
 // time range [From, To) filter touchpoints (empty means all); the time
 // range also bounds milestones. Limit 0 means DefaultTrailLimit.
@@ -58,7 +55,7 @@ func (q InteractionQuery) normalize() (InteractionQuery, error) {
 		return q, fmt.Errorf("view %q (want all, signals or milestones): %w", q.View, ErrInvalidQuery)
 	}
 	for _, m := range q.Mediums {
-		if !slices.Contains(Mediums, m) {
+		if !slices.Contains(Mediums(), m) {
 			return q, fmt.Errorf("medium %q: %w", m, ErrInvalidQuery)
 		}
 	}

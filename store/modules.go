@@ -63,7 +63,10 @@ type Module struct {
 	Custom bool
 }
 
-var moduleNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+// customModuleRE names custom modules. The prefix keeps them apart from
+// built-in ones and makes a mistyped module name an error (404), not a new
+// module.
+var customModuleRE = regexp.MustCompile(`^custom_[a-z0-9_]{1,56}$`)
 
 const (
 	int32Min = -1 << 31
@@ -206,10 +209,10 @@ func BuiltinModules() []string {
 	return names
 }
 
-// ValidModule tells whether name is a built-in module or a valid custom
-// module name (^[a-z][a-z0-9_]{0,62}$).
+// ValidModule tells whether name is a built-in module or a custom module
+// name (custom_ followed by 1 to 56 of a-z, 0-9 and _).
 func ValidModule(name string) bool {
-	return moduleNameRE.MatchString(name)
+	return IsBuiltinModule(name) || customModuleRE.MatchString(name)
 }
 
 // IsBuiltinModule tells whether name is one of the built-in modules.

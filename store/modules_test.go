@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/crmq/crmq/store"
@@ -82,15 +83,17 @@ func TestModuleNames(t *testing.T) {
 	}{
 		{"accounts", true, true},
 		{"playbook_tasks", true, true},
-		{"widgets", true, false},
-		{"w", true, false},
-		{"a2_b", true, false},
+		{"custom_widgets", true, false},
+		{"custom_w", true, false},
+		{"custom_a2_b", true, false},
+		{"widgets", false, false},
+		{"custom_", false, false},
 		{"", false, false},
 		{"Widgets", false, false},
 		{"2widgets", false, false},
 		{"wid-gets", false, false},
 		{"_x", false, false},
-		{"a123456789012345678901234567890123456789012345678901234567890123", false, false}, // 64 chars
+		{"custom_" + strings.Repeat("a", 57), false, false}, // 64 chars
 	} {
 		if got := store.ValidModule(tc.name); got != tc.valid {
 			t.Errorf("ValidModule(%q) = %v, want %v", tc.name, got, tc.valid)

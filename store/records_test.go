@@ -233,10 +233,10 @@ func TestUpsertValidatesTypesAndChecks(t *testing.T) {
 		{"accounts", `{"external_id": "x", "attributes": {"a": "\u0000"}}`, `attributes: contains a NUL character`},
 		{"accounts", `{"external_id": "x", "attributes": {"a": 1e5000}}`, `attributes: number 1e5000 is out of range`},
 		{"accounts", `{"external_id": "x", "attributes": ` + strings.Repeat(`{"a":`, 70) + `1` + strings.Repeat(`}`, 70) + `}`, `nested deeper than 64 levels`},
-		{"widgets", `{"external_id": "x", "name": 5}`, `field "name": want a string, got a number`},
-		{"widgets", `{"external_id": "x", "a\u0000b": 1}`, `key contains a NUL character`},
+		{"custom_widgets", `{"external_id": "x", "name": 5}`, `field "name": want a string, got a number`},
+		{"custom_widgets", `{"external_id": "x", "a\u0000b": 1}`, `key contains a NUL character`},
 		{"accounts", `{"external_id": "x"} {"name": "y"}`, `row has data after its JSON object`},
-		{"widgets", `{"external_id": "x", "color": "red", "attributes": {"color": "blue"}}`, `field "color" is given both at the top level and in attributes`},
+		{"custom_widgets", `{"external_id": "x", "color": "red", "attributes": {"color": "blue"}}`, `field "color" is given both at the top level and in attributes`},
 	} {
 		t.Run(tc.module+" "+tc.wantErr, func(t *testing.T) {
 			// A good row rides along to show the bad one does not sink it.
@@ -522,7 +522,7 @@ func TestListRecordsPaginatesOverEveryRowOnce(t *testing.T) {
 	if err != nil || len(page.Records) != store.DefaultPageSize {
 		t.Errorf("limit 0: %d records, %v", len(page.Records), err)
 	}
-	page, err = db.ListRecords(ctx, org, "widgets", 10, "")
+	page, err = db.ListRecords(ctx, org, "custom_widgets", 10, "")
 	if err != nil || len(page.Records) != 0 || page.NextCursor != "" {
 		t.Errorf("empty custom module: %+v, %v", page, err)
 	}
@@ -542,10 +542,10 @@ func TestOtherOrgCannotReadWriteOrDelete(t *testing.T) {
 	a := newOrg(t, db, "a")
 	b := newOrg(t, db, "b")
 	mustOK(t, upsert(t, db, a, "accounts", rows(`{"external_id": "acc", "name": "A's"}`)))
-	mustOK(t, upsert(t, db, a, "widgets", rows(`{"external_id": "w", "name": "A's widget"}`)))
+	mustOK(t, upsert(t, db, a, "custom_widgets", rows(`{"external_id": "w", "name": "A's widget"}`)))
 
-	for _, module := range []string{"accounts", "widgets"} {
-		id := map[string]string{"accounts": "acc", "widgets": "w"}[module]
+	for _, module := range []string{"accounts", "custom_widgets"} {
+		id := map[string]string{"accounts": "acc", "custom_widgets": "w"}[module]
 		if _, err := db.GetRecord(ctx, b, module, id); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("b reads a's %s: %v", module, err)
 		}
@@ -624,37 +624,37 @@ func TestCustomModuleRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	db, _ := storetest.NewDB(t)
 	org := newOrg(t, db, "acme")
-	res := upsert(t, db, org, "widgets", rows(
+	res := upsert(t, db, org, "custom_widgets", rows(
 		`{"external_id": "w1", "name": "Sprocket", "state": "draft", "color": "red", "attributes": {"size": 3}}`,
 		`{"external_id": "w2"}`))
 	mustOK(t, res)
-	w1 := get(t, db, org, "widgets", "w1")
+	w1 := get(t, db, org, "custom_widgets", "w1")
 	attrs, _ := w1["attributes"].(map[string]any)
 	if w1["id"] != "w1" || w1["name"] != "Sprocket" || w1["state"] != "draft" || attrs["color"] != "red" || attrs["size"] != json.Number("3") {
 		t.Errorf("w1 = %v", w1)
 	}
 	// Same external id in another custom module is another record.
-	mustOK(t, upsert(t, db, org, "gadgets", rows(`{"external_id": "w1", "name": "Other"}`)))
-	if got := get(t, db, org, "widgets", "w1")["name"]; got != "Sprocket" {
+	mustOK(t, upsert(t, db, org, "custom_gadgets", rows(`{"external_id": "w1", "name": "Other"}`)))
+	if got := get(t, db, org, "custom_widgets", "w1")["name"]; got != "Sprocket" {
 		t.Errorf("gadgets w1 overwrote widgets w1: %v", got)
 	}
-	res = upsert(t, db, org, "widgets", rows(`{"external_id": "w1", "name": "Sprocket 2"}`))
+	res = upsert(t, db, org, "custom_widgets", rows(`{"external_id": "w1", "name": "Sprocket 2"}`))
 	if res.Rows[0].Status != store.RowUpdated {
 		t.Errorf("re-upsert: %+v", res.Rows[0])
 	}
-	page, err := db.ListRecords(ctx, org, "widgets", 10, "")
+	page, err := db.ListRecords(ctx, org, "custom_widgets", 10, "")
 	if err != nil || len(page.Records) != 2 {
 		t.Fatalf("list: %+v %v", page, err)
 	}
-	if err := db.DeleteRecord(ctx, org, "widgets", "w1"); err != nil {
+	if err := db.DeleteRecord(ctx, org, "custom_widgets", "w1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.GetRecord(ctx, org, "widgets", "w1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.GetRecord(ctx, org, "custom_widgets", "w1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("after delete: %v", err)
 	}
-	get(t, db, org, "gadgets", "w1")
+	get(t, db, org, "custom_gadgets", "w1")
 	counts, _ := db.CountRows(ctx, org)
-	if counts.Modules["widgets"] != 1 || counts.Modules["gadgets"] != 1 {
+	if counts.Modules["custom_widgets"] != 1 || counts.Modules["custom_gadgets"] != 1 {
 		t.Errorf("counts %+v", counts.Modules)
 	}
 	for _, bad := range []string{"Widgets", "9lives", "a-b", ""} {

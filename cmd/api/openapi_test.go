@@ -12,8 +12,8 @@ import (
 // The OpenAPI document lists exactly the routes the server has.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	var doc struct {
-		OpenAPI string                               `yaml:"openapi"`
-		Paths   map[string]map[string]map[string]any `yaml:"paths"`
+		OpenAPI string                    `yaml:"openapi"`
+		Paths   map[string]map[string]any `yaml:"paths"`
 	}
 	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
 		t.Fatalf("openapi.yaml: %v", err)

@@ -73,6 +73,12 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &tooLarge):
 		writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-large",
 			fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit), nil)
+	case errors.Is(err, errTooManyRecords), errors.Is(err, store.ErrBatchTooLarge):
+		writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-large", errTooManyRecords.Error()+"; split the batch", nil)
+	case errors.Is(err, store.ErrInvalidCursor):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "cursor is not one this API issued", map[string]string{"cursor": "invalid"})
+	case errors.Is(err, store.ErrInvalidModule):
+		writeProblem(w, r, http.StatusNotFound, "unknown-module", err.Error(), nil)
 	case errors.Is(err, store.ErrInvalidQuery):
 		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error(), nil)
 	case errors.Is(err, store.ErrNotFound):

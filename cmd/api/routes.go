@@ -22,6 +22,10 @@ func (s *server) routeTable() []route {
 		{"GET /v1/jobs/{id}", s.org(s.getJob)},
 		{"GET /v1/jobs/{id}/events", s.org(s.jobEvents)},
 
+		{"PUT /v1/modules/{module}/records", s.org(s.upsertRecords)},
+		{"GET /v1/modules/{module}/records", s.org(s.listRecords)},
+		{"GET /v1/modules/{module}/records/{id}", s.org(s.getRecord)},
+		{"DELETE /v1/modules/{module}/records/{id}", s.org(s.deleteRecord)},
 		{"GET /v1/modules/{module}/records/{id}/interactions", s.org(s.interactions)},
 	}
 	if s.monitoring != nil {

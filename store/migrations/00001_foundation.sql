@@ -362,7 +362,7 @@ CREATE INDEX activities_deal_idx ON activities (deal_id) WHERE deal_id IS NOT NU
 CREATE TABLE records (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     org_id      bigint NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
-    module      text NOT NULL CHECK (module ~ '^[a-z][a-z0-9_]{0,62}$'),
+    module      text NOT NULL CHECK (module ~ '^custom_[a-z0-9_]{1,56}$'),
     external_id text NOT NULL CHECK (external_id <> ''),
     state       text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'draft', 'incomplete')),
     name        text NOT NULL DEFAULT '',

@@ -37,8 +37,8 @@ type Config struct {
 	LogFormat string
 }
 
-// Var documents one environment variable; README's table is generated
-// from the same list so the two cannot drift.
+// Var documents one environment variable; readme_test.go checks that
+// README's table has a row for each.
 type Var struct {
 	Name, Default, Doc string
 }

@@ -219,5 +219,5 @@ func (g *generator) genCustom() {
 			"website": "https://" + strings.ToLower(strings.ReplaceAll(c, " ", "")) + ".example",
 			"threat":  []string{"high", "medium", "low", "medium"}[i]})
 	}
-	g.emit("competitors", rows)
+	g.emit("custom_competitors", rows)
 }
