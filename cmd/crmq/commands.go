@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/crmq/crmq/cmd/internal/proc"
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store"
+)
+
+// defaultOrg is the org `make run` seeds; enqueue and job use it unless told.
+const defaultOrg = "demo"
+
+func runMigrate(ctx context.Context, c *cli, args []string) error {
+	if _, err := c.parse(c.flags(), args, 0, 0); err != nil {
+		return err
+	}
+	db, err := c.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	if err := store.Migrate(ctx, db.DB.DB); err != nil {
+		return err
+	}
+	c.logger().InfoContext(ctx, "database migrated")
+	return nil
+}
+
+func runOrgCreate(ctx context.Context, c *cli, args []string) error {
+	name, err := c.orgNameArg(args)
+	if err != nil {
+		return err
+	}
+	db, err := c.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	org, key, err := db.CreateOrgWithKey(ctx, name)
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("org name %q is taken (`crmq org key %s` issues another key for it): %w", name, name, err)
+	}
+	if err != nil {
+		return err
+	}
+	c.logger().InfoContext(ctx, "org created", "org_id", org.ID, "name", org.Name)
+	_, err = fmt.Fprintln(c.stdout, key)
+	return err
+}
+
+func runOrgKey(ctx context.Context, c *cli, args []string) error {
+	name, err := c.orgNameArg(args)
+	if err != nil {
+		return err
+	}
+	db, err := c.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	org, err := orgByName(ctx, db, name)
+	if err != nil {
+		return err
+	}
+	key, err := db.CreateAPIKey(ctx, org.ID)
+	if err != nil {
+		return err
+	}
+	c.logger().InfoContext(ctx, "api key issued", "org_id", org.ID, "name", org.Name)
+	_, err = fmt.Fprintln(c.stdout, key)
+	return err
+}
+
+// orgNameArg reads the NAME of org create / org key, with the API's rule.
+func (c *cli) orgNameArg(args []string) (string, error) {
+	pos, err := c.parse(c.flags(), args, 1, 1)
+	if err != nil {
+		return "", err
+	}
+	name := strings.TrimSpace(pos[0])
+	if name == "" || len(name) > 100 {
+		return "", usagef(c.cmd, "NAME must be 1 to 100 characters")
+	}
+	return name, nil
+}
+
+func orgByName(ctx context.Context, db *store.DB, name string) (store.Org, error) {
+	org, err := db.OrgByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Org{}, fmt.Errorf("no org named %q (create it with `crmq org create %s`): %w", name, name, err)
+	}
+	return org, err
+}
+
+func runEnqueue(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags()
+	orgName := fs.String("org", defaultOrg, "org that owns the job")
+	queue := fs.String("queue", "", "queue to probe, for system:ping: critical, default or low (default: the type's own queue)")
+	wait := fs.Bool("wait", false, "wait for a final state and print the job as JSON instead of its id; exit 1 if it failed")
+	timeout := fs.Duration("timeout", 2*time.Minute, "with --wait: how long to wait")
+	c.detail = "TYPE is one of: " + strings.Join(jobs.GenericTypes(), ", ") + "."
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *timeout <= 0 {
+		return usagef(c.cmd, "--timeout must be positive")
+	}
+	generic := jobs.Generic{Type: pos[0], Queue: *queue}
+	// Check the arguments before touching the network; org 1 stands in
+	// for the real org, which only the payload carries.
+	if _, err := jobs.FromGeneric(1, generic); err != nil {
+		return usagef(c.cmd, "%s", err.Error())
+	}
+
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	db, err := c.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	org, err := orgByName(ctx, db, *orgName)
+	if err != nil {
+		return err
+	}
+	task, err := jobs.FromGeneric(org.ID, generic)
+	if err != nil {
+		return err
+	}
+	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+	enq := &jobs.Enqueuer{DB: db, Client: client, Log: c.logger()}
+	job, _, err := enq.Enqueue(ctx, jobs.Request{OrgID: org.ID, Task: task})
+	if err != nil {
+		return err
+	}
+	c.logger().InfoContext(ctx, "job enqueued", "job_id", job.ID, "type", job.Type, "queue", job.Queue, "org", org.Name)
+	if !*wait {
+		_, err = fmt.Fprintln(c.stdout, job.ID)
+		return err
+	}
+	job, err = awaitFinal(ctx, db, org.ID, job.ID, *timeout)
+	if err != nil {
+		return err
+	}
+	if err := printJSON(c.stdout, job); err != nil {
+		return err
+	}
+	return finalOutcome(job)
+}
+
+// awaitFinal polls the job row until it reaches a final state or timeout.
+func awaitFinal(ctx context.Context, db *store.DB, orgID int64, id string, timeout time.Duration) (store.Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	state := "unknown"
+	for {
+		job, err := db.Job(ctx, orgID, id)
+		switch {
+		case err == nil && store.JobFinal(job.State):
+			return job, nil
+		case err == nil:
+			state = job.State
+		case ctx.Err() == nil:
+			return store.Job{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return store.Job{}, fmt.Errorf("job %s still %s after %s (is a worker consuming its queue?): %w", id, state, timeout, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// finalOutcome turns a failed or cancelled job into an error (exit 1).
+func finalOutcome(job store.Job) error {
+	if job.State == store.JobSucceeded {
+		return nil
+	}
+	msg := ""
+	if job.Error != nil {
+		msg = ": " + *job.Error
+	}
+	return fmt.Errorf("job %s %s after %d attempt(s)%s", job.ID, job.State, job.Attempts, msg)
+}
+
+func runJob(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags()
+	orgName := fs.String("org", defaultOrg, "org that owns the job")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	db, err := c.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	org, err := orgByName(ctx, db, *orgName)
+	if err != nil {
+		return err
+	}
+	job, err := db.Job(ctx, org.ID, pos[0])
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("org %q has no job %q: %w", org.Name, pos[0], err)
+	}
+	if err != nil {
+		return err
+	}
+	return printJSON(c.stdout, job)
+}
+
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode json: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
