@@ -4,7 +4,7 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crmq?sslmode=disable
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 BIN := bin
 
-.PHONY: run test build services vet bench clean
+.PHONY: run test build services vet bench bench-e2e clean
 
 build:
 	go build -o $(BIN)/ ./cmd/...
@@ -22,6 +22,10 @@ test: services
 
 bench: services build
 	go test -run '^$$' -bench . -benchmem ./...
+
+# API -> asynq -> worker -> Postgres latency against raw asynq, same Redis, same run.
+bench-e2e: services build
+	./deploy/dev/bench-e2e.sh $(ARGS)
 
 clean:
 	rm -rf $(BIN)

@@ -63,7 +63,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, req Request) (store.Job, bool, e
 	if req.IdempotencyKey != "" {
 		job.IdempotencyKey = &req.IdempotencyKey
 	}
-	inserted, err := e.DB.InsertJob(ctx, job)
+	stored, inserted, err := e.DB.InsertJob(ctx, job)
 	if errors.Is(err, store.ErrConflict) {
 		// A concurrent request with the same key won the insert.
 		j, ok, err := e.replay(ctx, req)
@@ -89,8 +89,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, req Request) (store.Job, bool, e
 		}
 		return store.Job{}, false, fmt.Errorf("enqueue %s: %w: %w", req.Task.Spec.Type, ErrUnavailable, err)
 	}
-	j, err := e.DB.Job(ctx, req.OrgID, id)
-	return j, false, err
+	return stored, false, nil
 }
 
 // replay returns the job an earlier request created with the same key,

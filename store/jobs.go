@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -80,23 +82,27 @@ func (r RawJSON) MarshalJSON() ([]byte, error) {
 const jobColumns = `id, org_id, user_id, type, queue, state, progress, attempts, max_retry, payload,
 	result, error, idempotency_key, created_at, started_at, finished_at, updated_at`
 
-// InsertJob writes a new queued job row. It returns false, without error,
-// when a row with that id already exists (a deterministic scheduler id), and
-// ErrConflict when the org already used the idempotency key.
-func (db *DB) InsertJob(ctx context.Context, j Job) (bool, error) {
-	res, err := db.ExecContext(ctx, `
+// InsertJob writes a new queued job row and returns it as stored. It
+// returns false, without error, when a row with that id already exists (a
+// deterministic scheduler id), and ErrConflict when the org already used
+// the idempotency key.
+func (db *DB) InsertJob(ctx context.Context, j Job) (Job, bool, error) {
+	var out Job
+	err := db.GetContext(ctx, &out, `
 		INSERT INTO jobs (id, org_id, user_id, type, queue, max_retry, payload, idempotency_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (id) DO NOTHING`,
+		ON CONFLICT (id) DO NOTHING
+		RETURNING `+jobColumns,
 		j.ID, j.OrgID, j.UserID, j.Type, j.Queue, j.MaxRetry, []byte(j.Payload), j.IdempotencyKey)
-	if isUniqueViolation(err) {
-		return false, fmt.Errorf("idempotency key: %w", ErrConflict)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Job{}, false, nil
+	case isUniqueViolation(err):
+		return Job{}, false, fmt.Errorf("idempotency key: %w", ErrConflict)
+	case err != nil:
+		return Job{}, false, fmt.Errorf("insert job: %w", err)
 	}
-	if err != nil {
-		return false, fmt.Errorf("insert job: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	return out, true, nil
 }
 
 // DeleteQueuedJob removes a job row that never reached the queue.
@@ -128,11 +134,23 @@ func (db *DB) JobByIdempotencyKey(ctx context.Context, orgID int64, key string) 
 	return j, nil
 }
 
+// JobStart is what StartJob reports: the state the job had before, when it
+// was enqueued and when its first attempt started (Postgres' clock).
+type JobStart struct {
+	Previous  string    `db:"previous"`
+	CreatedAt time.Time `db:"created_at"`
+	StartedAt time.Time `db:"started_at"`
+}
+
+// QueuedFor is the time the job waited before its first attempt.
+func (s JobStart) QueuedFor() time.Duration { return s.StartedAt.Sub(s.CreatedAt) }
+
 // StartJob marks a job running for the given attempt (1-based) and returns
 // the state it had before, so a redelivered job that already succeeded is
 // not run again. ErrNotFound when no row exists.
-func (db *DB) StartJob(ctx context.Context, id string, attempt int) (previous string, err error) {
-	err = db.GetContext(ctx, &previous, `
+func (db *DB) StartJob(ctx context.Context, id string, attempt int) (JobStart, error) {
+	var js JobStart
+	err := db.GetContext(ctx, &js, `
 		WITH old AS (SELECT id, state FROM jobs WHERE id = $1 FOR UPDATE)
 		UPDATE jobs j SET
 			state = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN old.state ELSE 'running' END,
@@ -141,11 +159,11 @@ func (db *DB) StartJob(ctx context.Context, id string, attempt int) (previous st
 			error = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.error ELSE NULL END,
 			updated_at = now()
 		FROM old WHERE j.id = old.id
-		RETURNING old.state`, id, attempt)
+		RETURNING old.state AS previous, j.created_at, j.started_at`, id, attempt)
 	if err != nil {
-		return "", notFound(err, "job "+id)
+		return JobStart{}, notFound(err, "job "+id)
 	}
-	return previous, nil
+	return js, nil
 }
 
 // FinishJob records the outcome of an attempt. The state and the result are
@@ -181,16 +199,4 @@ func (db *DB) SetJobProgress(ctx context.Context, id string, percent int) error 
 		return fmt.Errorf("job progress %s: %w", id, err)
 	}
 	return nil
-}
-
-// JobQueuedFor is the time a job waited between its row's creation (the
-// enqueue) and its first start, both read from Postgres' clock.
-func (db *DB) JobQueuedFor(ctx context.Context, id string) (time.Duration, error) {
-	var secs float64
-	err := db.GetContext(ctx, &secs, `
-		SELECT EXTRACT(EPOCH FROM COALESCE(started_at, now()) - created_at)::float8 FROM jobs WHERE id = $1`, id)
-	if err != nil {
-		return 0, notFound(err, "job "+id)
-	}
-	return time.Duration(secs * float64(time.Second)), nil
 }

@@ -20,7 +20,7 @@ import (
 
 // JobStore is what the middleware needs of Postgres.
 type JobStore interface {
-	StartJob(ctx context.Context, id string, attempt int) (string, error)
+	StartJob(ctx context.Context, id string, attempt int) (store.JobStart, error)
 	FinishJob(ctx context.Context, id, state string, result []byte, errMsg string) error
 	SetJobProgress(ctx context.Context, id string, percent int) error
 }
@@ -28,10 +28,11 @@ type JobStore interface {
 // Job is what a typed handler receives: the decoded payload and the means
 // to report progress.
 type Job[P jobs.Payload] struct {
-	ID      string
-	Attempt int
-	Payload P
-	store   JobStore
+	ID        string
+	Attempt   int
+	Payload   P
+	QueuedFor time.Duration // from enqueue to the first attempt's start
+	store     JobStore
 }
 
 // Progress records progress in percent; failures to record are logged, not fatal.
@@ -47,7 +48,12 @@ func (j Job[P]) Progress(ctx context.Context, percent int) {
 // resultKey carries the slot a typed handler fills with its result.
 type resultKey struct{}
 
-type resultSlot struct{ data []byte }
+// resultSlot carries the job's start (middleware -> adapter) and its
+// result (adapter -> middleware).
+type resultSlot struct {
+	start store.JobStart
+	data  []byte
+}
 
 // Handle adapts a typed function to an asynq handler: the payload is
 // decoded and validated once (a bad payload fails without retries), and the
@@ -61,7 +67,11 @@ func Handle[P jobs.Payload, R any](st JobStore, fn func(ctx context.Context, job
 		}
 		id, _ := asynq.GetTaskID(ctx)
 		retried, _ := asynq.GetRetryCount(ctx)
-		r, err := fn(ctx, Job[P]{ID: id, Attempt: retried + 1, Payload: p, store: st})
+		slot, _ := ctx.Value(resultKey{}).(*resultSlot)
+		if slot == nil {
+			slot = &resultSlot{}
+		}
+		r, err := fn(ctx, Job[P]{ID: id, Attempt: retried + 1, Payload: p, QueuedFor: slot.start.QueuedFor(), store: st})
 		if err != nil {
 			return err
 		}
@@ -69,9 +79,7 @@ func Handle[P jobs.Payload, R any](st JobStore, fn func(ctx context.Context, job
 		if err != nil {
 			return fmt.Errorf("marshal result: %w: %w", err, asynq.SkipRetry)
 		}
-		if slot, ok := ctx.Value(resultKey{}).(*resultSlot); ok {
-			slot.data = b
-		}
+		slot.data = b
 		return nil
 	}
 }
@@ -112,7 +120,7 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics) asynq.MiddlewareFunc {
 			// State writes must land even when the task's context is done.
 			bg := context.WithoutCancel(ctx)
 
-			prev, err := st.StartJob(ctx, id, retried+1)
+			start, err := st.StartJob(ctx, id, retried+1)
 			if errors.Is(err, store.ErrNotFound) {
 				log.ErrorContext(ctx, "task has no job row; dropped")
 				return fmt.Errorf("job row %s missing: %w", id, asynq.SkipRetry)
@@ -120,17 +128,17 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics) asynq.MiddlewareFunc {
 			if err != nil {
 				return fmt.Errorf("start job: %w", err) // Postgres trouble: let asynq retry
 			}
-			if prev == store.JobSucceeded || prev == store.JobCancelled {
-				log.InfoContext(ctx, "job already final; not run again", "state", prev)
+			if start.Previous == store.JobSucceeded || start.Previous == store.JobCancelled {
+				log.InfoContext(ctx, "job already final; not run again", "state", start.Previous)
 				m.observe(t.Type(), "skipped", 0)
 				return nil
 			}
 
-			log.InfoContext(ctx, "job started")
-			start := time.Now()
-			slot := &resultSlot{}
+			log.DebugContext(ctx, "job started", "queued_for", start.QueuedFor())
+			began := time.Now()
+			slot := &resultSlot{start: start}
 			err = next.ProcessTask(context.WithValue(ctx, resultKey{}, slot), t)
-			elapsed := time.Since(start)
+			elapsed := time.Since(began)
 
 			state, msg := outcome(ctx, err, retried, maxRetry)
 			if ferr := st.FinishJob(bg, id, state, slot.data, msg); ferr != nil {

@@ -85,7 +85,7 @@ func (e *apiEnv) startWorker(t *testing.T) {
 	})
 	mux := asynq.NewServeMux()
 	mux.Use(workers.JobState(e.db, quiet, nil))
-	mux.Handle(jobs.TypePing, workers.Handle(e.db, system.Ping(e.db)))
+	mux.Handle(jobs.TypePing, workers.Handle(e.db, system.Ping()))
 	if err := srv.Start(mux); err != nil {
 		t.Fatal(err)
 	}

@@ -68,6 +68,7 @@ func main() {
 		metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		monitoring: mon,
 		reqDur:     reqDur,
+		keys:       newKeyCache(cfg.KeyCacheTTL, db.OrgByKey),
 	}
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,

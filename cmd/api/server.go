@@ -32,6 +32,7 @@ type server struct {
 	metrics    http.Handler
 	monitoring http.Handler
 	reqDur     *prometheus.HistogramVec
+	keys       *keyCache
 }
 
 type ctxKey int
@@ -39,12 +40,17 @@ type ctxKey int
 const (
 	orgKey ctxKey = iota
 	requestIDKey
+	logInfoKey
 )
 
 func orgFrom(ctx context.Context) store.Org {
 	o, _ := ctx.Value(orgKey).(store.Org)
 	return o
 }
+
+// logInfo collects, for the request's log line, what inner handlers learn
+// (the authenticated org).
+type logInfo struct{ orgID int64 }
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey).(string)
@@ -106,7 +112,9 @@ func (s *server) observe(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-ID", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		info := &logInfo{}
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		r = r.WithContext(context.WithValue(ctx, logInfoKey, info))
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		sw := &statusWriter{ResponseWriter: w, r: r}
 		defer func() {
@@ -131,7 +139,7 @@ func (s *server) observe(next http.Handler) http.Handler {
 				s.reqDur.WithLabelValues(route, http.StatusText(sw.status)).Observe(d.Seconds())
 			}
 			s.log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "route", route,
-				"status", sw.status, "duration", d, "request_id", id, "org_id", orgFrom(r.Context()).ID)
+				"status", sw.status, "duration", d, "request_id", id, "org_id", info.orgID)
 		}()
 		next.ServeHTTP(sw, r)
 	})
@@ -159,7 +167,7 @@ func (s *server) org(h http.HandlerFunc) http.Handler {
 			writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "send Authorization: Bearer <org API key>", nil)
 			return
 		}
-		o, err := s.db.OrgByKey(r.Context(), key)
+		o, err := s.orgByKey(r.Context(), key)
 		if errors.Is(err, store.ErrNotFound) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="crmq", error="invalid_token"`)
 			writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "unknown or revoked API key", nil)
@@ -169,8 +177,19 @@ func (s *server) org(h http.HandlerFunc) http.Handler {
 			s.fail(w, r, err)
 			return
 		}
+		if info, ok := r.Context().Value(logInfoKey).(*logInfo); ok {
+			info.orgID = o.ID
+		}
 		h(w, r.WithContext(context.WithValue(r.Context(), orgKey, o)))
 	})
+}
+
+// orgByKey resolves a key through the cache when there is one.
+func (s *server) orgByKey(ctx context.Context, key string) (store.Org, error) {
+	if s.keys != nil {
+		return s.keys.org(ctx, key)
+	}
+	return s.db.OrgByKey(ctx, key)
 }
 
 // admin requires the admin key (constant-time compare). An org key on an
@@ -184,7 +203,7 @@ func (s *server) admin(h http.Handler) http.Handler {
 			return
 		}
 		if key != "" {
-			if _, err := s.db.OrgByKey(r.Context(), key); err == nil {
+			if _, err := s.orgByKey(r.Context(), key); err == nil {
 				writeProblem(w, r, http.StatusForbidden, "forbidden", "this route needs the admin key", nil)
 				return
 			}

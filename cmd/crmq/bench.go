@@ -29,6 +29,7 @@ type benchConfig struct {
 	MaxInFlight     int           // started but not finished; beyond it a start is dropped
 	Pollers         int           // goroutines polling job status
 	PollEvery       time.Duration // per job, between status polls; costs load, not accuracy
+	DeferPolls      bool          // poll only once the send window closed, so reads do not load the measured path
 	JobTimeout      time.Duration // a job not done this long after its start is an error
 
 	RedisOpt     asynq.RedisConnOpt
@@ -91,6 +92,7 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 	maxInFlight := fs.Int("max-in-flight", 1000, "jobs started and not yet finished, per phase; a start beyond it is dropped and counted")
 	pollers := fs.Int("pollers", 4, "goroutines polling GET /v1/jobs/{id}")
 	pollEvery := fs.Duration("poll-every", 20*time.Millisecond, "time between two status polls of one job (load on the API, not accuracy: latency is read from the job row)")
+	deferPolls := fs.Bool("defer-polls", false, "read job statuses only after the send window, so status polling does not load the system while it is measured")
 	jobTimeout := fs.Duration("job-timeout", 30*time.Second, "a job not finished this long after its start counts as an error")
 	timeout := fs.Duration("timeout", 0, "bound on the whole run (default 2*(warmup+duration+job-timeout)+1m)")
 	c.detail = "Runs two phases at the same rate on the same Redis, one after the other:\n" +
@@ -154,9 +156,14 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 	bc := benchConfig{
 		URL: strings.TrimRight(*url, "/"), Key: *key, Queue: *queue,
 		Rate: *rate, Duration: *duration, Warmup: *warmup, MaxInFlight: *maxInFlight,
-		Pollers: *pollers, PollEvery: *pollEvery, JobTimeout: *jobTimeout,
+		Pollers: *pollers, PollEvery: *pollEvery, DeferPolls: *deferPolls, JobTimeout: *jobTimeout,
 		RedisOpt: redisOpt, PollInterval: cfg.PollInterval, Concurrency: cfg.Concurrency,
 		RawQueue: "bench_raw", Log: c.logger(),
+	}
+	if bc.DeferPolls {
+		// Every job of the window stays in flight until it is read.
+		whole := int(float64(bc.Rate)*(bc.Warmup+bc.Duration).Seconds()) + bc.Rate
+		bc.MaxInFlight = max(bc.MaxInFlight, whole)
 	}
 	rep, err := runBench(ctx, bc)
 	if err != nil {
@@ -181,7 +188,7 @@ func runBench(ctx context.Context, bc benchConfig) (benchReport, error) {
 	rep := benchReport{
 		TargetRate: bc.Rate, Duration: bc.Duration.String(), Warmup: bc.Warmup.String(), Queue: bc.Queue, RawQueue: bc.RawQueue,
 		PollInterval: bc.PollInterval.String(), Concurrency: bc.Concurrency, MaxInFlight: bc.MaxInFlight,
-		StatusPoll: fmt.Sprintf("every %s per job, %d pollers", bc.PollEvery, bc.Pollers),
+		StatusPoll: statusPollNote(bc),
 		Note:       sequentialNote, GoalRatio: goalRatio,
 	}
 	// The API is checked first, so a wrong key or a missing worker fails
@@ -236,4 +243,12 @@ func printReport(w io.Writer, r benchReport) error {
 		}
 	}
 	return nil
+}
+
+func statusPollNote(bc benchConfig) string {
+	note := fmt.Sprintf("every %s per job, %d pollers", bc.PollEvery, bc.Pollers)
+	if bc.DeferPolls {
+		note += ", deferred until the send window closed"
+	}
+	return note
 }

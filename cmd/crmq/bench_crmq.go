@@ -48,6 +48,7 @@ func benchCRMQ(ctx context.Context, bc benchConfig, api *apiDriver) (phaseResult
 		}()
 	}
 
+	windowEnd := time.Now().Add(bc.Warmup + bc.Duration)
 	sent, dropped, window := p.run(ctx, bc, func(f *flight) {
 		posts.Add(1)
 		go func() {
@@ -59,6 +60,9 @@ func benchCRMQ(ctx context.Context, bc benchConfig, api *apiDriver) (phaseResult
 			}
 			now := time.Now()
 			f.id, f.posted, f.next = id, now.Sub(f.t0), now.Add(bc.PollEvery)
+			if bc.DeferPolls && f.next.Before(windowEnd) {
+				f.next = windowEnd
+			}
 			queue <- f
 		}()
 	})

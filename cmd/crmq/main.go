@@ -43,6 +43,7 @@ func commandTable() []command {
 		{"org key", "NAME", "issue another API key for an existing org and print it", runOrgKey},
 		{"enqueue", "TYPE", "enqueue a job (writes its job row) and print its id", runEnqueue},
 		{"job", "ID", "print a job's status row as JSON", runJob},
+		{"seed", "", "load the deterministic demo dataset into an org (default demo) and print a new key for it", runSeed},
 		{"bench e2e", "", "drive system:ping through the running API and compare its latency with raw asynq", runBenchE2E},
 	}
 }

@@ -3,9 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"time"
-
 	"fmt"
+	"time"
 
 	"github.com/crmq/crmq/cmd/internal/demo"
 	"github.com/crmq/crmq/store"

@@ -17,7 +17,7 @@ import (
 func newMux(db *store.DB, log *slog.Logger, m *workers.Metrics) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.Use(workers.JobState(db, log, m))
-	mux.Handle(jobs.TypePing, workers.Handle(db, system.Ping(db)))
+	mux.Handle(jobs.TypePing, workers.Handle(db, system.Ping()))
 	mux.Handle(jobs.TypeOrphansRecompute, workers.Handle(db, maintenance.OrphansHandler(db, time.Now)))
 	return mux
 }

@@ -63,7 +63,8 @@ crmq is running (Ctrl-C stops it)
   admin key:  $CRMQ_ADMIN_KEY
   dashboard:  http://$HTTP_ADDR/monitoring/   (user: any, password: the admin key)
   metrics:    http://$HTTP_ADDR/metrics       (admin key)
-  try:        curl -s -H "Authorization: Bearer $demo_key" -d '{"type":"system:ping"}' http://$HTTP_ADDR/v1/jobs
+  try:        curl -s -H "Authorization: Bearer $demo_key" -H 'Content-Type: application/json' \
+                -d '{"type":"system:ping"}' http://$HTTP_ADDR/v1/jobs
 
 MSG
 wait "${pids[@]}"

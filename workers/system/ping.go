@@ -11,15 +11,10 @@ import (
 	"github.com/crmq/crmq/workers"
 )
 
-// QueueTimer reads how long a job waited before it started.
-type QueueTimer interface {
-	JobQueuedFor(ctx context.Context, id string) (time.Duration, error)
-}
-
-// Ping answers with the worker's host and the time the job spent queued.
-// The middleware writes the result to Postgres, which is the other half of
-// the check.
-func Ping(st QueueTimer) func(context.Context, workers.Job[jobs.PingPayload]) (jobs.PingResult, error) {
+// Ping answers with the worker's host and the time the job spent queued
+// (the job row's created_at to started_at). The middleware's writes of the
+// row are the Postgres half of the check.
+func Ping() func(context.Context, workers.Job[jobs.PingPayload]) (jobs.PingResult, error) {
 	host, _ := os.Hostname()
 	return func(ctx context.Context, job workers.Job[jobs.PingPayload]) (jobs.PingResult, error) {
 		if hold := time.Duration(job.Payload.HoldMS) * time.Millisecond; hold > 0 {
@@ -29,15 +24,11 @@ func Ping(st QueueTimer) func(context.Context, workers.Job[jobs.PingPayload]) (j
 				return jobs.PingResult{}, ctx.Err()
 			}
 		}
-		queued, err := st.JobQueuedFor(ctx, job.ID)
-		if err != nil {
-			return jobs.PingResult{}, err
-		}
 		return jobs.PingResult{
 			Host:     host,
 			PID:      os.Getpid(),
 			Queue:    job.Payload.Queue,
-			QueuedMS: float64(queued.Microseconds()) / 1000,
+			QueuedMS: float64(job.QueuedFor.Microseconds()) / 1000,
 		}, nil
 	}
 }

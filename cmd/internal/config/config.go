@@ -21,6 +21,7 @@ type Config struct {
 	HTTPAddr     string
 	AdminKey     string
 	MaxBodyBytes int64
+	KeyCacheTTL  time.Duration
 
 	Concurrency     int
 	QueueWeights    map[string]int
@@ -51,6 +52,7 @@ var Vars = []Var{
 	{"HTTP_ADDR", "127.0.0.1:8080", "address the API listens on"},
 	{"CRMQ_ADMIN_KEY", "(required by api; `make run` generates one)", "admin bearer key for /v1/admin, /monitoring and /metrics; at least 24 characters"},
 	{"CRMQ_MAX_BODY_BYTES", "16777216", "largest request body the API reads"},
+	{"CRMQ_KEY_CACHE_TTL", "10s", "how long the API remembers which org a key belongs to (0 disables); a revoked key works for at most this long"},
 	{"CRMQ_WORKER_CONCURRENCY", "10", "tasks one worker process runs at once"},
 	{"CRMQ_QUEUE_WEIGHTS", "critical=6,default=3,low=1", "weighted priority of the three queues"},
 	{"CRMQ_POLL_INTERVAL", "20ms", "how often an idle worker polls an empty queue (asynq TaskCheckInterval)"},

@@ -167,19 +167,21 @@ func (g *generator) activity(p *person, direction string, at time.Time) row {
 			r["user_id"] = g.pick(g.users)
 		}
 	}
-	switch medium {
-	case "call":
+	// Seed 003: a call's or email's status is the outcome of a follow-up
+	// (attended, delivered); a desk ticket has a status either way.
+	switch {
+	case medium == "call" && direction == "follow_up":
 		r["status"] = []string{"Attended", "Attended", "Unattended"}[g.r.IntN(3)]
-	case "email":
+	case medium == "email" && direction == "follow_up":
 		r["status"] = "Delivered"
 		if g.chance(0.05) {
 			r["status"] = "Bounced"
 		}
-	case "desk":
+	case medium == "desk":
 		r["status"] = g.pick([]string{"Open", "Closed", "Closed", "On Hold", "Escalated"})
-	case "survey":
+	case medium == "survey":
 		r["questions_answered"] = g.between(1, 15)
-	case "visit":
+	case medium == "visit":
 		r["time_spent_seconds"] = g.between(15, 1800)
 		r["pages_visited"] = g.between(1, 25)
 	}
