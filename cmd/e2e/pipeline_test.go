@@ -28,6 +28,9 @@ func TestPipelineIngestRecomputeOrphans(t *testing.T) {
 	s := newSystem(t)
 	s.startAPI()
 	s.start("worker")
+	// The Procfile's three processes; the scheduler runs its default weekly
+	// table, so the orphans run below is the one enqueued over HTTP.
+	sched := s.start("scheduler", "CRMQ_CRON_ORPHANS=0 3 * * 1")
 	key := s.newOrg("pipeline")
 
 	rng := rand.New(rand.NewPCG(7, 11))
@@ -139,6 +142,12 @@ func TestPipelineIngestRecomputeOrphans(t *testing.T) {
 		if orphansSeen == 0 || orphansSeen == len(records[m.Module]) {
 			t.Fatalf("%s: %d orphans of %d: the data does not exercise both outcomes", m.Module, orphansSeen, len(records[m.Module]))
 		}
+	}
+
+	select {
+	case <-sched.done:
+		t.Fatalf("scheduler exited: %v", sched.err)
+	default:
 	}
 
 	// Deleting a contact deletes its trail and orphan state.
