@@ -78,8 +78,19 @@ type proc struct {
 
 func newSystem(t *testing.T, extraEnv ...string) *system {
 	t.Helper()
+	_, dbURL := storetest.NewDB(t)
+	return newSystemOn(t, dbURL, storetest.RedisURL(t), extraEnv...)
+}
+
+// newSystemOn runs against the given Postgres database and Redis.
+func newSystemOn(t *testing.T, dbURL, redisURL string, extraEnv ...string) *system {
+	t.Helper()
 	bin := binaries(t)
-	db, dbURL := storetest.NewDB(t)
+	db, err := store.Open(context.Background(), dbURL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
 	port := freePort(t)
 	s := &system{
 		t: t, db: db, logDir: t.TempDir(),
@@ -87,7 +98,7 @@ func newSystem(t *testing.T, extraEnv ...string) *system {
 		env: append([]string{
 			"PATH=" + bin + ":" + os.Getenv("PATH"),
 			"DATABASE_URL=" + dbURL,
-			"REDIS_URL=" + storetest.RedisURL(t),
+			"REDIS_URL=" + redisURL,
 			"HTTP_ADDR=127.0.0.1:" + port,
 			"CRMQ_ADMIN_KEY=" + adminKey,
 			"CRMQ_POLL_INTERVAL=10ms",

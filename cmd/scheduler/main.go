@@ -11,7 +11,6 @@ import (
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/scheduler"
-	"github.com/crmq/crmq/store"
 )
 
 func main() {
@@ -23,7 +22,7 @@ func main() {
 	ctx, stop := proc.SignalContext()
 	defer stop()
 
-	db, err := store.Open(ctx, cfg.DatabaseURL, 4)
+	db, err := proc.OpenDB(ctx, log, cfg.DatabaseURL, 4, cfg.StartupWait)
 	if err != nil {
 		proc.Fatal(log, "postgres", err)
 	}

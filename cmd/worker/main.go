@@ -18,7 +18,6 @@ import (
 
 	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/cmd/internal/proc"
-	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/workers"
 )
 
@@ -31,7 +30,7 @@ func main() {
 	ctx, stop := proc.SignalContext()
 	defer stop()
 
-	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	db, err := proc.OpenDB(ctx, log, cfg.DatabaseURL, cfg.DBMaxConns, cfg.StartupWait)
 	if err != nil {
 		proc.Fatal(log, "postgres", err)
 	}

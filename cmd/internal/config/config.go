@@ -16,6 +16,7 @@ import (
 type Config struct {
 	DatabaseURL string
 	DBMaxConns  int
+	StartupWait time.Duration
 	RedisURL    string
 
 	HTTPAddr     string
@@ -34,6 +35,16 @@ type Config struct {
 
 	CronOrphans string
 
+	LLMProvider   string
+	GeminiAPIKey  string
+	GeminiModel   string
+	GeminiBaseURL string
+	LLMTimeout    time.Duration
+	LLMOrgRPM     int
+	LLMGlobalRPM  int
+	SummaryLimit  int
+	SummaryBudget int
+
 	LogLevel  slog.Level
 	LogFormat string
 }
@@ -48,6 +59,7 @@ type Var struct {
 var Vars = []Var{
 	{"DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crmq?sslmode=disable", "PostgreSQL connection URL"},
 	{"CRMQ_DB_MAX_CONNS", "20", "maximum open Postgres connections per process"},
+	{"CRMQ_STARTUP_TIMEOUT", "60s", "how long a starting process waits for Postgres to answer before it gives up"},
 	{"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL for asynq (redis://[user:pass@]host:port/db)"},
 	{"HTTP_ADDR", "127.0.0.1:8080", "address the API listens on"},
 	{"CRMQ_ADMIN_KEY", "(required by api; `make run` generates one)", "admin bearer key for /v1/admin, /monitoring and /metrics; at least 24 characters"},
@@ -61,6 +73,15 @@ var Vars = []Var{
 	{"CRMQ_MONITORING_READ_ONLY", "true", "true: /monitoring only shows queues; false: operators may also retry, archive and delete tasks there"},
 	{"CRMQ_METRICS_INTERVAL", "15s", "how often the API refreshes the cached queue metrics"},
 	{"CRMQ_CRON_ORPHANS", "0 3 * * 1", "cron spec (UTC) of orphans:recompute for every org; empty disables it"},
+	{"CRMQ_LLM_PROVIDER", "offline", "offline (deterministic, no network; the default) or gemini"},
+	{"GEMINI_API_KEY", "", "the Gemini API key; required when CRMQ_LLM_PROVIDER=gemini"},
+	{"CRMQ_GEMINI_MODEL", "gemini-2.5-flash", "Gemini model name"},
+	{"CRMQ_GEMINI_BASE_URL", "", "another endpoint speaking the Gemini REST protocol (a proxy, or a test server); empty: Google's"},
+	{"CRMQ_LLM_TIMEOUT", "60s", "time limit of one model call"},
+	{"CRMQ_LLM_RPM_ORG", "60", "model requests per minute per org, shared by all workers (0: no limit)"},
+	{"CRMQ_LLM_RPM_GLOBAL", "600", "model requests per minute for all orgs together, shared by all workers (0: no limit)"},
+	{"CRMQ_SUMMARY_DAILY_LIMIT", "100", "summaries a user may generate per UTC day (seed 000)"},
+	{"CRMQ_SUMMARY_TOKEN_BUDGET", "24000", "largest prompt, in estimated tokens, a summary sends"},
 	{"CRMQ_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"CRMQ_LOG_FORMAT", "json", "json or text"},
 }
@@ -76,6 +97,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 	c := Config{
 		DatabaseURL:        p.url("DATABASE_URL", "postgres", "postgresql"),
 		DBMaxConns:         p.int("CRMQ_DB_MAX_CONNS", 1, 1000),
+		StartupWait:        p.duration("CRMQ_STARTUP_TIMEOUT", 0, time.Hour),
 		RedisURL:           p.url("REDIS_URL", "redis", "rediss"),
 		HTTPAddr:           p.str("HTTP_ADDR"),
 		AdminKey:           p.str("CRMQ_ADMIN_KEY"),
@@ -88,8 +110,23 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		CronOrphans:        p.raw("CRMQ_CRON_ORPHANS"),
 		WorkerMetricsAddr:  p.str("CRMQ_WORKER_METRICS_ADDR"),
 		MonitoringReadOnly: p.oneOf("CRMQ_MONITORING_READ_ONLY", "true", "false") == "true",
+		LLMProvider:        p.oneOf("CRMQ_LLM_PROVIDER", "offline", "gemini"),
+		GeminiAPIKey:       p.str("GEMINI_API_KEY"),
+		GeminiModel:        p.str("CRMQ_GEMINI_MODEL"),
+		GeminiBaseURL:      p.str("CRMQ_GEMINI_BASE_URL"),
+		LLMTimeout:         p.duration("CRMQ_LLM_TIMEOUT", time.Second, 10*time.Minute),
+		LLMOrgRPM:          p.int("CRMQ_LLM_RPM_ORG", 0, 1000000),
+		LLMGlobalRPM:       p.int("CRMQ_LLM_RPM_GLOBAL", 0, 1000000),
+		SummaryLimit:       p.int("CRMQ_SUMMARY_DAILY_LIMIT", 1, 1000000),
+		SummaryBudget:      p.int("CRMQ_SUMMARY_TOKEN_BUDGET", 1000, 2000000),
 		LogLevel:           p.level("CRMQ_LOG_LEVEL"),
 		LogFormat:          p.oneOf("CRMQ_LOG_FORMAT", "json", "text"),
+	}
+	if p.err == nil && c.GeminiBaseURL != "" {
+		p.url("CRMQ_GEMINI_BASE_URL", "http", "https")
+	}
+	if p.err == nil && c.LLMProvider == "gemini" && c.GeminiAPIKey == "" {
+		p.err = fmt.Errorf("GEMINI_API_KEY: required when CRMQ_LLM_PROVIDER=gemini")
 	}
 	if p.err == nil && requireAdmin && len(c.AdminKey) < 24 {
 		p.err = fmt.Errorf("CRMQ_ADMIN_KEY: must be set to at least 24 characters")

@@ -29,6 +29,9 @@ func TestBadVariableIsNamed(t *testing.T) {
 		"CRMQ_POLL_INTERVAL":      {"CRMQ_POLL_INTERVAL": "fast"},
 		"CRMQ_LOG_LEVEL":          {"CRMQ_LOG_LEVEL": "loud"},
 		"CRMQ_ADMIN_KEY":          {"CRMQ_ADMIN_KEY": "short"},
+		"CRMQ_LLM_PROVIDER":       {"CRMQ_LLM_PROVIDER": "openai"},
+		"GEMINI_API_KEY":          {"CRMQ_LLM_PROVIDER": "gemini"},
+		"CRMQ_GEMINI_BASE_URL":    {"CRMQ_GEMINI_BASE_URL": "not a url"},
 	}
 	for name, kv := range cases {
 		t.Run(name+" is named in the error", func(t *testing.T) {

@@ -9,8 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/crmq/crmq/store"
 )
 
 // SignalContext is cancelled on SIGINT or SIGTERM.
@@ -45,4 +48,27 @@ func (a AsynqLogger) Fatal(args ...any) {
 func Fatal(log *slog.Logger, msg string, err error) {
 	log.Error(msg, "err", err)
 	os.Exit(1)
+}
+
+// OpenDB connects to Postgres, waiting with backoff while it does not
+// answer (a process may start before its database), for at most within.
+func OpenDB(ctx context.Context, log *slog.Logger, url string, maxConns int, within time.Duration) (*store.DB, error) {
+	deadline := time.Now().Add(within)
+	wait := 100 * time.Millisecond
+	for {
+		db, err := store.Open(ctx, url, maxConns)
+		if err == nil {
+			return db, nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("postgres did not answer within %s: %w", within, err)
+		}
+		log.Warn("waiting for postgres", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }

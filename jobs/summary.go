@@ -1,0 +1,58 @@
+package jobs
+
+import (
+	"time"
+
+	"github.com/crmq/crmq/store"
+)
+
+// TypeSummaryGenerate builds an AI summary of one record (seeds 000, 001).
+const TypeSummaryGenerate = "summary:generate"
+
+// SummarySpec: a person waits on it, so it runs on critical. Provider
+// rate limits and 5xx are retried with the provider's delay; refusals fail
+// at once.
+var SummarySpec = Spec{Type: TypeSummaryGenerate, Queue: QueueCritical, MaxRetry: 5, Timeout: 3 * time.Minute, Retention: time.Hour}
+
+// SummaryPayload names the record, the acting user and the data version
+// counted against the user's daily limit when the job was accepted.
+type SummaryPayload struct {
+	OrgID      int64  `json:"org_id"`
+	UserID     string `json:"user_id"`
+	Module     string `json:"module"`
+	RecordID   string `json:"record_id"` // external id
+	Regenerate bool   `json:"regenerate,omitempty"`
+	DataHash   string `json:"data_hash"`
+}
+
+// Org implements Payload.
+func (p SummaryPayload) Org() int64 { return p.OrgID }
+
+// Validate implements Payload.
+func (p SummaryPayload) Validate() error {
+	fe := FieldErrors{}
+	if p.OrgID <= 0 {
+		fe["org_id"] = "must be a positive org id"
+	}
+	if p.UserID == "" {
+		fe["user_id"] = "required: send X-User-ID, the acting user of your app"
+	}
+	if !store.ValidModule(p.Module) {
+		fe["module"] = "unknown module"
+	}
+	if p.RecordID == "" || len(p.RecordID) > store.MaxExternalIDBytes {
+		fe["record_id"] = "required, at most 255 bytes"
+	}
+	if p.DataHash == "" {
+		fe["data_hash"] = "required"
+	}
+	if len(fe) > 0 {
+		return fe
+	}
+	return nil
+}
+
+// NewSummaryTask builds the task.
+func NewSummaryTask(p SummaryPayload) (Task, error) {
+	return newTask(SummarySpec, p, "")
+}
