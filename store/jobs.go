@@ -82,18 +82,23 @@ func (r RawJSON) MarshalJSON() ([]byte, error) {
 const jobColumns = `id, org_id, user_id, type, queue, state, progress, attempts, max_retry, payload,
 	result, error, idempotency_key, created_at, started_at, finished_at, updated_at`
 
+const insertJobSQL = `
+	INSERT INTO jobs (id, org_id, user_id, type, queue, max_retry, payload, idempotency_key)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	ON CONFLICT (id) DO NOTHING
+	RETURNING ` + jobColumns
+
 // InsertJob writes a new queued job row and returns it as stored. It
 // returns false, without error, when a row with that id already exists (a
 // deterministic scheduler id), and ErrConflict when the org already used
 // the idempotency key.
 func (db *DB) InsertJob(ctx context.Context, j Job) (Job, bool, error) {
+	st, err := db.prepared(ctx, insertJobSQL)
+	if err != nil {
+		return Job{}, false, err
+	}
 	var out Job
-	err := db.GetContext(ctx, &out, `
-		INSERT INTO jobs (id, org_id, user_id, type, queue, max_retry, payload, idempotency_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (id) DO NOTHING
-		RETURNING `+jobColumns,
-		j.ID, j.OrgID, j.UserID, j.Type, j.Queue, j.MaxRetry, []byte(j.Payload), j.IdempotencyKey)
+	err = st.GetContext(ctx, &out, j.ID, j.OrgID, j.UserID, j.Type, j.Queue, j.MaxRetry, []byte(j.Payload), j.IdempotencyKey)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Job{}, false, nil
@@ -116,13 +121,19 @@ func (db *DB) DeleteQueuedJob(ctx context.Context, id string) error {
 
 // Job reads one job of an org; another org's job is ErrNotFound.
 func (db *DB) Job(ctx context.Context, orgID int64, id string) (Job, error) {
-	var j Job
-	err := db.GetContext(ctx, &j, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND org_id = $2`, id, orgID)
+	st, err := db.prepared(ctx, jobSQL)
 	if err != nil {
+		return Job{}, err
+	}
+	var j Job
+	if err := st.GetContext(ctx, &j, id, orgID); err != nil {
 		return Job{}, notFound(err, "job "+id)
 	}
 	return j, nil
 }
+
+// jobSQL is what every status poll runs.
+const jobSQL = `SELECT ` + jobColumns + ` FROM jobs WHERE id = $1 AND org_id = $2`
 
 // JobByIdempotencyKey finds the job an org created with the key.
 func (db *DB) JobByIdempotencyKey(ctx context.Context, orgID int64, key string) (Job, error) {
@@ -149,8 +160,18 @@ func (s JobStart) QueuedFor() time.Duration { return s.StartedAt.Sub(s.CreatedAt
 // the state it had before, so a redelivered job that already succeeded is
 // not run again. ErrNotFound when no row exists.
 func (db *DB) StartJob(ctx context.Context, id string, attempt int) (JobStart, error) {
+	st, err := db.prepared(ctx, startJobSQL)
+	if err != nil {
+		return JobStart{}, err
+	}
 	var js JobStart
-	err := db.GetContext(ctx, &js, `
+	if err := st.GetContext(ctx, &js, id, attempt); err != nil {
+		return JobStart{}, notFound(err, "job "+id)
+	}
+	return js, nil
+}
+
+const startJobSQL = `
 		WITH old AS (SELECT id, state FROM jobs WHERE id = $1 FOR UPDATE)
 		UPDATE jobs j SET
 			state = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN old.state ELSE 'running' END,
@@ -159,12 +180,7 @@ func (db *DB) StartJob(ctx context.Context, id string, attempt int) (JobStart, e
 			error = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.error ELSE NULL END,
 			updated_at = now()
 		FROM old WHERE j.id = old.id
-		RETURNING old.state AS previous, j.created_at, j.started_at`, id, attempt)
-	if err != nil {
-		return JobStart{}, notFound(err, "job "+id)
-	}
-	return js, nil
-}
+		RETURNING old.state AS previous, j.created_at, j.started_at`
 
 // FinishJob records the outcome of an attempt. The state and the result are
 // one UPDATE, so a job is never succeeded without its result.
@@ -177,19 +193,24 @@ func (db *DB) FinishJob(ctx context.Context, id, state string, result []byte, er
 	if result != nil {
 		resultCol = result
 	}
-	_, err := db.ExecContext(ctx, `
+	st, err := db.prepared(ctx, finishJobSQL)
+	if err != nil {
+		return err
+	}
+	if _, err := st.ExecContext(ctx, id, state, resultCol, errCol); err != nil {
+		return fmt.Errorf("finish job %s: %w", id, err)
+	}
+	return nil
+}
+
+const finishJobSQL = `
 		UPDATE jobs SET state = $2,
 			result = COALESCE($3::jsonb, result),
 			error = $4,
 			progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,
 			finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled') THEN now() ELSE NULL END,
 			updated_at = now()
-		WHERE id = $1 AND state NOT IN ('succeeded', 'cancelled')`, id, state, resultCol, errCol)
-	if err != nil {
-		return fmt.Errorf("finish job %s: %w", id, err)
-	}
-	return nil
-}
+		WHERE id = $1 AND state NOT IN ('succeeded', 'cancelled')`
 
 // SetJobProgress records progress in percent (0-100) of a running job.
 func (db *DB) SetJobProgress(ctx context.Context, id string, percent int) error {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -31,6 +32,25 @@ var (
 // DB is the Postgres handle shared by the API, the workers and the CLI.
 type DB struct {
 	*sqlx.DB
+	stmts sync.Map // query -> *sqlx.Stmt, for the statements every job runs
+}
+
+// prepared returns a prepared statement for a hot query, preparing it on
+// first use. database/sql re-prepares it on each pooled connection as
+// needed, so Postgres parses and plans it once per connection, not per job.
+func (db *DB) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if st, ok := db.stmts.Load(query); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	st, err := db.PreparexContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sqlx.Stmt), nil
+	}
+	return st, nil
 }
 
 // Open connects to Postgres and checks the connection.
