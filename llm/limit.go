@@ -19,7 +19,9 @@ const DefaultLimitPrefix = "crmq:llm:"
 // orgs together, for every worker process at once: the state lives in
 // Redis and each decision is one Lua script there (redis_rate, GCRA, on
 // Redis' own clock). A scope allows a burst of its whole per-minute budget
-// and then one request every minute/limit.
+// and then one request every minute/limit: the long-run rate is the limit,
+// but the minute that follows an idle spell can see nearly twice it, so
+// set the global limit somewhat below the provider's quota.
 type Limiter struct {
 	rate           *redis_rate.Limiter
 	perOrg, global int
