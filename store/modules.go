@@ -126,6 +126,7 @@ var builtins = []Module{
 	{Name: "deals", Tracked: "stage", Fields: []Field{
 		nameField("name"), textField("stage"), textField("deal_type"), moneyField("amount"), intField("probability", 0, 100),
 		dateField("close_date"), textField("next_step"), textField("competitor"), textField("owner"),
+		textField("description"),
 	}, Lookups: []Lookup{lookupTo("account", "accounts"), lookupTo("contact", "contacts")}},
 	{Name: "deal_line_items", Fields: []Field{
 		numericField("quantity", 18, 4), moneyField("unit_price"), moneyField("total"),

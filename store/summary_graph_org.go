@@ -1,0 +1,97 @@
+package store
+
+import "fmt"
+
+// Org-wide figures of a graph (SummaryGraph.Org), one JSON object per
+// module, computed in SQL over the graph's CTEs. Money is the exact sum of
+// numeric amounts; "recent" is relative to the database's now().
+
+// openDeal is the condition for a deal of the open pipeline.
+const openDeal = `coalesce(%[1]s.stage, '') NOT IN ('` + stageClosedWon + `', '` + stageClosedLost + `')`
+
+func openDealCond(alias string) string { return fmt.Sprintf(openDeal, alias) }
+
+// engagement30d counts the graph's activities of the last 30 days.
+const engagement30d = `(SELECT count(*) FROM g_activities WHERE occurred_at > now() - interval '30 days' AND occurred_at <= now())`
+
+// orgSQL returns the query of module's org figures, or "" for none.
+func (g graphDef) orgSQL() string {
+	var sel string
+	switch g.subject.Name {
+	case "accounts":
+		// Seed 000: revenue of the account and its share of the org's;
+		// engagement and its trend; seed 001: open opportunities.
+		sel = `, w AS MATERIALIZED (SELECT
+				(SELECT coalesce(sum(amount), 0) FROM deals WHERE org_id = $1 AND stage = '` + stageClosedWon + `') AS org_won,
+				(SELECT coalesce(sum(t.amount), 0) FROM g_deals g JOIN deals t ON t.id = g.id
+				 WHERE t.org_id = $1 AND t.stage = '` + stageClosedWon + `') AS account_won)
+		SELECT json_build_object(
+			'org_won_revenue', w.org_won,
+			'account_won_revenue', w.account_won,
+			'account_revenue_share', CASE WHEN w.org_won > 0 THEN round(w.account_won / w.org_won, 4) END,
+			'open_pipeline_value', o.value,
+			'open_deals', o.n,
+			'engagement_30d', ` + engagement30d + `,
+			'activities_90d_by_month', (
+				SELECT json_agg(json_build_object('month', to_char(mo.m, 'YYYY-MM'), 'activities', coalesce(c.n, 0)) ORDER BY mo.m)
+				FROM generate_series(date_trunc('month', (now() - interval '90 days') AT TIME ZONE 'UTC'),
+				                     date_trunc('month', now() AT TIME ZONE 'UTC'), interval '1 month') AS mo(m)
+				LEFT JOIN (SELECT date_trunc('month', occurred_at AT TIME ZONE 'UTC') AS m, count(*) AS n
+				           FROM g_activities WHERE occurred_at > now() - interval '90 days' AND occurred_at <= now()
+				           GROUP BY 1) c ON c.m = mo.m))
+		FROM w, (SELECT coalesce(sum(t.amount), 0) AS value, count(*) AS n FROM g_deals g JOIN deals t ON t.id = g.id
+		         WHERE t.org_id = $1 AND ` + openDealCond("t") + `) o`
+	case "contacts":
+		// Seed 000: preferred channels and timings, from when the contact
+		// reaches out or answers (signals), by UTC hour, ISO weekday
+		// (index 0 is Monday) and medium.
+		sel = `
+		SELECT json_build_object(
+			'signals', (SELECT count(*) FROM g_activities WHERE direction = 'signal'),
+			'follow_ups', (SELECT count(*) FROM g_activities WHERE direction = 'follow_up'),
+			'signal_hours_utc', (
+				SELECT json_agg(coalesce(c.n, 0) ORDER BY h.h)
+				FROM generate_series(0, 23) AS h(h)
+				LEFT JOIN (SELECT extract(hour FROM occurred_at AT TIME ZONE 'UTC')::int AS h, count(*) AS n
+				           FROM g_activities WHERE direction = 'signal' GROUP BY 1) c ON c.h = h.h),
+			'signal_weekdays_utc', (
+				SELECT json_agg(coalesce(c.n, 0) ORDER BY d.d)
+				FROM generate_series(1, 7) AS d(d)
+				LEFT JOIN (SELECT extract(isodow FROM occurred_at AT TIME ZONE 'UTC')::int AS d, count(*) AS n
+				           FROM g_activities WHERE direction = 'signal' GROUP BY 1) c ON c.d = d.d),
+			'signal_mediums', (
+				SELECT coalesce(json_object_agg(medium, n ORDER BY medium), '{}')
+				FROM (SELECT medium, count(*) AS n FROM g_activities WHERE direction = 'signal' GROUP BY medium) x),
+			'engagement_30d', ` + engagement30d + `)`
+	case "leads":
+		// Seed 000: how well the lead's source converts across the org.
+		sel = `
+		SELECT json_build_object(
+			'lead_source', s.lead_source,
+			'lead_source_leads', CASE WHEN s.lead_source IS NOT NULL THEN x.n END,
+			'lead_source_converted', CASE WHEN s.lead_source IS NOT NULL THEN x.converted END,
+			'lead_source_conversion_rate', CASE WHEN x.n > 0 THEN round(x.converted::numeric / x.n, 4) END,
+			'engagement_30d', ` + engagement30d + `)
+		FROM g_subject g JOIN leads s ON s.id = g.id AND s.org_id = $1
+		CROSS JOIN LATERAL (
+			SELECT count(*) AS n, count(*) FILTER (WHERE l.converted) AS converted
+			FROM leads l WHERE l.org_id = $1 AND l.lead_source = s.lead_source) x`
+	case "deals":
+		// Seed 000: pipeline metrics (cumulative open opportunity value) and
+		// engagement of the deal.
+		sel = `
+		SELECT json_build_object(
+			'open_pipeline_value', o.value,
+			'open_deals', o.n,
+			'account_open_pipeline_value', CASE WHEN s.account_id IS NOT NULL THEN (
+				SELECT coalesce(sum(d.amount), 0) FROM deals d
+				WHERE d.org_id = $1 AND d.account_id = s.account_id AND ` + openDealCond("d") + `) END,
+			'engagement_30d', ` + engagement30d + `)
+		FROM g_subject g JOIN deals s ON s.id = g.id AND s.org_id = $1
+		CROSS JOIN (SELECT coalesce(sum(d.amount), 0) AS value, count(*) AS n FROM deals d
+		            WHERE d.org_id = $1 AND ` + openDealCond("d") + `) o`
+	default:
+		return ""
+	}
+	return g.with() + sel
+}
