@@ -23,6 +23,9 @@ type SummaryPayload struct {
 	RecordID   string `json:"record_id"` // external id
 	Regenerate bool   `json:"regenerate,omitempty"`
 	DataHash   string `json:"data_hash"`
+	// Counted is false when the user already had this record at this data
+	// hash counted today: seed 000 then returns the stored summary.
+	Counted bool `json:"counted"`
 }
 
 // Org implements Payload.

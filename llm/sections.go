@@ -35,3 +35,11 @@ const (
 	DealRisks          = "risks"               // deals: risks with mitigation, competitors
 	PipelineMetrics    = "pipeline_metrics"    // deals
 )
+
+// SectionKeys lists every section key of every module.
+var SectionKeys = []string{
+	AccountHighlights, KeyStakeholders, ExecutiveSummary, KPIProgress, RelationalHealth,
+	RisksAndBlockers, ExpansionOpportunities, StrategicValue, StrategicNextSteps, ImmediateActions,
+	Overview, RecentInteractions, ContactPreferences, DecisionPower, Qualification,
+	DealProgress, DealRisks, PipelineMetrics,
+}

@@ -50,6 +50,7 @@ func main() {
 		Queues:            cfg.QueueWeights,
 		TaskCheckInterval: cfg.PollInterval,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
+		RetryDelayFunc:    workers.RetryDelay, // honours a provider's retry-after
 		Logger:            proc.AsynqLogger{L: log},
 		LogLevel:          asynq.InfoLevel,
 		BaseContext:       func() context.Context { return context.Background() },
