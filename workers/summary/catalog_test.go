@@ -65,7 +65,7 @@ func TestCatalog(t *testing.T) {
 			}
 		}
 		want := map[string][]string{
-			llm.ExecutiveSummary: {llm.AccountHighlights, llm.KPIProgress, llm.RelationalHealth, llm.RisksAndBlockers, llm.StrategicValue},
+			llm.ExecutiveSummary:   {llm.AccountHighlights, llm.KPIProgress, llm.RelationalHealth, llm.RisksAndBlockers, llm.StrategicValue},
 			llm.StrategicNextSteps: {llm.RisksAndBlockers, llm.ExpansionOpportunities, llm.KPIProgress, llm.ImmediateActions},
 		}
 		if len(feeds) != len(want) {
