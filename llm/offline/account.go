@@ -42,7 +42,7 @@ func (v *view) accountHighlights() []llm.Bullet {
 		out = append(out, b)
 	}
 	if byStatus := v.figCounts("kpis_by_status", kpiStatusOrder); byStatus != "" {
-		out = append(out, v.cite("Objective KPIs by status: "+byStatus+".", refsOf(v.records("kpis"))...))
+		out = append(out, v.cite("Objective KPIs by status: "+byStatus+".", append(refsOf(v.records("kpis")), v.subject.Ref)...))
 	}
 	if n, ok := v.fig("open_cases"); ok {
 		text := "Open cases: " + n
@@ -269,7 +269,7 @@ func (v *view) keyStakeholders() []llm.Bullet {
 	var out []llm.Bullet
 	contacts := slices.Clone(v.records("contacts"))
 	slices.SortStableFunc(contacts, func(a, b llm.Record) int {
-		return cmp.Compare(cues.titleRank(f(b, "title")), cues.titleRank(f(a, "title")))
+		return cmp.Compare(v.rank(b), v.rank(a))
 	})
 	latest := v.latestActivityByContact()
 	var untitled []llm.Record
@@ -452,7 +452,7 @@ func (v *view) relationalHealth() []llm.Bullet {
 	latest := v.latestActivityByContact()
 	for _, c := range v.records("contacts") {
 		a, ok := latest[strings.TrimPrefix(c.Ref, "contacts/")]
-		if !ok || cues.titleRank(f(c, "title")) < 2 {
+		if !ok || v.rank(c) < 2 {
 			continue
 		}
 		out = append(out, v.cite("Executive engagement: "+name(c)+" ("+f(c, "title")+"), latest activity "+
@@ -485,7 +485,7 @@ func (v *view) riskRecords() []llm.Bullet {
 		}
 	}
 	if len(kpiLabels) > 0 {
-		out = append(out, v.cite("KPIs Off Track or Blocked: "+joinList(kpiLabels)+".", kpiRefs...))
+		out = append(out, v.cite("KPIs at risk: "+joinList(kpiLabels)+".", kpiRefs...))
 	}
 	for _, p := range v.records("projects") {
 		if !done(p) && lf(p, "health") == "red" {
@@ -659,7 +659,7 @@ func (v *view) executiveSummary(feeds map[string]bool) []llm.Bullet {
 	}
 	if feeds[llm.KPIProgress] {
 		if byStatus := v.figCounts("kpis_by_status", kpiStatusOrder); byStatus != "" {
-			out = append(out, v.cite("Objective KPIs: "+byStatus+".", refsOf(v.records("kpis"))...))
+			out = append(out, v.cite("Objective KPIs: "+byStatus+".", append(refsOf(v.records("kpis")), s.Ref)...))
 		}
 	}
 	if feeds[llm.RelationalHealth] {

@@ -78,7 +78,7 @@ func (v *view) decisionPower() []llm.Bullet {
 	s := v.subject
 	var out []llm.Bullet
 	title := f(s, "title")
-	switch rank := cues.titleRank(title); {
+	switch rank := v.rank(s); {
 	case title == "":
 		out = append(out, v.cite("No title is recorded, so decision-making power cannot be judged from the data.", s.Ref))
 	case rank == 2:
@@ -318,7 +318,7 @@ func (v *view) decisionMakers() (llm.Bullet, bool) {
 		return llm.Bullet{}, false
 	}
 	slices.SortStableFunc(cs, func(a, b llm.Record) int {
-		return cmp.Compare(cues.titleRank(f(b, "title")), cues.titleRank(f(a, "title")))
+		return cmp.Compare(v.rank(b), v.rank(a))
 	})
 	if len(cs) > maxListed {
 		cs = cs[:maxListed]

@@ -30,11 +30,13 @@ type view struct {
 	figs       map[string]any
 	today      time.Time
 	cueCache   map[string][]match
+	ranks      map[string]int // title ranks by title
 }
 
 func newView(f *llm.Facts) *view {
 	v := &view{subject: f.Subject, related: f.Related, activities: f.Activities, today: f.Today.UTC(),
-		byRef: map[string]llm.Record{}, byModule: map[string][]llm.Record{}, cueCache: map[string][]match{}}
+		byRef: map[string]llm.Record{}, byModule: map[string][]llm.Record{}, cueCache: map[string][]match{},
+		ranks: map[string]int{}}
 	v.byRef[f.Subject.Ref] = f.Subject
 	for _, r := range f.Related {
 		v.byRef[r.Ref] = r
@@ -155,6 +157,17 @@ func kpiAchieving(k llm.Record) bool {
 }
 
 func (v *view) records(module string) []llm.Record { return v.byModule[module] }
+
+// rank is the title rank of a contact (cues.titleRank), computed once.
+func (v *view) rank(r llm.Record) int {
+	t := f(r, "title")
+	n, ok := v.ranks[t]
+	if !ok {
+		n = cues.titleRank(t)
+		v.ranks[t] = n
+	}
+	return n
+}
 
 // cite makes a bullet with the refs given, deduplicated, the first
 // maxSources kept, refs the facts do not hold left out.
