@@ -108,15 +108,7 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 			facts.Related = append(facts.Related, rec)
 		}
 	}
-	acts := make([]llm.Record, 0, len(g.Activities))
-	actTimes := make([]time.Time, 0, len(g.Activities))
-	for _, a := range newestFirst(g.Activities) {
-		if rec := record(a); !seen[rec.Ref] {
-			seen[rec.Ref] = true
-			acts = append(acts, rec)
-			actTimes = append(actTimes, occurred(a))
-		}
-	}
+	sorted, times := newestFirst(g.Activities)
 	figs := figures(g, module, today)
 	facts.Org = make(map[string]any, len(g.Org)+1)
 	for k, v := range g.Org {
@@ -145,24 +137,37 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	}
 
 	// Activities newest first while they fit; each adds its bytes and,
-	// after the first, a comma.
-	used, n := len(base), 0
-	for _, a := range acts {
-		b, err := render(a)
+	// after the first, a comma. Only those tried are converted.
+	used, distinct, full := len(base), 0, false
+	var oldest time.Time
+	for i, a := range sorted {
+		ref := Ref(a.Module, a.ID)
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		distinct++
+		if full {
+			continue // only counted
+		}
+		rec := record(a)
+		b, err := render(rec)
 		if err != nil {
 			return llm.Request{}, Truncation{}, err
 		}
 		add := len(b)
-		if n > 0 {
+		if len(facts.Activities) > 0 {
 			add++
 		}
 		if used+add > maxBytes {
-			break
+			full = true
+			continue
 		}
 		used += add
-		n++
+		facts.Activities = append(facts.Activities, rec)
+		oldest = times[i]
 	}
-	facts.Activities = acts[:n]
+	n := len(facts.Activities)
 	js, err := render(facts)
 	if err != nil {
 		return llm.Request{}, Truncation{}, err
@@ -171,7 +176,7 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 		return llm.Request{}, Truncation{}, fmt.Errorf("summary: prompt of %d bytes over its %d-byte budget", len(js), maxBytes)
 	}
 
-	total := max(g.ActivityTotal, len(acts))
+	total := max(g.ActivityTotal, distinct)
 	for _, s := range asked {
 		if !s.UsesActivities {
 			continue
@@ -179,7 +184,7 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 		c := SectionCut{Section: s.Key, Cut: n < total, ActivitiesIncluded: n, ActivitiesTotal: total}
 		switch {
 		case c.Cut && n > 0:
-			c.IncludedFrom = actTimes[n-1].Format(time.DateOnly)
+			c.IncludedFrom = oldest.Format(time.DateOnly)
 		case c.Cut:
 			c.Note = NoActivitiesNote
 		}
@@ -279,16 +284,27 @@ func subjectRecord(g store.SummaryGraph, module string) llm.Record {
 }
 
 // newestFirst orders activities by occurred_at, newest first, ties by id,
-// whatever order the graph came in.
-func newestFirst(acts []store.GraphRecord) []store.GraphRecord {
-	out := slices.Clone(acts)
-	slices.SortStableFunc(out, func(a, b store.GraphRecord) int {
-		if c := occurred(b).Compare(occurred(a)); c != 0 {
+// whatever order the graph came in; it returns each one's time alongside.
+func newestFirst(acts []store.GraphRecord) ([]store.GraphRecord, []time.Time) {
+	type timed struct {
+		r store.GraphRecord
+		t time.Time
+	}
+	ts := make([]timed, len(acts))
+	for i, a := range acts {
+		ts[i] = timed{a, occurred(a)}
+	}
+	slices.SortStableFunc(ts, func(a, b timed) int {
+		if c := b.t.Compare(a.t); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.ID, b.ID)
+		return cmp.Compare(a.r.ID, b.r.ID)
 	})
-	return out
+	out, times := make([]store.GraphRecord, len(ts)), make([]time.Time, len(ts))
+	for i, x := range ts {
+		out[i], times[i] = x.r, x.t
+	}
+	return out, times
 }
 
 // trimRelated leaves out associated records, deepest level first and the

@@ -28,7 +28,7 @@ func build(t *testing.T, g store.SummaryGraph, module string, budget int) (llm.R
 	return req, tr
 }
 
-func renderJSON(t *testing.T, v any) string {
+func renderJSON(t testing.TB, v any) string {
 	t.Helper()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
