@@ -303,3 +303,35 @@ func clip(s string, n int) string {
 }
 
 func joinList(items []string) string { return strings.Join(items, "; ") }
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func joinNonEmpty(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
+}
+
+// parens is " (a, b)" of the non-empty parts, or "".
+func parens(parts ...string) string {
+	if s := joinNonEmpty(", ", parts...); s != "" {
+		return " (" + s + ")"
+	}
+	return ""
+}
+
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
+}
