@@ -8,7 +8,8 @@ import (
 	"github.com/crmq/crmq/llm"
 )
 
-// The sections of contacts, leads, deals and every other module (seed 000).
+// The sections of contacts, leads and every other module (seed 000); the
+// overview dispatches by module.
 
 func (v *view) overview() []llm.Bullet {
 	s := v.subject
