@@ -1,0 +1,335 @@
+package offline
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/crmq/crmq/llm"
+)
+
+// The ten account sections (seed 001), Account Highlights with seed 000's
+// account items.
+
+var kpiStatusOrder = []string{"Completed", "On Track", "Off Track", "Blocked", "Not Started"}
+
+func (v *view) accountHighlights() []llm.Bullet {
+	s, ref := v.subject, v.subject.Ref
+	var out []llm.Bullet
+	var firmo []string
+	if x := f(s, "industry"); x != "" {
+		firmo = append(firmo, "industry: "+x)
+	}
+	if x := f(s, "employees"); x != "" {
+		firmo = append(firmo, "employees: "+x)
+	}
+	if loc := joinNonEmpty(", ", f(s, "city"), f(s, "country")); loc != "" {
+		firmo = append(firmo, "location: "+loc)
+	}
+	if len(firmo) > 0 {
+		out = append(out, v.cite(name(s)+" — "+joinList(firmo)+".", ref))
+	}
+	if x := f(s, "annual_revenue"); x != "" {
+		out = append(out, v.cite("Annual revenue: "+x+".", ref))
+	}
+	if x := f(s, "product_family"); x != "" {
+		out = append(out, v.cite("Product family: "+x+".", ref))
+	}
+	if b, ok := v.wonRevenueBullet(); ok {
+		out = append(out, b)
+	}
+	if b, ok := v.purchasesBullet(); ok {
+		out = append(out, b)
+	}
+	if byStatus := v.figCounts("kpis_by_status", kpiStatusOrder); byStatus != "" {
+		out = append(out, v.cite("Objective KPIs by status: "+byStatus+".", append(refsOf(v.records("kpis")), v.subject.Ref)...))
+	}
+	if n, ok := v.fig("open_cases"); ok {
+		text := "Open cases: " + n
+		if e, ok := v.fig("escalated_cases"); ok {
+			text += ", escalated: " + e
+		}
+		cases := v.openCases()
+		if len(cases) > 0 {
+			text += " — " + joinList(caseLabels(cases))
+		}
+		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(cases)...)...))
+	}
+	if n, ok := v.fig("active_projects"); ok && (n != "0" || len(v.records("projects")) > 0) {
+		text := "Active projects: " + n
+		if r, ok := v.fig("red_projects"); ok {
+			text += ", red: " + r
+		}
+		var listed []llm.Record
+		var labels []string
+		for _, p := range v.records("projects") {
+			if !done(p) && len(listed) < maxListed {
+				listed = append(listed, p)
+				labels = append(labels, name(p)+parens(f(p, "status"), f(p, "health")))
+			}
+		}
+		if len(labels) > 0 {
+			text += " — " + joinList(labels)
+		}
+		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(listed)...)...))
+	}
+	if n, ok := v.fig("open_deals"); ok {
+		text := "Open opportunities: " + n
+		if val, ok := v.fig("open_deal_value"); ok && n != "0" {
+			text += " worth " + val
+		}
+		if e, ok := v.fig("open_expansion_deals"); ok {
+			text += "; open expansion opportunities: " + e
+		}
+		deals := v.openDeals()
+		if len(deals) > 0 {
+			text += " — " + joinList(dealLabels(deals))
+		}
+		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(deals)...)...))
+	}
+	if b, ok := v.activityBullet(); ok {
+		out = append(out, b)
+	}
+	return out
+}
+
+// wonRevenueBullet: the account's won revenue and its share of the org's.
+func (v *view) wonRevenueBullet() (llm.Bullet, bool) {
+	won, ok := v.fig("won_revenue")
+	if !ok {
+		return llm.Bullet{}, false
+	}
+	text := "Won revenue: " + won
+	if share, ok := v.fig("won_revenue_share_percent"); ok {
+		text += ", " + share + "% of the organisation's won revenue"
+		if all, ok := v.fig("org_won_revenue"); ok {
+			text += " (" + all + ")"
+		}
+	}
+	if n, ok := v.fig("won_deals"); ok && n != "0" {
+		text += "; won deals: " + n
+	}
+	var refs []string
+	refs = append(refs, v.subject.Ref)
+	for _, d := range v.records("deals") {
+		if dealWon(d) {
+			refs = append(refs, d.Ref)
+		}
+	}
+	return v.cite(text+".", refs...), true
+}
+
+func (v *view) purchasesBullet() (llm.Bullet, bool) {
+	m := v.figMap("purchases_by_product_family")
+	if len(m) == 0 {
+		return llm.Bullet{}, false
+	}
+	fams := make([]string, 0, len(m))
+	for fam := range m {
+		fams = append(fams, fam)
+	}
+	slices.Sort(fams)
+	parts := make([]string, 0, len(fams))
+	for _, fam := range fams {
+		e, _ := m[fam].(map[string]any)
+		parts = append(parts, fam+": "+str(e["amount"])+" (line items: "+str(e["line_items"])+")")
+	}
+	// The won deals' line items and their products.
+	won := map[string]bool{}
+	for _, d := range v.records("deals") {
+		if dealWon(d) {
+			won[strings.TrimPrefix(d.Ref, "deals/")] = true
+		}
+	}
+	var refs []string
+	for _, li := range v.records("deal_line_items") {
+		if won[f(li, "deal")] {
+			refs = append(refs, "deals/"+f(li, "deal"), li.Ref, "products/"+f(li, "product"))
+		}
+	}
+	return v.cite("Purchases by product family (won deals): "+joinList(parts)+".", refs...), true
+}
+
+// activityBullet states the activity trend and engagement level.
+func (v *view) activityBullet() (llm.Bullet, bool) {
+	total, ok := v.fig("activities_total")
+	if !ok {
+		return llm.Bullet{}, false
+	}
+	refs := []string{v.subject.Ref}
+	for i, a := range v.activities {
+		if i == 3 {
+			break
+		}
+		refs = append(refs, a.Ref)
+	}
+	if in, ok := v.fig("activities_in_window"); ok {
+		days, _ := v.fig("activity_window_days")
+		prev, _ := v.fig("activities_in_previous_window")
+		trend, _ := v.fig("activity_trend")
+		level, _ := v.fig("engagement_level")
+		text := "Activity trend: " + in + " activities in the last " + days + " days against " + prev +
+			" in the " + days + " days before (" + trend + "); engagement level: " + level
+		if last, ok := v.fig("last_activity_date"); ok {
+			text += "; latest on " + last
+		}
+		return v.cite(text+".", refs...), true
+	}
+	text := "Activities: " + total + " in total"
+	if last, ok := v.fig("last_activity_date"); ok {
+		text += "; latest on " + last
+	}
+	if level, ok := v.fig("engagement_level"); ok {
+		text += "; engagement level: " + level
+	}
+	return v.cite(text+".", refs...), true
+}
+
+func (v *view) openCases() []llm.Record {
+	var cs []llm.Record
+	for _, c := range v.records("cases") {
+		if caseOpen(c) {
+			cs = append(cs, c)
+		}
+	}
+	slices.SortStableFunc(cs, func(a, b llm.Record) int { return cmp.Compare(btoi(caseEscalated(b)), btoi(caseEscalated(a))) })
+	if len(cs) > maxListed {
+		cs = cs[:maxListed]
+	}
+	return cs
+}
+
+func caseLabels(cs []llm.Record) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		esc := ""
+		if caseEscalated(c) {
+			esc = "escalated"
+		}
+		out[i] = "“" + name(c) + "”" + parens(f(c, "status"), f(c, "priority"), esc)
+	}
+	return out
+}
+
+func (v *view) openDeals() []llm.Record {
+	var ds []llm.Record
+	for _, d := range v.records("deals") {
+		if !dealClosed(d) && d.Ref != v.subject.Ref {
+			ds = append(ds, d)
+		}
+	}
+	slices.SortStableFunc(ds, func(a, b llm.Record) int { return cmp.Compare(day(a, "close_date"), day(b, "close_date")) })
+	if len(ds) > maxListed {
+		ds = ds[:maxListed]
+	}
+	return ds
+}
+
+func dealLabels(ds []llm.Record) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = name(d) + parens(f(d, "stage"), f(d, "amount"), prefixed("closes ", day(d, "close_date")))
+	}
+	return out
+}
+
+func (v *view) keyStakeholders() []llm.Bullet {
+	var out []llm.Bullet
+	contacts := slices.Clone(v.records("contacts"))
+	slices.SortStableFunc(contacts, func(a, b llm.Record) int {
+		return cmp.Compare(v.rank(b), v.rank(a))
+	})
+	latest := v.latestActivityByContact()
+	var untitled []llm.Record
+	for _, c := range contacts {
+		title := f(c, "title")
+		if title == "" {
+			untitled = append(untitled, c)
+			continue
+		}
+		if len(out) == maxBullets-2 {
+			continue
+		}
+		text := name(c) + " — " + title
+		if e := f(c, "email"); e != "" {
+			text += " (" + e + ")"
+		}
+		refs := []string{c.Ref}
+		if a, ok := latest[strings.TrimPrefix(c.Ref, "contacts/")]; ok {
+			text += "; latest activity: " + activityLine(a)
+			refs = append(refs, a.Ref)
+		}
+		out = append(out, v.cite(text+".", refs...))
+	}
+	if len(untitled) > 0 {
+		names := make([]string, 0, maxListed)
+		for i, c := range untitled {
+			if i == maxListed {
+				break
+			}
+			names = append(names, name(c))
+		}
+		out = append(out, v.cite("Other contacts, without a title: "+strings.Join(names, ", ")+".", refsOf(untitled)...))
+	}
+	if b, ok := v.ownersBullet(); ok {
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		out = append(out, v.cite("No contacts or internal owners are recorded for this account.", v.subject.Ref))
+	}
+	return out
+}
+
+// latestActivityByContact: each contact's newest activity in the facts.
+func (v *view) latestActivityByContact() map[string]llm.Record {
+	m := map[string]llm.Record{}
+	for _, a := range v.activities {
+		if c := f(a, "contact"); c != "" {
+			if _, seen := m[c]; !seen {
+				m[c] = a
+			}
+		}
+	}
+	return m
+}
+
+// ownersBullet lists the internal owners and what each owns.
+func (v *view) ownersBullet() (llm.Bullet, bool) {
+	type owned struct {
+		roles []string
+		refs  []string
+	}
+	owners := map[string]*owned{}
+	var order []string
+	add := func(r llm.Record, role string) {
+		o := f(r, "owner")
+		if o == "" {
+			return
+		}
+		if owners[o] == nil {
+			owners[o] = &owned{}
+			order = append(order, o)
+		}
+		if !contains(owners[o].roles, role) {
+			owners[o].roles = append(owners[o].roles, role)
+		}
+		owners[o].refs = append(owners[o].refs, r.Ref)
+	}
+	add(v.subject, strings.TrimSuffix(v.subject.Module, "s"))
+	for _, mod := range []string{"deals", "playbook_tasks", "contacts", "leads"} {
+		for _, r := range v.records(mod) {
+			add(r, strings.ReplaceAll(mod, "_", " "))
+		}
+	}
+	if len(order) == 0 {
+		return llm.Bullet{}, false
+	}
+	slices.Sort(order)
+	parts := make([]string, 0, len(order))
+	var refs []string
+	for _, o := range order {
+		parts = append(parts, o+" ("+strings.Join(owners[o].roles, ", ")+")")
+		refs = append(refs, owners[o].refs[0])
+	}
+	return v.cite("Internal owners: "+joinList(parts)+".", refs...), true
+}

@@ -1,0 +1,337 @@
+package offline
+
+import (
+	"cmp"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crmq/crmq/llm"
+)
+
+// Bounds that keep an answer short: bullets per section, sources per
+// bullet (the records a bullet names first), items listed in one bullet.
+const (
+	maxBullets = 10
+	maxSources = 10
+	maxListed  = 5
+	maxQuotes  = 5
+)
+
+// view indexes the facts once for the section composers.
+type view struct {
+	subject    llm.Record
+	related    []llm.Record
+	activities []llm.Record // newest first, as the facts hold them
+	byRef      map[string]llm.Record
+	byModule   map[string][]llm.Record
+	figs       map[string]any
+	today      time.Time
+	cueCache   map[string][]match
+	ranks      map[string]int // title ranks by title
+}
+
+func newView(f *llm.Facts) *view {
+	v := &view{subject: f.Subject, related: f.Related, activities: f.Activities, today: f.Today.UTC(),
+		byRef: map[string]llm.Record{}, byModule: map[string][]llm.Record{}, cueCache: map[string][]match{},
+		ranks: map[string]int{}}
+	v.byRef[f.Subject.Ref] = f.Subject
+	for _, r := range f.Related {
+		v.byRef[r.Ref] = r
+		v.byModule[r.Module] = append(v.byModule[r.Module], r)
+	}
+	for _, r := range f.Activities {
+		v.byRef[r.Ref] = r
+	}
+	if figs, ok := f.Org["figures"].(map[string]any); ok {
+		v.figs = figs
+	}
+	return v
+}
+
+// Field values are copied as the facts hold them: json.Number keeps its
+// digits, floats print without exponent, timestamps are cut to their date.
+
+func str(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return strings.TrimSpace(x)
+	case json.Number:
+		return x.String()
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case bool:
+		if x {
+			return "yes"
+		}
+		return "no"
+	}
+	return ""
+}
+
+func num(v any) (float64, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	case float64:
+		return x, true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// f is a field of r as text.
+func f(r llm.Record, key string) string { return str(r.Fields[key]) }
+
+func lf(r llm.Record, key string) string { return strings.ToLower(f(r, key)) }
+
+// day is the date part of a date or timestamp field, as written.
+func day(r llm.Record, key string) string { return dateOf(f(r, key)) }
+
+func dateOf(s string) string {
+	if len(s) >= 10 && s[4] == '-' && s[7] == '-' {
+		return s[:10]
+	}
+	return ""
+}
+
+func parseDay(s string) (time.Time, bool) {
+	t, err := time.Parse(time.DateOnly, dateOf(s))
+	return t, err == nil
+}
+
+// name is how a record is called: name, first and last name, subject.
+func name(r llm.Record) string {
+	if n := f(r, "name"); n != "" {
+		return n
+	}
+	if n := strings.TrimSpace(f(r, "first_name") + " " + f(r, "last_name")); n != "" {
+		return n
+	}
+	if n := f(r, "subject"); n != "" {
+		return n
+	}
+	return r.Ref
+}
+
+// Status rules, the same as workers/summary's figures.
+func dealClosed(r llm.Record) bool { return strings.HasPrefix(lf(r, "stage"), "closed") }
+func dealWon(r llm.Record) bool    { return lf(r, "stage") == "closed won" }
+
+var doneStatuses = map[string]bool{"done": true, "completed": true, "complete": true, "closed": true,
+	"resolved": true, "cancelled": true, "canceled": true, "achieved": true}
+
+func done(r llm.Record) bool { return doneStatuses[lf(r, "status")] }
+
+func caseOpen(r llm.Record) bool { return !done(r) && f(r, "closed_at") == "" }
+func caseEscalated(r llm.Record) bool {
+	return r.Fields["escalated"] == true || lf(r, "status") == "escalated"
+}
+
+// kpiAchieving is seed 001's rule for key achievements: On Track or
+// Completed, with real progress (actual and target above zero). Off Track,
+// Not Started and Blocked never qualify.
+func kpiAchieving(k llm.Record) bool {
+	s := lf(k, "status")
+	if s != "on track" && s != "completed" {
+		return false
+	}
+	actual, okA := num(k.Fields["actual"])
+	target, okT := num(k.Fields["target"])
+	return okA && okT && actual > 0 && target > 0
+}
+
+func (v *view) records(module string) []llm.Record { return v.byModule[module] }
+
+// rank is the title rank of a contact (cues.titleRank), computed once.
+func (v *view) rank(r llm.Record) int {
+	t := f(r, "title")
+	n, ok := v.ranks[t]
+	if !ok {
+		n = cues.titleRank(t)
+		v.ranks[t] = n
+	}
+	return n
+}
+
+// cite makes a bullet with the refs given, deduplicated, the first
+// maxSources kept, refs the facts do not hold left out.
+func (v *view) cite(text string, refs ...string) llm.Bullet {
+	out := make([]string, 0, min(len(refs), maxSources))
+	seen := map[string]bool{}
+	for _, r := range refs {
+		if len(out) == maxSources {
+			break
+		}
+		if _, ok := v.byRef[r]; ok && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return llm.Bullet{Text: sentence(text), Sources: out}
+}
+
+// uncited is a finding of a search that rests on no single record.
+func uncited(text string) llm.Bullet { return llm.Bullet{Text: sentence(text), Sources: []string{}} }
+
+func refsOf(rs []llm.Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Ref
+	}
+	return out
+}
+
+// Figures (org.figures) are computed by workers/summary; absent ones are
+// simply not stated.
+
+func (v *view) fig(key string) (string, bool) {
+	x, ok := v.figs[key]
+	if !ok {
+		return "", false
+	}
+	s := str(x)
+	return s, s != ""
+}
+
+func (v *view) figNum(key string) (float64, bool) {
+	x, ok := v.figs[key]
+	if !ok {
+		return 0, false
+	}
+	return num(x)
+}
+
+func (v *view) figMap(key string) map[string]any {
+	m, _ := v.figs[key].(map[string]any)
+	return m
+}
+
+// figCounts renders a map of counts as "a 3, b 2" in the order given,
+// then the remaining keys by count and name.
+func (v *view) figCounts(key string, order []string) string {
+	m := v.figMap(key)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	rank := func(k string) int {
+		if i := slices.Index(order, k); i >= 0 {
+			return i
+		}
+		return len(order)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+			return c
+		}
+		na, _ := num(m[a])
+		nb, _ := num(m[b])
+		if c := cmp.Compare(nb, na); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+" "+str(m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// activityLine names an activity in a bullet: "2025-05-27, email signal",
+// "2025-06-01, meeting follow-up".
+func activityLine(a llm.Record) string {
+	kind := f(a, "medium")
+	if kind == "" {
+		kind = f(a, "kind")
+	}
+	switch dir := f(a, "direction"); dir {
+	case "follow_up":
+		kind = joinNonEmpty(" ", kind, "follow-up")
+	default:
+		kind = joinNonEmpty(" ", kind, dir)
+	}
+	return joinNonEmpty(", ", day(a, "occurred_at"), kind)
+}
+
+// sentence ends text with one full stop unless it already ends a sentence
+// (a quote or value that ends in one keeps it, and no stop is doubled).
+func sentence(text string) string {
+	t := strings.TrimRight(text, " ")
+	for _, doubled := range []string{".”.", "!”.", "?”.", "…”.", "..", "…."} {
+		if strings.HasSuffix(t, doubled) {
+			return strings.TrimSuffix(t, ".")
+		}
+	}
+	for _, end := range []string{".", "!", "?", "…", ".”", "!”", "?”", "…”"} {
+		if strings.HasSuffix(t, end) {
+			return t
+		}
+	}
+	return t + "."
+}
+
+// clip cuts s to at most n bytes at a space, marking the cut.
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	if k := strings.LastIndexByte(s[:n], ' '); k > 0 {
+		return s[:k] + "…"
+	}
+	if k := strings.IndexByte(s, ' '); k > 0 {
+		return s[:k] + "…"
+	}
+	return s
+}
+
+func joinList(items []string) string { return strings.Join(items, "; ") }
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func joinNonEmpty(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
+}
+
+// parens is " (a, b)" of the non-empty parts, or "".
+func parens(parts ...string) string {
+	if s := joinNonEmpty(", ", parts...); s != "" {
+		return " (" + s + ")"
+	}
+	return ""
+}
+
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
+}

@@ -1,0 +1,272 @@
+package summary
+
+import (
+	"slices"
+	"time"
+
+	"github.com/crmq/crmq/store"
+)
+
+// Figures of each module's sections.
+
+func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
+	deals := byModule(g.Related, "deals")
+	won := map[string]bool{}
+	var wonSum, openSum float64
+	var open, expansion int
+	for _, d := range deals {
+		amount, _ := number(d.Fields["amount"])
+		switch {
+		case dealWon(d.Fields["stage"]):
+			won[d.ID] = true
+			wonSum += amount
+		case !dealClosed(d.Fields["stage"]):
+			open++
+			openSum += amount
+			if lower(d.Fields["deal_type"]) == "expansion" {
+				expansion++
+			}
+		}
+	}
+	f[figWonDeals] = len(won)
+	f[figOpenDeals] = open
+	f[figOpenDealValue] = money(openSum)
+	f[figOpenExpansion] = expansion
+
+	// Won revenue: the store's figure when it gives one (it sees every
+	// deal), else the won deals of the graph.
+	accountWon, haveAccount := number(g.Org[orgAccountWon])
+	if haveAccount {
+		f[figWonRevenue] = g.Org[orgAccountWon]
+	} else if len(won) > 0 {
+		accountWon, haveAccount = wonSum, true
+		f[figWonRevenue] = money(wonSum)
+	}
+	if orgWonV, ok := number(g.Org[orgWon]); ok {
+		f[figOrgWonRevenue] = g.Org[orgWon]
+		if haveAccount && orgWonV > 0 {
+			f[figWonShare] = percent(accountWon, orgWonV)
+		}
+	}
+
+	if p := purchases(g.Related, won); len(p) > 0 {
+		f[figPurchases] = p
+	}
+
+	byStatus := map[string]any{}
+	progress := map[string]any{}
+	for _, k := range byModule(g.Related, "kpis") {
+		if s := text(k.Fields["status"]); s != "" {
+			n, _ := byStatus[s].(int)
+			byStatus[s] = n + 1
+		}
+		target, okT := number(k.Fields["target"])
+		actual, okA := number(k.Fields["actual"])
+		if okT && okA && target > 0 {
+			progress[k.Module+"/"+k.ID] = percent(actual, target)
+		}
+	}
+	if len(byStatus) > 0 {
+		f[figKPIsByStatus] = byStatus
+	}
+	if len(progress) > 0 {
+		f[figKPIPercent] = progress
+	}
+
+	var openCases, escalated int
+	for _, c := range byModule(g.Related, "cases") {
+		if done(c.Fields["status"]) || text(c.Fields["closed_at"]) != "" {
+			continue
+		}
+		openCases++
+		if c.Fields["escalated"] == true || lower(c.Fields["status"]) == "escalated" {
+			escalated++
+		}
+	}
+	f[figOpenCases] = openCases
+	f[figEscalatedCases] = escalated
+
+	var active, red int
+	for _, p := range byModule(g.Related, "projects") {
+		if done(p.Fields["status"]) {
+			continue
+		}
+		active++
+		if lower(p.Fields["health"]) == "red" {
+			red++
+		}
+	}
+	f[figActiveProjects] = active
+	f[figRedProjects] = red
+
+	var openTasks, overdue int
+	for _, t := range byModule(g.Related, "playbook_tasks") {
+		if done(t.Fields["status"]) {
+			continue
+		}
+		openTasks++
+		if due, ok := when(t.Fields["due_date"]); ok && due.Before(startOfDay(today)) {
+			overdue++
+		}
+	}
+	f[figOpenTasks] = openTasks
+	f[figOverdueTasks] = overdue
+}
+
+func startOfDay(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// purchases sums the line items of won deals by their product's family.
+// Items whose product or family the graph does not hold are left out.
+func purchases(related []store.GraphRecord, won map[string]bool) map[string]any {
+	family := map[string]string{}
+	for _, p := range byModule(related, "products") {
+		if fam := text(p.Fields["family"]); fam != "" {
+			family[p.ID] = fam
+		}
+	}
+	sums := map[string]float64{}
+	items := map[string]int{}
+	for _, li := range byModule(related, "deal_line_items") {
+		if !won[text(li.Fields["deal"])] {
+			continue
+		}
+		fam, ok := family[text(li.Fields["product"])]
+		if !ok {
+			continue
+		}
+		total, ok := number(li.Fields["total"])
+		if !ok {
+			q, okQ := number(li.Fields["quantity"])
+			p, okP := number(li.Fields["unit_price"])
+			if !okQ || !okP {
+				continue
+			}
+			total = q * p
+		}
+		sums[fam] += total
+		items[fam]++
+	}
+	out := map[string]any{}
+	for fam, s := range sums {
+		out[fam] = map[string]any{"amount": money(s), "line_items": items[fam]}
+	}
+	return out
+}
+
+var weekdays = []string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"}
+
+func partOfDay(t time.Time) string {
+	switch h := t.UTC().Hour(); {
+	case h >= 6 && h < 12:
+		return "morning"
+	case h >= 12 && h < 18:
+		return "afternoon"
+	case h >= 18 && h < 22:
+		return "evening"
+	}
+	return "night"
+}
+
+// signalFigures: through which medium and when the contact's own signals
+// (direction "signal") come, over every activity the graph loaded.
+func signalFigures(f map[string]any, g store.SummaryGraph) {
+	channels, parts, days := map[string]int{}, map[string]int{}, map[string]int{}
+	total := 0
+	for _, a := range g.Activities {
+		if lower(a.Fields["direction"]) != "signal" {
+			continue
+		}
+		total++
+		if m := text(a.Fields["medium"]); m != "" {
+			channels[m]++
+		}
+		t := occurred(a)
+		parts[partOfDay(t)]++
+		days[weekdays[t.Weekday()]]++
+	}
+	f[figSignalsTotal] = total
+	if total == 0 {
+		return
+	}
+	f[figSignalsByChannel] = counts(channels)
+	f[figSignalsByPart] = counts(parts)
+	f[figSignalsByWeekday] = counts(days)
+	if c := top(channels); c != "" {
+		f[figPreferredChannel] = c
+	}
+	f[figPreferredPart] = top(parts)
+	f[figPreferredWeekday] = top(days)
+}
+
+func counts(m map[string]int) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// top is the key with the highest count, ties broken alphabetically.
+func top(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	best := ""
+	for _, k := range keys {
+		if best == "" || m[k] > m[best] {
+			best = k
+		}
+	}
+	return best
+}
+
+// leadFigures: the lead source's historical conversion rate as the store
+// computed it over the org's leads of that source. Nothing is estimated
+// when the store gives no rate.
+func leadFigures(f map[string]any, org map[string]any) {
+	leads, okL := number(org[orgSourceLeads])
+	converted, okC := number(org[orgSourceConverted])
+	if okL && okC {
+		f[figSourceLeads] = org[orgSourceLeads]
+		f[figSourceConverted] = org[orgSourceConverted]
+	}
+	if rate, ok := number(org[orgSourceRate]); ok && rate >= 0 {
+		if rate <= 1 {
+			rate *= 100
+		}
+		f[figSourcePercent] = percent(rate, 100)
+	} else if okL && okC && leads > 0 {
+		f[figSourcePercent] = percent(converted, leads)
+	}
+}
+
+func dealFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
+	day := startOfDay(today)
+	var lastChange time.Time
+	for _, h := range g.History {
+		if h.Field == "stage" && h.ChangedAt.After(lastChange) {
+			lastChange = h.ChangedAt
+		}
+	}
+	if !lastChange.IsZero() {
+		f[figDaysInStage] = int(day.Sub(startOfDay(lastChange)).Hours() / 24)
+	}
+	if c, ok := when(g.Subject.Fields["close_date"]); ok {
+		f[figDaysToClose] = int(startOfDay(c).Sub(day).Hours() / 24)
+	}
+	if pv, ok := number(g.Org[orgPipelineValue]); ok {
+		f[figPipelineValue] = g.Org[orgPipelineValue]
+		amount, okA := number(g.Subject.Fields["amount"])
+		if okA && pv > 0 && !dealClosed(g.Subject.Fields["stage"]) {
+			f[figPipelineShare] = percent(amount, pv)
+		}
+	}
+	if _, ok := number(g.Org[orgEngagementScore]); ok {
+		f[figEngagementScore] = g.Org[orgEngagementScore]
+	}
+}

@@ -1,0 +1,262 @@
+package summary_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/llm/offline"
+	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/workers/summary"
+)
+
+// The offline provider's own words: everything capitalised it may write
+// that is not copied from the facts or a section title. The KPI status
+// words are there because the KPI rule names the statuses it looks for
+// ("No objective KPI is On Track or Completed ..."); a KPI's own status is
+// checked by the offline package's KPI tests.
+var templateWords = setOf(strings.Fields(`Track Completed Achievements Active Activities Activity Annual Business Carry Clear
+	Competitor Contact Conversion Cumulative Deal Email Engagement Escalated Executive Internal KPI KPIs Key Latest
+	Lead Lifecycle Main Milestones Next No Nothing Objective On Open Origin Other Overdue Potential Preferred Product
+	Project Purchases Qualify Related Resolve Signals Stage Success The Title Won UTC`)...)
+
+var (
+	numberRE = regexp.MustCompile(`\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?`)
+	nameRE   = regexp.MustCompile(`\p{Lu}[\p{L}\p{N}'’-]*`)
+)
+
+func setOf(xs ...string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+type fixture struct {
+	module string
+	graph  store.SummaryGraph
+}
+
+func realistic() []fixture {
+	return []fixture{
+		{"accounts", accountGraph()}, {"contacts", contactGraph()}, {"leads", leadGraph()},
+		{"deals", dealGraph()}, {"custom_competitors", customGraph()},
+	}
+}
+
+func offlineAnswer(t testing.TB, g store.SummaryGraph, module string, budget int) (llm.Request, llm.Response) {
+	t.Helper()
+	asked, _ := summary.Sections(module, nil)
+	req, _, err := summary.BuildPrompt(g, module, asked, budget, today)
+	if err != nil {
+		t.Fatalf("BuildPrompt: %v", err)
+	}
+	resp, err := offline.New().Generate(context.Background(), req)
+	if err != nil {
+		t.Fatalf("Generate: %v", err)
+	}
+	return req, resp
+}
+
+// inventedFacts lists what an answer states that the facts do not hold:
+// numbers and dates, capitalised name-like words (beyond titles and
+// template words) not in the facts' JSON, sources that are not refs of the
+// facts, empty sections; and anything Validate would drop.
+func inventedFacts(t testing.TB, req llm.Request, resp llm.Response) []string {
+	js := renderJSON(t, req.Facts)
+	numbers := setOf(numberRE.FindAllString(js, -1)...)
+	names := setOf(nameRE.FindAllString(js, -1)...)
+	for _, s := range req.Sections {
+		for _, w := range nameRE.FindAllString(s.Title, -1) {
+			names[w] = true
+		}
+	}
+	refs := map[string]bool{req.Facts.Subject.Ref: true}
+	for _, r := range append(req.Facts.Related, req.Facts.Activities...) {
+		refs[r.Ref] = true
+	}
+	var bad []string
+	for _, s := range resp.Answer.Sections {
+		if len(s.Bullets) == 0 {
+			bad = append(bad, s.Key+": no bullet")
+		}
+		for _, b := range s.Bullets {
+			for _, num := range numberRE.FindAllString(b.Text, -1) {
+				if !numbers[num] {
+					bad = append(bad, fmt.Sprintf("%s: number %s is not in the facts: %q", s.Key, num, b.Text))
+				}
+			}
+			for _, w := range nameRE.FindAllString(b.Text, -1) {
+				if !names[w] && !templateWords[w] {
+					bad = append(bad, fmt.Sprintf("%s: name %q is not in the facts: %q", s.Key, w, b.Text))
+				}
+			}
+			for _, src := range b.Sources {
+				if !refs[src] {
+					bad = append(bad, fmt.Sprintf("%s: source %s is not in the facts: %q", s.Key, src, b.Text))
+				}
+			}
+		}
+	}
+	if _, dropped := summary.Validate(resp.Answer, req); dropped != 0 {
+		bad = append(bad, fmt.Sprintf("validation dropped %d things", dropped))
+	}
+	return bad
+}
+
+func checkNoInventedFacts(t *testing.T, req llm.Request, resp llm.Response) {
+	t.Helper()
+	for _, b := range inventedFacts(t, req, resp) {
+		t.Error(b)
+	}
+}
+
+func TestOfflineInventsNoFacts(t *testing.T) {
+	for _, fx := range realistic() {
+		t.Run("the offline "+fx.module+" summary states only what the facts hold", func(t *testing.T) {
+			req, resp := offlineAnswer(t, fx.graph, fx.module, 0)
+			checkNoInventedFacts(t, req, resp)
+		})
+	}
+	r := rand.New(rand.NewPCG(2025, 6))
+	for i := range 40 {
+		for _, module := range []string{"accounts", "contacts", "leads", "deals", "custom_assets"} {
+			g := randomGraph(r, module)
+			budget := 2500 + r.IntN(30000)
+			t.Run(fmt.Sprintf("random %s graph %d within %d tokens invents nothing", module, i, budget), func(t *testing.T) {
+				req, resp := offlineAnswer(t, g, module, budget)
+				checkNoInventedFacts(t, req, resp)
+			})
+		}
+	}
+	t.Run("the check catches an invented number, name and source", func(t *testing.T) {
+		req, resp := offlineAnswer(t, accountGraph(), "accounts", 0)
+		resp.Answer.Sections[0].Bullets = append(resp.Answer.Sections[0].Bullets,
+			llm.Bullet{Text: "Revenue grew 37.5% under Gregory.", Sources: []string{"accounts/acc-404"}})
+		bad := inventedFacts(t, req, resp)
+		for _, w := range []string{"number 37.5", `name "Revenue"`, `name "Gregory"`, "source accounts/acc-404"} {
+			found := false
+			for _, b := range bad {
+				found = found || strings.Contains(b, w)
+			}
+			if !found {
+				t.Errorf("the check missed %s: %v", w, bad)
+			}
+		}
+	})
+}
+
+// TestOfflineSummariesSayWhatTheFactsHold pins what each module's summary
+// states: the figures workers/summary computes reach the text under the
+// names llm/offline reads them by.
+func TestOfflineSummariesSayWhatTheFactsHold(t *testing.T) {
+	want := map[string]map[string][]string{
+		"accounts": {
+			llm.AccountHighlights: {"industry: Logistics", "employees: 1200", "location: Leeds, United Kingdom",
+				"Annual revenue: 48000000.00", "Product family: Analytics",
+				"Won revenue: 52000.00, 5% of the organisation's won revenue (1040000.00)",
+				"Analytics: 30000.00 (line items: 1); Logistics Suite: 22000.00 (line items: 1)",
+				"Open cases: 2, escalated: 1", "Active projects: 1, red: 1", "open expansion opportunities: 1",
+				"6 activities in the last 30 days against 2 in the 30 days before (rising); engagement level: medium"},
+			llm.KeyStakeholders:        {"Priya Raman — VP Operations", "Tom Becker — IT Manager", "Internal owners: Dana Whitfield"},
+			llm.KPIProgress:            {"Forecast accuracy: 95.00/90.00 % (105.6% of target), Completed", "Weekly active users: 420.00/500.00 users (84% of target), On Track"},
+			llm.RelationalHealth:       {"Executive engagement: Priya Raman (VP Operations)", "“Thanks for the great workshop, the team is happy with the rollout.”"},
+			llm.RisksAndBlockers:       {"Escalated case: “Sync with ERP stopped”", "Dashboards in use", "Data migration", "“Issue was escalated to management on their side.”"},
+			llm.ExpansionOpportunities: {"“They are interested in adding seats for the support team.”", "“The customer is considering a new region next year.”", "Open expansion opportunity: Northwind - expansion 2025"},
+			llm.StrategicValue:         {"Objective achieved: Automate onboarding", "Won deal: Northwind - new 2024 (52000.00, closed 2024-11-20)"},
+			llm.StrategicNextSteps:     {"Resolve the risks", "Qualify the expansion signal", "Train admins"},
+			llm.ImmediateActions:       {"Overdue playbook task: Train admins (due 2025-05-23, owner Dana Whitfield, In Progress)", "Next step on Northwind - expansion 2025", "Pricing call"},
+			llm.ExecutiveSummary:       {"Northwind Traders (Logistics, Leeds)", "Engagement: medium, rising", "Main challenges"},
+		},
+		"contacts": {
+			llm.Overview:           {"Priya Raman — VP Operations at Northwind Traders; lifecycle stage: Customer", "phone: +44-20-5550-0101"},
+			llm.DecisionPower:      {"a senior title, likely a decision-maker", "Contact on deal Northwind - expansion 2025 (Negotiation, 36000.00)"},
+			llm.RecentInteractions: {"Activities: 10 in total; latest on 2025-05-27"},
+			llm.ContactPreferences: {"Preferred channel: email (signals by channel: email 4, call 1; signals: 5)", "mostly in the morning", "most often on Tuesday (Tuesday 3"},
+		},
+		"leads": {
+			llm.Overview:      {"Marco Bianchi — Bianchi Freight; status: Contacted"},
+			llm.Qualification: {"Potential value: 125000.00", "Origin (lead source): Referral", "Referral leads convert at 23.5% in this organisation (47 of 200)", "Conversion probability: 23.5%", "New on 2025-04-23, Contacted on 2025-05-08"},
+		},
+		"deals": {
+			llm.DealProgress:    {"Stage: Negotiation, probability 75%; value: 36000.00; days in this stage: 14; close date: 2025-07-15 (days to close: 43)", "Milestones: Qualification on 2025-03-03, Needs Analysis on 2025-03-20, Proposal on 2025-04-14, Negotiation on 2025-05-19", "Key decision makers: Priya Raman (VP Operations); Tom Becker (IT Manager)", "Next step: Pricing call"},
+			llm.DealRisks:       {"Competitor: Globex", "“Budget approval delayed to next quarter; they are also evaluating Globex.”"},
+			llm.PipelineMetrics: {"Cumulative open pipeline value: 1250000.00; this deal is 2.9% of it", "Engagement score: 14"},
+		},
+		"custom_competitors": {
+			llm.Overview: {"Globex — founded: 1998; threat: high; website: https://globex.example"},
+		},
+	}
+	for _, fx := range realistic() {
+		_, resp := offlineAnswer(t, fx.graph, fx.module, 0)
+		for _, s := range resp.Answer.Sections {
+			for _, w := range want[fx.module][s.Key] {
+				t.Run(fmt.Sprintf("the %s %s section says %q", fx.module, s.Key, w), func(t *testing.T) {
+					var b strings.Builder
+					for _, x := range s.Bullets {
+						b.WriteString(x.Text + "\n")
+					}
+					if !strings.Contains(b.String(), w) {
+						t.Errorf("missing in\n%s", b.String())
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestOfflineCountsMatchCitedRecords keeps the status rules of the figures
+// (workers/summary) and of the offline provider's lists in step: a count
+// stated in Account Highlights equals the records its bullet cites (up to
+// the five listed).
+func TestOfflineCountsMatchCitedRecords(t *testing.T) {
+	countRE := regexp.MustCompile(`^(Open cases|Active projects|Open opportunities): (\d+)`)
+	prefixOf := map[string]string{"Open cases": "cases/", "Active projects": "projects/", "Open opportunities": "deals/"}
+	graphs := []store.SummaryGraph{accountGraph()}
+	r := rand.New(rand.NewPCG(11, 12))
+	for range 30 {
+		graphs = append(graphs, randomGraph(r, "accounts"))
+	}
+	for i, g := range graphs {
+		t.Run(fmt.Sprintf("account graph %d states counts that match the records it lists", i), func(t *testing.T) {
+			req, resp := offlineAnswer(t, g, "accounts", 100000)
+			seen := 0
+			for _, b := range resp.Answer.Sections[0].Bullets {
+				m := countRE.FindStringSubmatch(b.Text)
+				if m == nil {
+					continue
+				}
+				seen++
+				n, _ := strconv.Atoi(m[2])
+				listed := 0
+				for _, src := range b.Sources {
+					if strings.HasPrefix(src, prefixOf[m[1]]) {
+						listed++
+					}
+				}
+				if listed != min(n, 5) {
+					t.Errorf("%q cites %d records", b.Text, listed)
+				}
+			}
+			if seen < 2 {
+				t.Errorf("only %d count bullets in %s", seen, req.Facts.Subject.Ref)
+			}
+			overdue := 0
+			for _, b := range resp.Answer.Sections[9].Bullets {
+				if strings.HasPrefix(b.Text, "Overdue playbook task") {
+					overdue++
+				}
+			}
+			figs := req.Facts.Org["figures"].(map[string]any)
+			if want := min(figs["overdue_playbook_tasks"].(int), 5); overdue != want {
+				t.Errorf("%d overdue tasks listed, figure says %v", overdue, figs["overdue_playbook_tasks"])
+			}
+		})
+	}
+}

@@ -1,0 +1,375 @@
+package summary
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/store"
+)
+
+// Errors of BuildPrompt.
+var (
+	// ErrBudgetTooSmall: the instructions and the subject record alone do
+	// not fit the token budget, even with every related record left out.
+	ErrBudgetTooSmall = errors.New("summary: token budget too small for the subject record")
+	ErrNothingAsked   = errors.New("summary: no section asked for")
+)
+
+// DefaultBudgetTokens bounds a prompt (system + user, llm.EstimateTokens)
+// when the caller gives no budget. An account with a few hundred associated
+// records and a few hundred activities fits; tens of thousands never do.
+const DefaultBudgetTokens = 32000
+
+// NoActivitiesNote is the Truncation note of a section none of whose
+// activities fit (seed 001, "CS Activity Data").
+const NoActivitiesNote = "no activities were included in this section"
+
+// Truncation records what the token budget left out of the prompt, as
+// seed 001 asks: per section that reads activities, how many were
+// included and from which date; and the associated records dropped when
+// the record and its associated records alone overflow the budget.
+type Truncation struct {
+	Sections []SectionCut `json:"sections"`
+	Related  *RelatedCut  `json:"related,omitempty"`
+}
+
+// SectionCut is one section's activities. Cut is true when any activity
+// was left out, by the budget or by the graph's store.ActivityCap;
+// IncludedFrom is then the date of the oldest activity included, or Note
+// says none was.
+type SectionCut struct {
+	Section            string `json:"section"`
+	Cut                bool   `json:"cut"`
+	ActivitiesIncluded int    `json:"activities_included"`
+	ActivitiesTotal    int    `json:"activities_total"`
+	IncludedFrom       string `json:"included_from,omitempty"` // YYYY-MM-DD, UTC
+	Note               string `json:"note,omitempty"`
+}
+
+// RelatedCut counts associated records left out, deepest levels first.
+type RelatedCut struct {
+	Included int          `json:"included"`
+	Total    int          `json:"total"`
+	LeftOut  []LevelCount `json:"left_out"`
+	Note     string       `json:"note"`
+}
+
+// LevelCount is how many records of one level were left out.
+type LevelCount struct {
+	Level int `json:"level"`
+	Count int `json:"count"`
+}
+
+const systemPrompt = `You write CRM record summaries. Rules:
+1. Use only the facts in the prompt. Never invent names, numbers, dates or statuses; copy them as written.
+2. Every bullet cites in "sources" the ref of every record it rests on (refs look like "contacts/c-42"). A bullet that states an org-wide figure cites the subject's ref.
+3. Use the figures under org.figures instead of your own arithmetic; they are computed over every record, including activities the prompt leaves out.
+4. The activities may be only the newest ones (org.figures.activities_total counts them all): never claim a complete history.
+5. When a section has no supporting facts, answer it with one bullet saying so and empty sources.
+6. One statement per bullet, at most eight bullets per section. Dates are UTC; today is facts.today.
+7. Parts of the day: morning 06-12, afternoon 12-18, evening 18-22, night 22-06.`
+
+// Ref is how a record is cited: "module/external_id".
+func Ref(module, id string) string { return module + "/" + id }
+
+// BuildPrompt turns a graph into a request for the asked sections within
+// budgetTokens (system + user, llm.EstimateTokens). The subject and its
+// associated records go in first; if they alone overflow, associated
+// records of the deepest levels are left out first. Then activities,
+// newest first, until the budget is full. Truncation says what was cut.
+func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, budgetTokens int, today time.Time) (llm.Request, Truncation, error) {
+	if len(asked) == 0 {
+		return llm.Request{}, Truncation{}, ErrNothingAsked
+	}
+	if g.Subject.ID == "" || (g.Subject.Module != "" && g.Subject.Module != module) {
+		return llm.Request{}, Truncation{}, fmt.Errorf("summary: graph of %q is not a %s record", Ref(g.Subject.Module, g.Subject.ID), module)
+	}
+	if budgetTokens <= 0 {
+		budgetTokens = DefaultBudgetTokens
+	}
+	today = today.UTC()
+	subjectRef := Ref(module, g.Subject.ID)
+	task := taskText(module, subjectRef, asked)
+	// (len+3)/4 <= B holds exactly when len <= 4B.
+	maxBytes := 4*(budgetTokens-llm.EstimateTokens(systemPrompt)) - len(task)
+
+	facts := llm.Facts{Subject: subjectRecord(g, module), Related: []llm.Record{}, Activities: []llm.Record{}, Today: today}
+	seen := map[string]bool{subjectRef: true}
+	for _, r := range g.Related {
+		if rec := record(r); !seen[rec.Ref] {
+			seen[rec.Ref] = true
+			facts.Related = append(facts.Related, rec)
+		}
+	}
+	sorted, times := newestFirst(g.Activities)
+	figs := figures(g, module, today)
+	facts.Org = make(map[string]any, len(g.Org)+1)
+	for k, v := range g.Org {
+		facts.Org[k] = v
+	}
+	facts.Org["figures"] = figs
+
+	var trunc Truncation
+	base, err := render(facts)
+	if err != nil {
+		return llm.Request{}, Truncation{}, err
+	}
+	if len(base) > maxBytes {
+		cut, err := trimRelated(&facts, len(base)-maxBytes)
+		if err != nil {
+			return llm.Request{}, Truncation{}, err
+		}
+		trunc.Related = cut
+		pruneFigures(figs, facts.Related)
+		if base, err = render(facts); err != nil {
+			return llm.Request{}, Truncation{}, err
+		}
+		if len(base) > maxBytes {
+			return llm.Request{}, Truncation{}, fmt.Errorf("%w: %d tokens", ErrBudgetTooSmall, budgetTokens)
+		}
+	}
+
+	// Activities newest first while they fit; each adds its bytes and,
+	// after the first, a comma. Only those tried are converted.
+	used, distinct, full := len(base), 0, false
+	var oldest time.Time
+	for i, a := range sorted {
+		ref := Ref(a.Module, a.ID)
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		distinct++
+		if full {
+			continue // only counted
+		}
+		rec := record(a)
+		b, err := render(rec)
+		if err != nil {
+			return llm.Request{}, Truncation{}, err
+		}
+		add := len(b)
+		if len(facts.Activities) > 0 {
+			add++
+		}
+		if used+add > maxBytes {
+			full = true
+			continue
+		}
+		used += add
+		facts.Activities = append(facts.Activities, rec)
+		oldest = times[i]
+	}
+	n := len(facts.Activities)
+	js, err := render(facts)
+	if err != nil {
+		return llm.Request{}, Truncation{}, err
+	}
+	if len(js) > maxBytes {
+		return llm.Request{}, Truncation{}, fmt.Errorf("summary: prompt of %d bytes over its %d-byte budget", len(js), maxBytes)
+	}
+
+	total := max(g.ActivityTotal, distinct)
+	for _, s := range asked {
+		if !s.UsesActivities {
+			continue
+		}
+		c := SectionCut{Section: s.Key, Cut: n < total, ActivitiesIncluded: n, ActivitiesTotal: total}
+		switch {
+		case c.Cut && n > 0:
+			c.IncludedFrom = oldest.Format(time.DateOnly)
+		case c.Cut:
+			c.Note = NoActivitiesNote
+		}
+		trunc.Sections = append(trunc.Sections, c)
+	}
+	if trunc.Sections == nil {
+		trunc.Sections = []SectionCut{}
+	}
+	req := llm.Request{
+		System:   systemPrompt,
+		User:     task + string(js),
+		Schema:   llm.AnswerSchema(asked),
+		Facts:    &facts,
+		Sections: asked,
+	}
+	return req, trunc, nil
+}
+
+func taskText(module, ref string, asked []llm.SectionSpec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Summarise the %s record %s for a CRM user. Answer with one entry per section below, "+
+		"in this order, each a list of bullets {text, sources}.\n\nSections:\n", module, ref)
+	for _, s := range asked {
+		fmt.Fprintf(&b, "- %s (%s): %s", s.Key, s.Title, s.Instruction)
+		if len(s.Feeds) > 0 {
+			fmt.Fprintf(&b, " Feeds: %s.", strings.Join(s.Feeds, ", "))
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("\nFacts (subject; related records with their level and parent; activities, newest first; " +
+		"org-wide figures):\n")
+	return b.String()
+}
+
+// render is compact JSON without HTML escaping, so notes read as written
+// and a record's bytes are the same alone and inside the facts.
+func render(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("summary: render facts: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// record is a graph record as the facts show it: the fields without empty
+// values, the external id (it is in the ref) and created_at.
+func record(r store.GraphRecord) llm.Record {
+	fields := make(map[string]any, len(r.Fields))
+	for k, v := range r.Fields {
+		if k == "id" || k == "created_at" || empty(v) {
+			continue
+		}
+		fields[k] = v
+	}
+	return llm.Record{Ref: Ref(r.Module, r.ID), Module: r.Module, Level: r.Level, Parent: r.Parent, Fields: fields}
+}
+
+func empty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case map[string]any:
+		return len(x) == 0
+	case store.Record:
+		return len(x) == 0
+	case []any:
+		return len(x) == 0
+	}
+	return false
+}
+
+// subjectRecord carries the tracked picklist's history (milestones) in
+// field_history, shaped like the store's FieldChange JSON.
+func subjectRecord(g store.SummaryGraph, module string) llm.Record {
+	s := g.Subject
+	s.Module, s.Level, s.Parent = module, 0, ""
+	rec := record(s)
+	if len(g.History) > 0 {
+		h := make([]any, 0, len(g.History))
+		for _, c := range g.History {
+			e := map[string]any{"field": c.Field, "changed_at": c.ChangedAt.UTC().Format(time.RFC3339)}
+			if c.OldValue != nil {
+				e["old_value"] = *c.OldValue
+			}
+			if c.NewValue != nil {
+				e["new_value"] = *c.NewValue
+			}
+			h = append(h, e)
+		}
+		rec.Fields["field_history"] = h
+	}
+	return rec
+}
+
+// newestFirst orders activities by occurred_at, newest first, ties by id,
+// whatever order the graph came in; it returns each one's time alongside.
+func newestFirst(acts []store.GraphRecord) ([]store.GraphRecord, []time.Time) {
+	type timed struct {
+		r store.GraphRecord
+		t time.Time
+	}
+	ts := make([]timed, len(acts))
+	for i, a := range acts {
+		ts[i] = timed{a, occurred(a)}
+	}
+	slices.SortStableFunc(ts, func(a, b timed) int {
+		if c := b.t.Compare(a.t); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.r.ID, b.r.ID)
+	})
+	out, times := make([]store.GraphRecord, len(ts)), make([]time.Time, len(ts))
+	for i, x := range ts {
+		out[i], times[i] = x.r, x.t
+	}
+	return out, times
+}
+
+// trimRelated leaves out associated records, deepest level first and the
+// last listed first within a level, until over bytes are saved.
+func trimRelated(f *llm.Facts, over int) (*RelatedCut, error) {
+	total := len(f.Related)
+	order := make([]int, total)
+	sizes := make([]int, total)
+	for i, r := range f.Related {
+		order[i] = i
+		b, err := render(r)
+		if err != nil {
+			return nil, err
+		}
+		sizes[i] = len(b) + 1 // its comma
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := cmp.Compare(f.Related[b].Level, f.Related[a].Level); c != 0 {
+			return c
+		}
+		return cmp.Compare(b, a)
+	})
+	drop := map[int]bool{}
+	saved := 0
+	for _, i := range order {
+		if saved >= over {
+			break
+		}
+		drop[i] = true
+		saved += sizes[i]
+	}
+	if saved < over {
+		return nil, fmt.Errorf("%w: the subject alone overflows it", ErrBudgetTooSmall)
+	}
+	levels := map[int]int{}
+	kept := make([]llm.Record, 0, total-len(drop))
+	for i, r := range f.Related {
+		if drop[i] {
+			levels[r.Level]++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	f.Related = kept
+	cut := &RelatedCut{Included: len(kept), Total: total}
+	for lvl, n := range levels {
+		cut.LeftOut = append(cut.LeftOut, LevelCount{Level: lvl, Count: n})
+	}
+	slices.SortFunc(cut.LeftOut, func(a, b LevelCount) int { return cmp.Compare(b.Level, a.Level) })
+	cut.Note = fmt.Sprintf("%d of %d associated records were left out to fit the token budget, deepest levels first",
+		total-len(kept), total)
+	return cut, nil
+}
+
+// pruneFigures drops per-record figures of records left out of the prompt.
+func pruneFigures(figs map[string]any, related []llm.Record) {
+	in := make(map[string]bool, len(related))
+	for _, r := range related {
+		in[r.Ref] = true
+	}
+	if m, ok := figs[figKPIPercent].(map[string]any); ok {
+		for ref := range m {
+			if !in[ref] {
+				delete(m, ref)
+			}
+		}
+	}
+}

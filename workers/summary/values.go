@@ -1,0 +1,91 @@
+package summary
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Field values come from store.Record (json.Number for numbers, RFC 3339
+// strings for timestamps) or from hand-built graphs (float64, int); these
+// helpers read either.
+
+func text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	return ""
+}
+
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	case float64:
+		return x, true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case string:
+		f, err := strconv.ParseFloat(x, 64)
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// when reads a date ("2006-01-02") or an RFC 3339 timestamp.
+func when(v any) (time.Time, bool) {
+	s := text(v)
+	if s == "" {
+		return time.Time{}, false
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), true
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+// Figures are rendered as json.Number so the prompt and any text copied
+// from it show the same digits: percents with at most one decimal, money
+// with two.
+func percent(part, whole float64) json.Number {
+	p := math.Round(part/whole*1000) / 10
+	return json.Number(strconv.FormatFloat(p, 'f', -1, 64))
+}
+
+func money(v float64) json.Number {
+	return json.Number(strconv.FormatFloat(math.Round(v*100)/100, 'f', 2, 64))
+}
+
+func lower(v any) string { return strings.ToLower(strings.TrimSpace(text(v))) }
+
+// Status rules. The offline provider applies the same ones when it lists
+// records; TestOfflineCountsMatchCitedRecords keeps the two in step.
+
+func dealClosed(stage any) bool { return strings.HasPrefix(lower(stage), "closed") }
+func dealWon(stage any) bool    { return lower(stage) == "closed won" }
+
+var doneStatuses = map[string]bool{"done": true, "completed": true, "complete": true, "closed": true,
+	"resolved": true, "cancelled": true, "canceled": true, "achieved": true}
+
+func done(status any) bool { return doneStatuses[lower(status)] }
