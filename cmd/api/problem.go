@@ -60,10 +60,11 @@ func invalid(detail string, fields map[string]string) error {
 // fail maps an error to its problem response in one place.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		bad      *badRequest
-		fe       jobs.FieldErrors
-		tooLarge *http.MaxBytesError
-		netErr   *net.OpError
+		bad          *badRequest
+		fe           jobs.FieldErrors
+		tooLarge     *http.MaxBytesError
+		netErr       *net.OpError
+		feedbackErrs store.FeedbackErrors
 	)
 	switch {
 	case errors.As(err, &bad):
@@ -79,6 +80,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", "cursor is not one this API issued", map[string]string{"cursor": "invalid"})
 	case errors.Is(err, store.ErrInvalidModule):
 		writeProblem(w, r, http.StatusNotFound, "unknown-module", err.Error(), nil)
+	case errors.As(err, &feedbackErrs):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the feedback has invalid fields", feedbackErrs)
 	case errors.Is(err, store.ErrInvalidQuery):
 		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error(), nil)
 	case errors.Is(err, store.ErrNotFound):

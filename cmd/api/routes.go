@@ -17,6 +17,8 @@ func (s *server) routeTable() []route {
 		{"GET /metrics", s.admin(s.metrics)},
 
 		{"POST /v1/admin/orgs", s.admin(http.HandlerFunc(s.createOrg))},
+		{"GET /v1/admin/orgs/{org}/summary-sections", s.admin(http.HandlerFunc(s.getSummarySections))},
+		{"PUT /v1/admin/orgs/{org}/summary-sections", s.admin(http.HandlerFunc(s.putSummarySections))},
 
 		{"POST /v1/jobs", s.org(s.createJob)},
 		{"GET /v1/jobs/{id}", s.org(s.getJob)},
@@ -27,6 +29,16 @@ func (s *server) routeTable() []route {
 		{"GET /v1/modules/{module}/records/{id}", s.org(s.getRecord)},
 		{"DELETE /v1/modules/{module}/records/{id}", s.org(s.deleteRecord)},
 		{"GET /v1/modules/{module}/records/{id}/interactions", s.org(s.interactions)},
+		{"GET /v1/modules/{module}/records/{id}/summary", s.org(s.latestSummary)},
+		{"GET /v1/modules/{module}/records/{id}/summaries/saved", s.org(s.savedSummaries)},
+
+		{"POST /v1/summaries", s.org(s.createSummary)},
+		{"GET /v1/summaries/{id}", s.org(s.getSummary)},
+		{"POST /v1/summaries/{id}/save", s.org(s.saveSummary)},
+		{"POST /v1/summaries/{id}/feedback", s.org(s.summaryFeedback)},
+		{"POST /v1/summaries/{id}/expansion-opportunities", s.org(s.createExpansion)},
+		{"GET /v1/summaries/feedback/stats", s.org(s.summaryFeedbackStats)},
+		{"GET /v1/usage/summaries", s.org(s.summaryUsage)},
 	}
 	if s.monitoring != nil {
 		// asynqmon routes on the full path: no StripPrefix.

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/cmd/internal/proc"
@@ -43,7 +45,21 @@ func main() {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := workers.NewMetrics()
-	reg.MustRegister(metrics.Duration, metrics.Outcomes)
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crmq_summary_dropped_source_ids_total",
+		Help: "Source ids a model cited that were not in its prompt; dropped, never shown.",
+	}, []string{"module"})
+	reg.MustRegister(metrics.Duration, metrics.Outcomes, dropped)
+
+	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		proc.Fatal(log, "redis", fmt.Errorf("unexpected client for %T", redisOpt))
+	}
+	defer rdb.Close()
+	provider, err := newProvider(ctx, cfg, rdb)
+	if err != nil {
+		proc.Fatal(log, "llm provider", err)
+	}
 
 	srv := asynq.NewServer(redisOpt, asynq.Config{
 		Concurrency:       cfg.Concurrency,
@@ -55,11 +71,12 @@ func main() {
 		LogLevel:          asynq.InfoLevel,
 		BaseContext:       func() context.Context { return context.Background() },
 	})
-	mux := newMux(db, log, metrics)
+	mux := newMux(deps{cfg: cfg, db: db, log: log, metrics: metrics, provider: provider, dropped: dropped})
 	if err := srv.Start(mux); err != nil {
 		proc.Fatal(log, "start asynq server", err)
 	}
-	log.Info("worker started", "concurrency", cfg.Concurrency, "queues", cfg.QueueWeights, "poll_interval", cfg.PollInterval)
+	log.Info("worker started", "concurrency", cfg.Concurrency, "queues", cfg.QueueWeights,
+		"poll_interval", cfg.PollInterval, "llm", provider.Name())
 
 	var metricsSrv *http.Server
 	if cfg.WorkerMetricsAddr != "" {

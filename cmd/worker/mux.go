@@ -1,23 +1,68 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/llm/gemini"
+	"github.com/crmq/crmq/llm/offline"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/workers"
 	"github.com/crmq/crmq/workers/maintenance"
+	"github.com/crmq/crmq/workers/summary"
 	"github.com/crmq/crmq/workers/system"
 )
 
+// limiterMaxWait is how long a task waits in its slot for the shared
+// requests-per-minute budget before it hands the wait to asynq's retry.
+const limiterMaxWait = 5 * time.Second
+
+// deps is what the handlers are built from.
+type deps struct {
+	cfg      config.Config
+	db       *store.DB
+	log      *slog.Logger
+	metrics  *workers.Metrics
+	provider llm.Provider
+	dropped  *prometheus.CounterVec
+}
+
+// newProvider builds the configured LLM provider behind the shared rate limiter.
+func newProvider(ctx context.Context, cfg config.Config, rdb redis.UniversalClient) (llm.Provider, error) {
+	var p llm.Provider
+	switch cfg.LLMProvider {
+	case "gemini":
+		g, err := gemini.New(ctx, gemini.Config{APIKey: cfg.GeminiAPIKey, Model: cfg.GeminiModel, BaseURL: cfg.GeminiBaseURL, Timeout: cfg.LLMTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("gemini: %w", err)
+		}
+		p = g
+	default:
+		// The offline provider makes no request, so no budget applies.
+		return offline.New(), nil
+	}
+	return llm.Limited(p, llm.NewLimiter(rdb, cfg.LLMOrgRPM, cfg.LLMGlobalRPM, ""), limiterMaxWait), nil
+}
+
 // newMux registers every task type's handler behind the job-state middleware.
-func newMux(db *store.DB, log *slog.Logger, m *workers.Metrics) *asynq.ServeMux {
+func newMux(d deps) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
-	mux.Use(workers.JobState(db, log, m))
-	mux.Handle(jobs.TypePing, workers.Handle(db, system.Ping()))
-	mux.Handle(jobs.TypeOrphansRecompute, workers.Handle(db, maintenance.OrphansHandler(db, time.Now)))
+	mux.Use(workers.JobState(d.db, d.log, d.metrics))
+	mux.Handle(jobs.TypePing, workers.Handle(d.db, system.Ping()))
+	mux.Handle(jobs.TypeOrphansRecompute, workers.Handle(d.db, maintenance.OrphansHandler(d.db, time.Now)))
+	sum := summary.Task{
+		Store: d.db, Provider: d.provider, Budget: d.cfg.SummaryBudget, Now: time.Now,
+		Dropped: func(module string, n int) { d.dropped.WithLabelValues(module).Add(float64(n)) },
+	}
+	mux.Handle(jobs.TypeSummaryGenerate, workers.Handle(d.db, sum.Run))
 	return mux
 }
