@@ -21,9 +21,11 @@ import (
 
 	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/llm/offline"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/store/storetest"
 	"github.com/crmq/crmq/workers"
+	"github.com/crmq/crmq/workers/summary"
 	"github.com/crmq/crmq/workers/system"
 )
 
@@ -55,6 +57,7 @@ func newAPI(t *testing.T) *apiEnv {
 	}
 	cfg.AdminKey = testAdminKey
 	cfg.MaxBodyBytes = 64 << 10
+	cfg.SummaryLimit = 100
 	s := &server{
 		cfg: cfg, db: db, log: quiet, now: time.Now,
 		enq:       &jobs.Enqueuer{DB: db, Client: client, Log: quiet},
@@ -86,6 +89,8 @@ func (e *apiEnv) startWorker(t *testing.T) {
 	mux := asynq.NewServeMux()
 	mux.Use(workers.JobState(e.db, quiet, nil))
 	mux.Handle(jobs.TypePing, workers.Handle(e.db, system.Ping()))
+	sum := summary.Task{Store: e.db, Provider: offline.New(), Budget: 24000, Now: time.Now}
+	mux.Handle(jobs.TypeSummaryGenerate, workers.Handle(e.db, sum.Run))
 	if err := srv.Start(mux); err != nil {
 		t.Fatal(err)
 	}
