@@ -19,6 +19,12 @@ var generic = map[string]func(orgID int64, g Generic) (Task, error){
 		}
 		return NewOrphansTask(orgID)
 	},
+	TypeSummariesPrune: func(orgID int64, g Generic) (Task, error) {
+		if g.Queue != "" || g.HoldMS != 0 {
+			return Task{}, FieldErrors{"queue": "summaries:prune takes no options; it always runs on queue low"}
+		}
+		return NewPruneTask(orgID)
+	},
 }
 
 // GenericTypes lists the types POST /v1/jobs accepts.

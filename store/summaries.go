@@ -216,17 +216,16 @@ func (db *DB) SavedSummaries(ctx context.Context, orgID int64, module, recordExt
 // backlog never holds locks on all of them at once.
 const pruneBatch = 5000
 
-// PruneSummaries deletes every unsaved summary created before olderThan,
-// in all orgs (a retention sweep of the maintenance task; it reads and
-// returns no tenant data), with their feedback; saved summaries are never
-// pruned. It returns how many it deleted.
-func (db *DB) PruneSummaries(ctx context.Context, olderThan time.Time) (int64, error) {
+// PruneSummaries deletes the org's unsaved summaries created before
+// olderThan, with their feedback; saved summaries are never pruned. It
+// returns how many it deleted.
+func (db *DB) PruneSummaries(ctx context.Context, orgID int64, olderThan time.Time) (int64, error) {
 	var total int64
 	for {
 		res, err := db.ExecContext(ctx, `
 			DELETE FROM summaries WHERE id IN (
-				SELECT id FROM summaries WHERE NOT saved AND created_at < $1
-				ORDER BY created_at LIMIT $2)`, olderThan, pruneBatch)
+				SELECT id FROM summaries WHERE org_id = $3 AND NOT saved AND created_at < $1
+				ORDER BY created_at LIMIT $2)`, olderThan, pruneBatch, orgID)
 		if err != nil {
 			return total, fmt.Errorf("prune summaries: %w", err)
 		}

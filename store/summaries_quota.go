@@ -151,15 +151,15 @@ func (db *DB) SummaryUsageOf(ctx context.Context, orgID int64, userID string, da
 	return u, nil
 }
 
-// PruneSummaryUsage deletes the counts and consumptions of every org for
-// the days before the day of before; they only matter on their own day.
-// It returns how many rows it deleted.
-func (db *DB) PruneSummaryUsage(ctx context.Context, before time.Time) (int64, error) {
+// PruneSummaryUsage deletes the org's counts and consumptions of the days
+// before the day of before; they only matter on their own day. It returns
+// how many rows it deleted.
+func (db *DB) PruneSummaryUsage(ctx context.Context, orgID int64, before time.Time) (int64, error) {
 	var n int64
 	err := db.GetContext(ctx, &n, `
-		WITH c AS (DELETE FROM summary_consumptions WHERE day < $1::date RETURNING 1),
-		     u AS (DELETE FROM summary_usage WHERE day < $1::date RETURNING 1)
-		SELECT (SELECT count(*) FROM c) + (SELECT count(*) FROM u)`, dayOf(before))
+		WITH c AS (DELETE FROM summary_consumptions WHERE org_id = $2 AND day < $1::date RETURNING 1),
+		     u AS (DELETE FROM summary_usage WHERE org_id = $2 AND day < $1::date RETURNING 1)
+		SELECT (SELECT count(*) FROM c) + (SELECT count(*) FROM u)`, dayOf(before), orgID)
 	if err != nil {
 		return 0, fmt.Errorf("prune summary usage: %w", err)
 	}

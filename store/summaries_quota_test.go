@@ -201,7 +201,7 @@ func TestPruneSummaryUsage(t *testing.T) {
 	consume(t, db, org, "u1", "r1", "h", quotaDay.AddDate(0, 0, -2), 100)
 	consume(t, db, org, "u1", "r1", "h", quotaDay.AddDate(0, 0, -1), 100)
 	consume(t, db, org, "u1", "r1", "h", quotaDay, 100)
-	n, err := db.PruneSummaryUsage(ctx, quotaDay)
+	n, err := db.PruneSummaryUsage(ctx, org, quotaDay)
 	if err != nil || n != 4 { // two days, a usage row and a consumption each
 		t.Fatalf("pruned %d, %v; want 4", n, err)
 	}

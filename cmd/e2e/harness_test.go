@@ -105,6 +105,7 @@ func newSystemOn(t *testing.T, dbURL, redisURL string, extraEnv ...string) *syst
 			"CRMQ_LOG_FORMAT=text",
 			"CRMQ_LOG_LEVEL=debug",
 			"CRMQ_CRON_ORPHANS=", // off unless a test sets it
+			"CRMQ_CRON_SUMMARY_PRUNE=",
 		}, extraEnv...),
 	}
 	t.Cleanup(s.stopAll)

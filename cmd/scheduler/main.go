@@ -51,5 +51,8 @@ func Table(cfg config.Config) []scheduler.Entry {
 	if cfg.CronOrphans != "" {
 		t = append(t, scheduler.Entry{Spec: cfg.CronOrphans, Type: jobs.TypeOrphansRecompute, Build: jobs.NewOrphansTask})
 	}
+	if cfg.CronPrune != "" {
+		t = append(t, scheduler.Entry{Spec: cfg.CronPrune, Type: jobs.TypeSummariesPrune, Build: jobs.NewPruneTask})
+	}
 	return t
 }

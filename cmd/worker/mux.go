@@ -59,6 +59,7 @@ func newMux(d deps) *asynq.ServeMux {
 	mux.Use(workers.JobState(d.db, d.log, d.metrics))
 	mux.Handle(jobs.TypePing, workers.Handle(d.db, system.Ping()))
 	mux.Handle(jobs.TypeOrphansRecompute, workers.Handle(d.db, maintenance.OrphansHandler(d.db, time.Now)))
+	mux.Handle(jobs.TypeSummariesPrune, workers.Handle(d.db, maintenance.PruneHandler(d.db, d.cfg.SummaryRetention, time.Now)))
 	sum := summary.Task{
 		Store: d.db, Provider: d.provider, Budget: d.cfg.SummaryBudget, Now: time.Now,
 		Dropped: func(module string, n int) { d.dropped.WithLabelValues(module).Add(float64(n)) },

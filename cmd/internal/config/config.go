@@ -33,7 +33,9 @@ type Config struct {
 	WorkerMetricsAddr  string
 	MonitoringReadOnly bool
 
-	CronOrphans string
+	CronOrphans      string
+	CronPrune        string
+	SummaryRetention time.Duration
 
 	LLMProvider   string
 	GeminiAPIKey  string
@@ -73,6 +75,8 @@ var Vars = []Var{
 	{"CRMQ_MONITORING_READ_ONLY", "true", "true: /monitoring only shows queues; false: operators may also retry, archive and delete tasks there"},
 	{"CRMQ_METRICS_INTERVAL", "15s", "how often the API refreshes the cached queue metrics"},
 	{"CRMQ_CRON_ORPHANS", "0 3 * * 1", "cron spec (UTC) of orphans:recompute for every org; empty disables it"},
+	{"CRMQ_CRON_SUMMARY_PRUNE", "30 4 * * *", "cron spec (UTC) of summaries:prune for every org; empty disables it"},
+	{"CRMQ_SUMMARY_RETENTION_DAYS", "90", "unsaved summaries older than this many days are pruned; saved ones never are"},
 	{"CRMQ_LLM_PROVIDER", "offline", "offline (deterministic, no network; the default) or gemini"},
 	{"GEMINI_API_KEY", "", "the Gemini API key; required when CRMQ_LLM_PROVIDER=gemini"},
 	{"CRMQ_GEMINI_MODEL", "gemini-2.5-flash", "Gemini model name"},
@@ -108,6 +112,8 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		ShutdownTimeout:    p.duration("CRMQ_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute),
 		MetricsInterval:    p.duration("CRMQ_METRICS_INTERVAL", time.Second, time.Hour),
 		CronOrphans:        p.raw("CRMQ_CRON_ORPHANS"),
+		CronPrune:          p.raw("CRMQ_CRON_SUMMARY_PRUNE"),
+		SummaryRetention:   time.Duration(p.int("CRMQ_SUMMARY_RETENTION_DAYS", 1, 36500)) * 24 * time.Hour,
 		WorkerMetricsAddr:  p.str("CRMQ_WORKER_METRICS_ADDR"),
 		MonitoringReadOnly: p.oneOf("CRMQ_MONITORING_READ_ONLY", "true", "false") == "true",
 		LLMProvider:        p.oneOf("CRMQ_LLM_PROVIDER", "offline", "gemini"),
