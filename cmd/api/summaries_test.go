@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
+	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/workers/summary"
@@ -331,5 +334,20 @@ func TestHiddenSectionsAndInsufficientData(t *testing.T) {
 	}
 	if next, ok := got[llm.StrategicNextSteps]; !ok || next.Bullets[0].Text == summary.InsufficientData {
 		t.Fatalf("strategic next steps still has visible feeders and must be generated: %+v", next)
+	}
+}
+
+// A summary request that Redis refuses is 503 and costs the user nothing.
+func TestRefusedSummaryGivesItsCountBack(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t)
+	e.ingest(t, "leads", `{"external_id":"l-1","last_name":"L"}`)
+	dead := asynq.NewClient(asynq.RedisClientOpt{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond})
+	defer dead.Close()
+	e.s.enq = &jobs.Enqueuer{DB: e.db, Client: dead, Log: quiet}
+	r, _ := e.summarize(t, "u", "leads", "l-1", false)
+	wantProblem(t, r, 503, "unavailable")
+	if u := decode[store.SummaryUsage](t, e.do(t, "GET", "/v1/usage/summaries", e.keyA, "", "X-User-ID", "u")); u.Used != 0 {
+		t.Fatalf("a refused request was counted: %+v", u)
 	}
 }
