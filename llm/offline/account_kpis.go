@@ -23,8 +23,8 @@ func (v *view) achievingKPIs() []llm.Record {
 		if c := cmp.Compare(btoi(lf(b, "status") == "completed"), btoi(lf(a, "status") == "completed")); c != 0 {
 			return c
 		}
-		pa, okA := num(pct[a.Ref])
-		pb, okB := num(pct[b.Ref])
+		pa, okA := llm.Number(pct[a.Ref])
+		pb, okB := llm.Number(pct[b.Ref])
 		if !okA {
 			pa = -1
 		}

@@ -77,24 +77,6 @@ func str(v any) string {
 	return ""
 }
 
-func num(v any) (float64, bool) {
-	switch x := v.(type) {
-	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	case float64:
-		return x, true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case string:
-		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-		return f, err == nil
-	}
-	return 0, false
-}
-
 // f is a field of r as text.
 func f(r llm.Record, key string) string { return str(r.Fields[key]) }
 
@@ -151,8 +133,8 @@ func kpiAchieving(k llm.Record) bool {
 	if s != "on track" && s != "completed" {
 		return false
 	}
-	actual, okA := num(k.Fields["actual"])
-	target, okT := num(k.Fields["target"])
+	actual, okA := llm.Number(k.Fields["actual"])
+	target, okT := llm.Number(k.Fields["target"])
 	return okA && okT && actual > 0 && target > 0
 }
 
@@ -214,7 +196,7 @@ func (v *view) figNum(key string) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return num(x)
+	return llm.Number(x)
 }
 
 func (v *view) figMap(key string) map[string]any {
@@ -240,8 +222,8 @@ func (v *view) figCounts(key string, order []string) string {
 		if c := cmp.Compare(rank(a), rank(b)); c != 0 {
 			return c
 		}
-		na, _ := num(m[a])
-		nb, _ := num(m[b])
+		na, _ := llm.Number(m[a])
+		nb, _ := llm.Number(m[b])
 		if c := cmp.Compare(nb, na); c != 0 {
 			return c
 		}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/store"
 )
 
@@ -15,7 +16,7 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 	var wonSum, openSum float64
 	var open, expansion int
 	for _, d := range deals {
-		amount, _ := number(d.Fields["amount"])
+		amount, _ := llm.Number(d.Fields["amount"])
 		switch {
 		case dealWon(d.Fields["stage"]):
 			won[d.ID] = true
@@ -35,14 +36,14 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 
 	// Won revenue: the store's figure when it gives one (it sees every
 	// deal), else the won deals of the graph.
-	accountWon, haveAccount := number(g.Org[orgAccountWon])
+	accountWon, haveAccount := llm.Number(g.Org[orgAccountWon])
 	if haveAccount {
 		f[figWonRevenue] = g.Org[orgAccountWon]
 	} else if len(won) > 0 {
 		accountWon, haveAccount = wonSum, true
 		f[figWonRevenue] = money(wonSum)
 	}
-	if orgWonV, ok := number(g.Org[orgWon]); ok {
+	if orgWonV, ok := llm.Number(g.Org[orgWon]); ok {
 		f[figOrgWonRevenue] = g.Org[orgWon]
 		if haveAccount && orgWonV > 0 {
 			f[figWonShare] = percent(accountWon, orgWonV)
@@ -60,8 +61,8 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 			n, _ := byStatus[s].(int)
 			byStatus[s] = n + 1
 		}
-		target, okT := number(k.Fields["target"])
-		actual, okA := number(k.Fields["actual"])
+		target, okT := llm.Number(k.Fields["target"])
+		actual, okA := llm.Number(k.Fields["actual"])
 		if okT && okA && target > 0 {
 			progress[k.Module+"/"+k.ID] = percent(actual, target)
 		}
@@ -137,10 +138,10 @@ func purchases(related []store.GraphRecord, won map[string]bool) map[string]any 
 		if !ok {
 			continue
 		}
-		total, ok := number(li.Fields["total"])
+		total, ok := llm.Number(li.Fields["total"])
 		if !ok {
-			q, okQ := number(li.Fields["quantity"])
-			p, okP := number(li.Fields["unit_price"])
+			q, okQ := llm.Number(li.Fields["quantity"])
+			p, okP := llm.Number(li.Fields["unit_price"])
 			if !okQ || !okP {
 				continue
 			}
@@ -229,13 +230,13 @@ func top(m map[string]int) string {
 // computed it over the org's leads of that source. Nothing is estimated
 // when the store gives no rate.
 func leadFigures(f map[string]any, org map[string]any) {
-	leads, okL := number(org[orgSourceLeads])
-	converted, okC := number(org[orgSourceConverted])
+	leads, okL := llm.Number(org[orgSourceLeads])
+	converted, okC := llm.Number(org[orgSourceConverted])
 	if okL && okC {
 		f[figSourceLeads] = org[orgSourceLeads]
 		f[figSourceConverted] = org[orgSourceConverted]
 	}
-	if rate, ok := number(org[orgSourceRate]); ok && rate >= 0 {
+	if rate, ok := llm.Number(org[orgSourceRate]); ok && rate >= 0 {
 		if rate <= 1 {
 			rate *= 100
 		}
@@ -259,14 +260,14 @@ func dealFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 	if c, ok := when(g.Subject.Fields["close_date"]); ok {
 		f[figDaysToClose] = int(startOfDay(c).Sub(day).Hours() / 24)
 	}
-	if pv, ok := number(g.Org[orgPipelineValue]); ok {
+	if pv, ok := llm.Number(g.Org[orgPipelineValue]); ok {
 		f[figPipelineValue] = g.Org[orgPipelineValue]
-		amount, okA := number(g.Subject.Fields["amount"])
+		amount, okA := llm.Number(g.Subject.Fields["amount"])
 		if okA && pv > 0 && !dealClosed(g.Subject.Fields["stage"]) {
 			f[figPipelineShare] = percent(amount, pv)
 		}
 	}
-	if _, ok := number(g.Org[orgEngagementScore]); ok {
+	if _, ok := llm.Number(g.Org[orgEngagementScore]); ok {
 		f[figEngagementScore] = g.Org[orgEngagementScore]
 	}
 }

@@ -32,24 +32,6 @@ func text(v any) string {
 	return ""
 }
 
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	case float64:
-		return x, true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case string:
-		f, err := strconv.ParseFloat(x, 64)
-		return f, err == nil
-	}
-	return 0, false
-}
-
 // when reads a date ("2006-01-02") or an RFC 3339 timestamp.
 func when(v any) (time.Time, bool) {
 	s := text(v)
