@@ -38,12 +38,17 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request, task jobs.Task)
 		s.fail(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusAccepted, acceptedHeaders(w, job, replayed))
+}
+
+// acceptedHeaders sets the headers of a 202 and returns its body.
+func acceptedHeaders(w http.ResponseWriter, job store.Job, replayed bool) accepted {
 	status := "/v1/jobs/" + job.ID
 	w.Header().Set("Location", status)
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusAccepted, accepted{JobID: job.ID, StatusURL: status, EventsURL: status + "/events", State: job.State})
+	return accepted{JobID: job.ID, StatusURL: status, EventsURL: status + "/events", State: job.State}
 }
 
 func (s *server) createJob(w http.ResponseWriter, r *http.Request) {

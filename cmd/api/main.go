@@ -15,29 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
 )
 
 func main() {
-	cfg, err := config.Load(true)
-	if err != nil {
-		proc.Fatal(slog.Default(), "config", err)
-	}
-	log := cfg.Logger().With("process", "api")
-	ctx, stop := proc.SignalContext()
-	defer stop()
-
-	db, err := proc.OpenDB(ctx, log, cfg.DatabaseURL, cfg.DBMaxConns, cfg.StartupWait)
-	if err != nil {
-		proc.Fatal(log, "postgres", err)
-	}
-	defer db.Close()
-	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
-	if err != nil {
-		proc.Fatal(log, "redis", err)
-	}
+	p := proc.Start("api", true, 0)
+	defer p.Close()
+	cfg, log, ctx, db, redisOpt := p.Cfg, p.Log, p.Ctx, p.DB, p.RedisOpt
 	client := asynq.NewClient(redisOpt)
 	defer client.Close()
 	insp := asynq.NewInspector(redisOpt)

@@ -121,13 +121,8 @@ func (s *server) createSummary(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	status := "/v1/jobs/" + job.ID
-	w.Header().Set("Location", status)
-	if replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
 	writeJSON(w, http.StatusAccepted, summaryAccepted{
-		accepted: accepted{JobID: job.ID, StatusURL: status, EventsURL: status + "/events", State: job.State},
+		accepted: acceptedHeaders(w, job, replayed),
 		Counted:  counted, Usage: usage,
 	})
 }

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"log/slog"
-
 	"github.com/hibiken/asynq"
 
 	"github.com/crmq/crmq/cmd/internal/config"
@@ -14,23 +12,9 @@ import (
 )
 
 func main() {
-	cfg, err := config.Load(false)
-	if err != nil {
-		proc.Fatal(slog.Default(), "config", err)
-	}
-	log := cfg.Logger().With("process", "scheduler")
-	ctx, stop := proc.SignalContext()
-	defer stop()
-
-	db, err := proc.OpenDB(ctx, log, cfg.DatabaseURL, 4, cfg.StartupWait)
-	if err != nil {
-		proc.Fatal(log, "postgres", err)
-	}
-	defer db.Close()
-	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
-	if err != nil {
-		proc.Fatal(log, "redis", err)
-	}
+	p := proc.Start("scheduler", false, 4)
+	defer p.Close()
+	cfg, log, ctx, db, redisOpt := p.Cfg, p.Log, p.Ctx, p.DB, p.RedisOpt
 	client := asynq.NewClient(redisOpt)
 	defer client.Close()
 

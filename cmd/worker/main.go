@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -18,29 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/workers"
 )
 
 func main() {
-	cfg, err := config.Load(false)
-	if err != nil {
-		proc.Fatal(slog.Default(), "config", err)
-	}
-	log := cfg.Logger().With("process", "worker")
-	ctx, stop := proc.SignalContext()
-	defer stop()
-
-	db, err := proc.OpenDB(ctx, log, cfg.DatabaseURL, cfg.DBMaxConns, cfg.StartupWait)
-	if err != nil {
-		proc.Fatal(log, "postgres", err)
-	}
-	defer db.Close()
-	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
-	if err != nil {
-		proc.Fatal(log, "redis", err)
-	}
+	p := proc.Start("worker", false, 0)
+	defer p.Close()
+	cfg, log, ctx, db, redisOpt := p.Cfg, p.Log, p.Ctx, p.DB, p.RedisOpt
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

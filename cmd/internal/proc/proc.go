@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/store"
 )
 
@@ -71,4 +72,44 @@ func OpenDB(ctx context.Context, log *slog.Logger, url string, maxConns int, wit
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
+}
+
+// Process is what every crmq process starts with.
+type Process struct {
+	Cfg      config.Config
+	Log      *slog.Logger
+	Ctx      context.Context // cancelled on SIGINT or SIGTERM
+	DB       *store.DB
+	RedisOpt asynq.RedisConnOpt
+	stop     context.CancelFunc
+}
+
+// Start loads the config, builds the logger, connects to Postgres (waiting
+// for it up to CRMQ_STARTUP_TIMEOUT) and parses REDIS_URL; it exits the
+// process with one clear error when any of that fails. For main only.
+func Start(name string, requireAdmin bool, maxConns int) *Process {
+	cfg, err := config.Load(requireAdmin)
+	if err != nil {
+		Fatal(slog.Default(), "config", err)
+	}
+	log := cfg.Logger().With("process", name)
+	ctx, stop := SignalContext()
+	if maxConns <= 0 {
+		maxConns = cfg.DBMaxConns
+	}
+	db, err := OpenDB(ctx, log, cfg.DatabaseURL, maxConns, cfg.StartupWait)
+	if err != nil {
+		Fatal(log, "postgres", err)
+	}
+	redisOpt, err := RedisOpt(cfg.RedisURL)
+	if err != nil {
+		Fatal(log, "redis", err)
+	}
+	return &Process{Cfg: cfg, Log: log, Ctx: ctx, DB: db, RedisOpt: redisOpt, stop: stop}
+}
+
+// Close releases what Start opened.
+func (p *Process) Close() {
+	p.DB.Close()
+	p.stop()
 }
