@@ -45,6 +45,7 @@ func commandTable() []command {
 		{"job", "ID", "print a job's status row as JSON", runJob},
 		{"seed", "", "load the deterministic demo dataset into an org (default demo) and print a new key for it", runSeed},
 		{"bench e2e", "", "drive system:ping through the running API and compare its latency with raw asynq", runBenchE2E},
+		{"bench summary", "", "time summary generation with the offline provider over an org's records against the bare graph read", runBenchSummary},
 	}
 }
 
