@@ -159,13 +159,17 @@ func (s JobStart) QueuedFor() time.Duration { return s.StartedAt.Sub(s.CreatedAt
 // StartJob marks a job running for the given attempt (1-based) and returns
 // the state it had before, so a redelivered job that already succeeded is
 // not run again. ErrNotFound when no row exists.
-func (db *DB) StartJob(ctx context.Context, id string, attempt int) (JobStart, error) {
+//
+// runID fences the attempt: FinishJob only writes while the row still
+// carries it, so the late write of an attempt a stopping worker abandoned
+// cannot overwrite the state of the attempt that runs the task again.
+func (db *DB) StartJob(ctx context.Context, id string, attempt int, runID string) (JobStart, error) {
 	st, err := db.prepared(ctx, startJobSQL)
 	if err != nil {
 		return JobStart{}, err
 	}
 	var js JobStart
-	if err := st.GetContext(ctx, &js, id, attempt); err != nil {
+	if err := st.GetContext(ctx, &js, id, attempt, runID); err != nil {
 		return JobStart{}, notFound(err, "job "+id)
 	}
 	return js, nil
@@ -178,13 +182,15 @@ const startJobSQL = `
 			attempts = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.attempts ELSE $2 END,
 			started_at = COALESCE(j.started_at, now()),
 			error = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.error ELSE NULL END,
+			run_id = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.run_id ELSE $3 END,
 			updated_at = now()
 		FROM old WHERE j.id = old.id
 		RETURNING old.state AS previous, j.created_at, j.started_at`
 
 // FinishJob records the outcome of an attempt. The state and the result are
 // one UPDATE, so a job is never succeeded without its result.
-func (db *DB) FinishJob(ctx context.Context, id, state string, result []byte, errMsg string) error {
+// It writes nothing when another attempt has started since (see StartJob).
+func (db *DB) FinishJob(ctx context.Context, id, runID, state string, result []byte, errMsg string) error {
 	var errCol *string
 	if errMsg != "" {
 		errCol = &errMsg
@@ -197,7 +203,7 @@ func (db *DB) FinishJob(ctx context.Context, id, state string, result []byte, er
 	if err != nil {
 		return err
 	}
-	if _, err := st.ExecContext(ctx, id, state, resultCol, errCol); err != nil {
+	if _, err := st.ExecContext(ctx, id, state, resultCol, errCol, runID); err != nil {
 		return fmt.Errorf("finish job %s: %w", id, err)
 	}
 	return nil
@@ -210,7 +216,7 @@ const finishJobSQL = `
 			progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,
 			finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled') THEN now() ELSE NULL END,
 			updated_at = now()
-		WHERE id = $1 AND state NOT IN ('succeeded', 'cancelled')`
+		WHERE id = $1 AND run_id = $5 AND state NOT IN ('succeeded', 'cancelled')`
 
 // SetJobProgress records progress in percent (0-100) of a running job.
 func (db *DB) SetJobProgress(ctx context.Context, id string, percent int) error {

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,8 +22,8 @@ import (
 
 // JobStore is what the middleware needs of Postgres.
 type JobStore interface {
-	StartJob(ctx context.Context, id string, attempt int) (store.JobStart, error)
-	FinishJob(ctx context.Context, id, state string, result []byte, errMsg string) error
+	StartJob(ctx context.Context, id string, attempt int, runID string) (store.JobStart, error)
+	FinishJob(ctx context.Context, id, runID, state string, result []byte, errMsg string) error
 	SetJobProgress(ctx context.Context, id string, percent int) error
 }
 
@@ -110,9 +112,16 @@ func NewMetrics() *Metrics {
 // failed with the error when it ends; queued again when a stopping worker
 // hands the task back. A redelivered task whose job already succeeded (the
 // worker died after the commit but before asynq's ack) is not run again.
-func JobState(st JobStore, log *slog.Logger, m *Metrics) asynq.MiddlewareFunc {
+//
+// inflight (may be nil) counts running attempts so a stopping worker can
+// wait for their state writes before it exits (see Inflight).
+func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asynq.MiddlewareFunc {
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			if inflight != nil {
+				inflight.wg.Add(1)
+				defer inflight.wg.Done()
+			}
 			id, _ := asynq.GetTaskID(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
@@ -120,7 +129,8 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics) asynq.MiddlewareFunc {
 			// State writes must land even when the task's context is done.
 			bg := context.WithoutCancel(ctx)
 
-			start, err := st.StartJob(ctx, id, retried+1)
+			runID := uuid.NewString()
+			start, err := st.StartJob(ctx, id, retried+1, runID)
 			if errors.Is(err, store.ErrNotFound) {
 				log.ErrorContext(ctx, "task has no job row; dropped")
 				return fmt.Errorf("job row %s missing: %w", id, asynq.SkipRetry)
@@ -141,7 +151,7 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics) asynq.MiddlewareFunc {
 			elapsed := time.Since(began)
 
 			state, msg := outcome(ctx, err, retried, maxRetry)
-			if ferr := st.FinishJob(bg, id, state, slot.data, msg); ferr != nil {
+			if ferr := st.FinishJob(bg, id, runID, state, slot.data, msg); ferr != nil {
 				log.ErrorContext(ctx, "job state not recorded", "state", state, "err", ferr)
 				if err == nil {
 					// Without the succeeded row the result is not durable:
@@ -160,6 +170,25 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics) asynq.MiddlewareFunc {
 			}
 			return err
 		})
+	}
+}
+
+// Inflight tracks attempts still running. asynq's Shutdown requeues tasks
+// still running after its timeout and returns without waiting for their
+// handlers; a worker that exits at once would lose their last state write
+// (the job would show running while its task waits in the queue).
+type Inflight struct{ wg sync.WaitGroup }
+
+// Wait waits until every attempt has written its state, or the timeout
+// passes; it tells which.
+func (f *Inflight) Wait(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
 	}
 }
 

@@ -56,7 +56,7 @@ func (e env) serve(t *testing.T, shutdown time.Duration, register func(mux *asyn
 		Logger:                   asynqQuiet{},
 	})
 	mux := asynq.NewServeMux()
-	mux.Use(workers.JobState(e.db, quiet, workers.NewMetrics()))
+	mux.Use(workers.JobState(e.db, quiet, workers.NewMetrics(), nil))
 	register(mux)
 	if err := srv.Start(mux); err != nil {
 		t.Fatal(err)

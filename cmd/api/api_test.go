@@ -87,7 +87,7 @@ func (e *apiEnv) startWorker(t *testing.T) {
 		TaskCheckInterval: 10 * time.Millisecond, Logger: nopLogger{},
 	})
 	mux := asynq.NewServeMux()
-	mux.Use(workers.JobState(e.db, quiet, nil))
+	mux.Use(workers.JobState(e.db, quiet, nil, nil))
 	mux.Handle(jobs.TypePing, workers.Handle(e.db, system.Ping()))
 	sum := summary.Task{Store: e.db, Provider: offline.New(), Budget: 24000, Now: time.Now}
 	mux.Handle(jobs.TypeSummaryGenerate, workers.Handle(e.db, sum.Run))

@@ -55,7 +55,8 @@ func main() {
 		LogLevel:          asynq.InfoLevel,
 		BaseContext:       func() context.Context { return context.Background() },
 	})
-	mux := newMux(deps{cfg: cfg, db: db, log: log, metrics: metrics, provider: provider, dropped: dropped})
+	inflight := &workers.Inflight{}
+	mux := newMux(deps{cfg: cfg, db: db, log: log, metrics: metrics, inflight: inflight, provider: provider, dropped: dropped})
 	if err := srv.Start(mux); err != nil {
 		proc.Fatal(log, "start asynq server", err)
 	}
@@ -75,6 +76,11 @@ func main() {
 	<-ctx.Done()
 	log.Info("worker stopping: no new tasks; waiting for running ones", "timeout", cfg.ShutdownTimeout)
 	srv.Shutdown()
+	// Tasks still running were handed back; let their handlers, which
+	// see a cancelled context, record that before the process ends.
+	if !inflight.Wait(5 * time.Second) {
+		log.Warn("some running attempts did not record their state before exit; their jobs show running until picked up again")
+	}
 	if metricsSrv != nil {
 		_ = metricsSrv.Close()
 	}

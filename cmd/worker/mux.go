@@ -32,6 +32,7 @@ type deps struct {
 	db       *store.DB
 	log      *slog.Logger
 	metrics  *workers.Metrics
+	inflight *workers.Inflight
 	provider llm.Provider
 	dropped  *prometheus.CounterVec
 }
@@ -56,7 +57,7 @@ func newProvider(ctx context.Context, cfg config.Config, rdb redis.UniversalClie
 // newMux registers every task type's handler behind the job-state middleware.
 func newMux(d deps) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
-	mux.Use(workers.JobState(d.db, d.log, d.metrics))
+	mux.Use(workers.JobState(d.db, d.log, d.metrics, d.inflight))
 	mux.Handle(jobs.TypePing, workers.Handle(d.db, system.Ping()))
 	mux.Handle(jobs.TypeOrphansRecompute, workers.Handle(d.db, maintenance.OrphansHandler(d.db, time.Now)))
 	mux.Handle(jobs.TypeSummariesPrune, workers.Handle(d.db, maintenance.PruneHandler(d.db, d.cfg.SummaryRetention, time.Now)))
