@@ -24,6 +24,7 @@ bench: services build
 	go test -run '^$$' -bench . -benchmem ./...
 
 # API -> asynq -> worker -> Postgres latency against raw asynq, same Redis, same run.
+ARGS ?= --defer-polls
 bench-e2e: services build
 	./deploy/dev/bench-e2e.sh $(ARGS)
 

@@ -28,7 +28,7 @@ func TestCommandLine(t *testing.T) {
 		{"a group without subcommand names its subcommands", []string{"org"}, 2, "", "create, key"},
 		{"help lists every command", []string{"help"}, 0, "bench e2e", ""},
 		{"help COMMAND is the command's -h", []string{"help", "org", "key"}, 0, "usage: crmq org key NAME", ""},
-		{"-h prints usage to stdout and succeeds", []string{"enqueue", "-h"}, 0, "TYPE is one of: "+strings.Join(jobs.GenericTypes(), ", "), ""},
+		{"-h prints usage to stdout and succeeds", []string{"enqueue", "-h"}, 0, "TYPE is one of: " + strings.Join(jobs.GenericTypes(), ", "), ""},
 		{"an unknown flag is a usage error", []string{"migrate", "--force"}, 2, "", "crmq migrate: flag provided but not defined: -force"},
 		{"org create needs a name", []string{"org", "create"}, 2, "", "missing NAME"},
 		{"org create takes one name", []string{"org", "create", "a", "b"}, 2, "", `unexpected argument "b"`},
