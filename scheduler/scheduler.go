@@ -58,13 +58,21 @@ type Scheduler struct {
 	orgs Orgs
 	log  *slog.Logger
 	now  func() time.Time
+	ctx  context.Context // cancelled by Stop, ending retries
+	stop context.CancelFunc
 }
+
+// tickRetries is how many times a tick is tried again for the orgs whose
+// enqueue failed (Redis or Postgres briefly away), 1+2+4+8+16 s apart: a
+// weekly task must not wait a week because of a blip.
+const tickRetries = 5
 
 // New parses every entry; a bad spec is an error naming it.
 func New(entries []Entry, enq Enqueuer, orgs Orgs, log *slog.Logger) (*Scheduler, error) {
+	ctx, stop := context.WithCancel(context.Background())
 	s := &Scheduler{
 		cron: cron.New(cron.WithLocation(time.UTC), cron.WithParser(parser)),
-		enq:  enq, orgs: orgs, log: log, now: time.Now,
+		enq:  enq, orgs: orgs, log: log, now: time.Now, ctx: ctx, stop: stop,
 	}
 	for _, e := range entries {
 		sched, err := Parse(e.Spec)
@@ -73,7 +81,7 @@ func New(entries []Entry, enq Enqueuer, orgs Orgs, log *slog.Logger) (*Scheduler
 		}
 		s.cron.Schedule(sched, cron.FuncJob(func() {
 			tick := NominalTick(sched, s.now())
-			if _, err := s.Tick(context.Background(), e, tick); err != nil {
+			if _, err := s.TickWithRetry(s.ctx, e, tick, tickRetries, time.Second); err != nil {
 				s.log.Error("tick failed", "type", e.Type, "tick", tick, "err", err)
 			}
 		}))
@@ -84,8 +92,11 @@ func New(entries []Entry, enq Enqueuer, orgs Orgs, log *slog.Logger) (*Scheduler
 // Start runs the table in the background.
 func (s *Scheduler) Start() { s.cron.Start() }
 
-// Stop stops scheduling and waits for running ticks.
-func (s *Scheduler) Stop() { <-s.cron.Stop().Done() }
+// Stop stops scheduling, ends the retries of running ticks and waits for them.
+func (s *Scheduler) Stop() {
+	s.stop()
+	<-s.cron.Stop().Done()
+}
 
 // NominalTick is the scheduled time of the tick that fired at or just
 // before now. robfig/cron runs a job a moment after its scheduled instant;
@@ -111,15 +122,54 @@ type TickResult struct {
 
 // Tick enqueues the entry's task for every org with the tick's task id.
 func (s *Scheduler) Tick(ctx context.Context, e Entry, tick time.Time) (TickResult, error) {
-	var res TickResult
-	ids, err := s.orgs.OrgIDs(ctx)
-	if err != nil {
-		return res, fmt.Errorf("list orgs: %w", err)
+	res, _, err := s.tick(ctx, e, tick, nil)
+	return res, err
+}
+
+// TickWithRetry is Tick, tried again up to retries times, first after
+// backoff and doubling, for the orgs that failed. The tick's task ids are
+// deterministic, so a retry never enqueues twice.
+func (s *Scheduler) TickWithRetry(ctx context.Context, e Entry, tick time.Time, retries int, backoff time.Duration) (TickResult, error) {
+	var total TickResult
+	var only []int64
+	for attempt := 0; ; attempt++ {
+		res, failed, err := s.tick(ctx, e, tick, only)
+		total.Enqueued += res.Enqueued
+		total.AlreadyEnqueued += res.AlreadyEnqueued
+		// failed is nil when the org list failed (try all again) and
+		// empty when no failure can be fixed by trying again.
+		if err == nil || attempt == retries || (failed != nil && len(failed) == 0) {
+			return total, err
+		}
+		s.log.Warn("tick incomplete; trying again", "type", e.Type, "tick", tick, "retry_in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return total, errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+		only = failed
 	}
-	var errs []error
+}
+
+// tick enqueues for the given orgs (all when nil) and returns the orgs it
+// failed for; nil orgs with an error means the org list itself failed.
+func (s *Scheduler) tick(ctx context.Context, e Entry, tick time.Time, only []int64) (TickResult, []int64, error) {
+	var res TickResult
+	ids := only
+	if ids == nil {
+		var err error
+		if ids, err = s.orgs.OrgIDs(ctx); err != nil {
+			return res, nil, fmt.Errorf("list orgs: %w", err)
+		}
+	}
+	var (
+		errs   []error
+		failed []int64
+	)
 	for _, org := range ids {
 		task, err := e.Build(org)
-		if err != nil {
+		if err != nil { // a bad payload: no retry can fix it
 			errs = append(errs, fmt.Errorf("org %d: %w", org, err))
 			continue
 		}
@@ -134,7 +184,11 @@ func (s *Scheduler) Tick(ctx context.Context, e Entry, tick time.Time) (TickResu
 			s.log.Debug("tick already enqueued", "type", e.Type, "org_id", org, "job_id", id)
 		default:
 			errs = append(errs, fmt.Errorf("org %d: %w", org, err))
+			failed = append(failed, org)
 		}
 	}
-	return res, errors.Join(errs...)
+	if len(errs) > 0 && len(failed) == 0 {
+		failed = []int64{} // errors no retry can fix: try nothing again
+	}
+	return res, failed, errors.Join(errs...)
 }

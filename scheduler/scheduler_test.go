@@ -2,6 +2,8 @@ package scheduler_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -133,5 +135,52 @@ func TestEveryIsRefused(t *testing.T) {
 	}
 	if _, err := scheduler.Parse("61 * * * *"); err == nil {
 		t.Fatal("bad spec accepted")
+	}
+}
+
+// flakyEnqueuer refuses the first calls as Redis does while it restarts,
+// then enqueues through the real Enqueuer.
+type flakyEnqueuer struct {
+	real  *jobs.Enqueuer
+	fails int
+	calls int
+}
+
+func (f *flakyEnqueuer) Enqueue(ctx context.Context, req jobs.Request) (store.Job, bool, error) {
+	f.calls++
+	if f.calls <= f.fails {
+		return store.Job{}, false, fmt.Errorf("enqueue: %w", jobs.ErrUnavailable)
+	}
+	return f.real.Enqueue(ctx, req)
+}
+
+func TestTickIsRetriedForTheOrgsThatFailed(t *testing.T) {
+	t.Parallel()
+	db, _ := storetest.NewDB(t)
+	opt, err := asynq.ParseRedisURI(storetest.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.NewOrg(t, db, "one")
+	storetest.NewOrg(t, db, "two")
+	c := asynq.NewClient(opt)
+	defer c.Close()
+	flaky := &flakyEnqueuer{real: &jobs.Enqueuer{DB: db, Client: c, Log: quiet}, fails: 3}
+	entry := scheduler.Entry{Spec: "0 3 * * 1", Type: jobs.TypeOrphansRecompute, Build: jobs.NewOrphansTask}
+	s, err := scheduler.New([]scheduler.Entry{entry}, flaky, db, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	res, err := s.TickWithRetry(context.Background(), entry, tick, 5, 10*time.Millisecond)
+	if err != nil || res.Enqueued != 2 {
+		t.Fatalf("after a Redis blip: %+v, %v; want both orgs enqueued", res, err)
+	}
+	assertOneTaskPerRow(t, db, opt, 2)
+
+	// A bad payload is not retried: the error comes back at once.
+	bad := scheduler.Entry{Spec: entry.Spec, Type: entry.Type, Build: func(int64) (jobs.Task, error) { return jobs.NewOrphansTask(0) }}
+	if _, err := s.TickWithRetry(context.Background(), bad, tick.Add(time.Hour), 5, time.Hour); !errors.Is(err, jobs.ErrInvalid) {
+		t.Fatalf("bad payload: %v", err)
 	}
 }
