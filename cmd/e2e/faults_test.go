@@ -23,8 +23,8 @@ func TestKilledWorkerJobIsRecoveredAndSucceedsOnce(t *testing.T) {
 	w := s.start("worker")
 	a := s.enqueue(key, map[string]any{"type": "system:ping", "queue": "low", "hold_ms": 3000})
 	s.waitJob(key, a.JobID, 20*time.Second, store.JobRunning)
-	_ = w.cmd.Process.Signal(syscall.SIGKILL)
-	<-w.done
+	_ = w.Cmd.Process.Signal(syscall.SIGKILL)
+	<-w.Done
 
 	s.start("worker")
 	j := s.waitJob(key, a.JobID, 4*time.Minute, store.JobSucceeded, store.JobFailed)
@@ -97,8 +97,8 @@ func TestPostgresStopLosesNothingAccepted(t *testing.T) {
 	late := s.start("worker")   // starts while Postgres is down: waits for it
 	time.Sleep(3 * time.Second) // the holds end; recording their success fails
 	select {
-	case <-late.done:
-		t.Fatalf("a worker started while Postgres was down exited: %v", late.err)
+	case <-late.Done:
+		t.Fatalf("a worker started while Postgres was down exited: %v", late.Err)
 	default:
 	}
 	pg.start()

@@ -145,8 +145,8 @@ func TestPipelineIngestRecomputeOrphans(t *testing.T) {
 	}
 
 	select {
-	case <-sched.done:
-		t.Fatalf("scheduler exited: %v", sched.err)
+	case <-sched.Done:
+		t.Fatalf("scheduler exited: %v", sched.Err)
 	default:
 	}
 

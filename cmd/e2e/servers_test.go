@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmq/crmq/cmd/internal/stacktest"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/store/storetest"
 )
@@ -149,3 +151,10 @@ func waitFor(t *testing.T, within time.Duration, ok func() bool) {
 func newTestDB(t *testing.T) (*store.DB, string) { return storetest.NewDB(t) }
 
 func newTestRedis(t *testing.T) string { return storetest.RedisURL(t) }
+
+// freePort returns a free loopback port number.
+func freePort(t *testing.T) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(stacktest.FreeAddr(t))
+	return port
+}

@@ -18,7 +18,7 @@ func TestSIGTERMLetsRunningJobFinish(t *testing.T) {
 	w := s.start("worker", "CRMQ_SHUTDOWN_TIMEOUT=15s")
 	a := s.enqueue(key, map[string]any{"type": "system:ping", "queue": "low", "hold_ms": 1500})
 	s.waitJob(key, a.JobID, 20*time.Second, store.JobRunning)
-	w.terminate(t, 20*time.Second)
+	w.Terminate(t, 20*time.Second)
 	j := s.waitJob(key, a.JobID, time.Second, store.JobSucceeded)
 	if j.Attempts != 1 {
 		t.Fatalf("attempts %d, want 1", j.Attempts)
@@ -35,7 +35,7 @@ func TestSIGTERMRequeuesJobPastTimeout(t *testing.T) {
 	w := s.start("worker", "CRMQ_SHUTDOWN_TIMEOUT=1s")
 	a := s.enqueue(key, map[string]any{"type": "system:ping", "queue": "low", "hold_ms": 4000})
 	s.waitJob(key, a.JobID, 20*time.Second, store.JobRunning)
-	w.terminate(t, 15*time.Second)
+	w.Terminate(t, 15*time.Second)
 	s.waitJob(key, a.JobID, 5*time.Second, store.JobQueued)
 
 	s.start("worker", "CRMQ_SHUTDOWN_TIMEOUT=15s")
@@ -60,8 +60,8 @@ func TestTwoSchedulerProcessesOneTaskPerTick(t *testing.T) {
 	a := s.start("scheduler", "CRMQ_CRON_ORPHANS=* * * * * *")
 	b := s.start("scheduler", "CRMQ_CRON_ORPHANS=* * * * * *")
 	time.Sleep(3500 * time.Millisecond)
-	a.terminate(t, 10*time.Second)
-	b.terminate(t, 10*time.Second)
+	a.Terminate(t, 10*time.Second)
+	b.Terminate(t, 10*time.Second)
 
 	var perTick []struct {
 		Tick  string `db:"tick"`
