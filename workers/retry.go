@@ -23,8 +23,12 @@ const MaxRateLimitDelay = 10 * time.Minute
 // a random part below a tenth of the delay and a second, so the tasks
 // refused together do not all return at the same instant; at most
 // MaxRateLimitDelay in all. Any other failure uses asynq's default
-// back-off. asynq adds up to its DelayedTaskCheckInterval on top.
+// back-off. An *Unavailable attempt comes back after 1-3 s. asynq adds up
+// to its DelayedTaskCheckInterval on top.
 func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if IsUnavailable(err) {
+		return unavailableDelay()
+	}
 	var rl *llm.RateLimitError
 	if !errors.As(err, &rl) {
 		return asynq.DefaultRetryDelayFunc(n, err, t)
@@ -44,3 +48,36 @@ func Permanent(err error) error {
 	}
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }
+
+// UnavailablePrefix starts the message of every *Unavailable error, so a
+// task archived for it can be told apart in asynq's LastErr.
+const UnavailablePrefix = "unavailable: "
+
+// Unavailable is an attempt that could not start, or could not record its
+// outcome, because crmq's own infrastructure (Postgres) did not answer. It
+// says nothing about the task: IsFailure keeps it from using up a retry,
+// and RetryDelay brings the task back within seconds.
+type Unavailable struct{ Err error }
+
+func (u *Unavailable) Error() string { return UnavailablePrefix + u.Err.Error() }
+
+// Unwrap exposes the cause.
+func (u *Unavailable) Unwrap() error { return u.Err }
+
+// IsUnavailable tells whether err is, or wraps, an *Unavailable.
+func IsUnavailable(err error) bool {
+	var u *Unavailable
+	return errors.As(err, &u)
+}
+
+// IsFailure is asynq.Config.IsFailure: an attempt that could not run
+// because Postgres was away does not count against the task's retries.
+// asynq still archives a task whose retries are already used up, whatever
+// the error (v0.26.0 processor.go:343); the reconciler puts such a task
+// back when its job row shows it never failed for real.
+func IsFailure(err error) bool { return !IsUnavailable(err) }
+
+// unavailableDelay is the wait before an attempt that found Postgres away
+// is tried again: short, since the worker has already waited for Postgres
+// (see JobState), and jittered so parked tasks do not return together.
+func unavailableDelay() time.Duration { return time.Second + rand.N(2*time.Second) }

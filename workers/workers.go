@@ -22,6 +22,7 @@ import (
 
 // JobStore is what the middleware needs of Postgres.
 type JobStore interface {
+	PingContext(ctx context.Context) error
 	StartJob(ctx context.Context, id string, attempt int, runID string) (store.JobStart, error)
 	FinishJob(ctx context.Context, id, runID, state string, result []byte, errMsg string) error
 	SetJobProgress(ctx context.Context, id string, percent int) error
@@ -102,7 +103,7 @@ func NewMetrics() *Metrics {
 		}, []string{"type", "outcome"}),
 		Outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmq_tasks_total",
-			Help: "Task attempts by type and outcome (succeeded, retrying, failed, requeued, skipped).",
+			Help: "Task attempts by type and outcome (succeeded, retrying, failed, queued: handed back by a stopping worker, skipped: already final, unrecorded: ran but its success could not be written).",
 		}, []string{"type", "outcome"}),
 	}
 }
@@ -122,6 +123,13 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 				inflight.wg.Add(1)
 				defer inflight.wg.Done()
 			}
+			if spec, ok := jobs.SpecOf(t.Type()); ok && spec.System {
+				// A system task has no job row (see jobs.Spec.System).
+				began := time.Now()
+				err := next.ProcessTask(ctx, t)
+				m.observe(t.Type(), systemOutcome(err), time.Since(began))
+				return err
+			}
 			id, _ := asynq.GetTaskID(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
@@ -131,12 +139,22 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 
 			runID := uuid.NewString()
 			start, err := st.StartJob(ctx, id, retried+1, runID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				// Postgres away: hold the slot until it answers (the worker
+				// takes no more tasks meanwhile), or give the task back
+				// without using a retry.
+				if werr := waitForPostgres(ctx, st); werr != nil {
+					log.WarnContext(ctx, "postgres unreachable; task handed back without using a retry", "err", err)
+					return &Unavailable{Err: fmt.Errorf("start job: %w", err)}
+				}
+				start, err = st.StartJob(ctx, id, retried+1, runID)
+			}
 			if errors.Is(err, store.ErrNotFound) {
 				log.ErrorContext(ctx, "task has no job row; dropped")
 				return fmt.Errorf("job row %s missing: %w", id, asynq.SkipRetry)
 			}
 			if err != nil {
-				return fmt.Errorf("start job: %w", err) // Postgres trouble: let asynq retry
+				return fmt.Errorf("start job: %w", err) // Postgres answers, yet the start failed: a real failure
 			}
 			if start.Previous == store.JobSucceeded || start.Previous == store.JobCancelled {
 				log.InfoContext(ctx, "job already final; not run again", "state", start.Previous)
@@ -150,13 +168,29 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 			err = next.ProcessTask(context.WithValue(ctx, resultKey{}, slot), t)
 			elapsed := time.Since(began)
 
+			if err != nil && ctx.Err() == nil && !IsUnavailable(err) && !errors.Is(err, asynq.SkipRetry) && pingPostgres(ctx, st) != nil {
+				// The handler failed while Postgres is away: most likely
+				// because of it, so the attempt does not count.
+				err = &Unavailable{Err: err}
+			}
 			state, msg := outcome(ctx, err, retried, maxRetry)
-			if ferr := st.FinishJob(bg, id, runID, state, slot.data, msg); ferr != nil {
+			ferr := st.FinishJob(bg, id, runID, state, slot.data, msg)
+			if ferr != nil && err == nil && waitForPostgres(ctx, st) == nil {
+				// The result is in hand: record it once Postgres is back
+				// rather than run the task again.
+				ferr = st.FinishJob(bg, id, runID, state, slot.data, msg)
+			}
+			if ferr != nil {
 				log.ErrorContext(ctx, "job state not recorded", "state", state, "err", ferr)
 				if err == nil {
 					// Without the succeeded row the result is not durable:
-					// let asynq run it again (handlers are idempotent).
-					return fmt.Errorf("record success: %w", ferr)
+					// let asynq run it again (handlers are idempotent),
+					// without using a retry when Postgres is away.
+					err = fmt.Errorf("record success: %w", ferr)
+					if pingPostgres(ctx, st) != nil {
+						err = &Unavailable{Err: err}
+					}
+					state = "unrecorded"
 				}
 			}
 			m.observe(t.Type(), state, elapsed)
@@ -165,6 +199,8 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 				log.InfoContext(ctx, "job succeeded", "duration", elapsed)
 			case store.JobQueued:
 				log.WarnContext(ctx, "job handed back to the queue", "duration", elapsed, "err", err)
+			case "unrecorded":
+				log.WarnContext(ctx, "job ran but its success was not recorded; it runs again", "duration", elapsed, "err", err)
 			default:
 				log.WarnContext(ctx, "job attempt failed", "state", state, "duration", elapsed, "err", err)
 			}
@@ -194,18 +230,28 @@ func (f *Inflight) Wait(timeout time.Duration) bool {
 
 // outcome maps a handler's return to the job state, mirroring asynq's own
 // decision: SkipRetry or the last allowed attempt fails the job; a context
-// cancelled by a stopping worker requeues it without using an attempt.
+// cancelled by a stopping worker requeues it, and an attempt Postgres's
+// absence spoilt is retried, neither using an attempt.
 func outcome(ctx context.Context, err error, retried, maxRetry int) (state, msg string) {
 	switch {
 	case err == nil:
 		return store.JobSucceeded, ""
 	case errors.Is(ctx.Err(), context.Canceled) && !errors.Is(err, asynq.SkipRetry):
 		return store.JobQueued, "worker stopped during the attempt; requeued"
+	case IsUnavailable(err):
+		return store.JobRetrying, err.Error() // not the task's failure: no retry used
 	case errors.Is(err, asynq.SkipRetry), errors.Is(err, asynq.RevokeTask), retried >= maxRetry:
 		return store.JobFailed, err.Error()
 	default:
 		return store.JobRetrying, err.Error()
 	}
+}
+
+func systemOutcome(err error) string {
+	if err != nil {
+		return store.JobFailed
+	}
+	return store.JobSucceeded
 }
 
 func (m *Metrics) observe(taskType, outcome string, d time.Duration) {
@@ -215,5 +261,43 @@ func (m *Metrics) observe(taskType, outcome string, d time.Duration) {
 	m.Outcomes.WithLabelValues(taskType, outcome).Inc()
 	if outcome != "skipped" {
 		m.Duration.WithLabelValues(taskType, outcome).Observe(d.Seconds())
+	}
+}
+
+// PostgresWait bounds how long an attempt holds its worker slot waiting
+// for Postgres to answer again before it hands the task back. A variable
+// so tests can shorten it; set it before any worker starts.
+var PostgresWait = 15 * time.Second
+
+// pingPostgres asks Postgres for a sign of life, in at most two seconds.
+func pingPostgres(ctx context.Context, st JobStore) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	return st.PingContext(pctx)
+}
+
+// waitForPostgres returns nil as soon as Postgres answers, or an error
+// after PostgresWait, a second before the task's deadline (asynq counts an
+// attempt past its deadline as failed, whatever the handler returns), or
+// when the task's context ends.
+func waitForPostgres(ctx context.Context, st JobStore) error {
+	limit := time.Now().Add(PostgresWait)
+	if d, ok := ctx.Deadline(); ok && d.Add(-time.Second).Before(limit) {
+		limit = d.Add(-time.Second)
+	}
+	for {
+		err := pingPostgres(ctx, st)
+		if err == nil {
+			return nil
+		}
+		wait := 500 * time.Millisecond
+		if time.Until(limit) < wait {
+			return fmt.Errorf("postgres did not answer: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgres did not answer: %w", errors.Join(err, ctx.Err()))
+		case <-time.After(wait):
+		}
 	}
 }

@@ -51,12 +51,18 @@ func main() {
 		TaskCheckInterval: cfg.PollInterval,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		RetryDelayFunc:    workers.RetryDelay, // honours a provider's retry-after
+		IsFailure:         workers.IsFailure,  // Postgres away is not the task's failure
 		Logger:            proc.AsynqLogger{L: log},
 		LogLevel:          asynq.InfoLevel,
 		BaseContext:       func() context.Context { return context.Background() },
 	})
 	inflight := &workers.Inflight{}
-	mux := newMux(deps{cfg: cfg, db: db, log: log, metrics: metrics, inflight: inflight, provider: provider, dropped: dropped})
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+	insp := asynq.NewInspector(redisOpt)
+	defer insp.Close()
+	mux := newMux(deps{cfg: cfg, db: db, log: log, metrics: metrics, inflight: inflight, provider: provider, dropped: dropped,
+		client: client, inspector: insp})
 	if err := srv.Start(mux); err != nil {
 		proc.Fatal(log, "start asynq server", err)
 	}
