@@ -44,6 +44,9 @@ type Request struct {
 // Enqueue returns the job, and whether it was an earlier job returned for
 // a repeated idempotency key.
 func (e *Enqueuer) Enqueue(ctx context.Context, req Request) (store.Job, bool, error) {
+	if req.Task.Spec.System {
+		return e.enqueueSystem(ctx, req)
+	}
 	if req.IdempotencyKey != "" {
 		if j, ok, err := e.replay(ctx, req); ok || err != nil {
 			return j, ok, err
@@ -90,6 +93,22 @@ func (e *Enqueuer) Enqueue(ctx context.Context, req Request) (store.Job, bool, e
 		return store.Job{}, false, fmt.Errorf("enqueue %s: %w: %w", req.Task.Spec.Type, ErrUnavailable, err)
 	}
 	return stored, false, nil
+}
+
+// enqueueSystem puts a system task on its queue: no job row, and the
+// deterministic TaskID is the only guard against a second copy.
+func (e *Enqueuer) enqueueSystem(ctx context.Context, req Request) (store.Job, bool, error) {
+	if req.TaskID == "" {
+		return store.Job{}, false, fmt.Errorf("system task %s needs a deterministic task id", req.Task.Spec.Type)
+	}
+	_, err := e.Client.EnqueueContext(ctx, req.Task.Asynq(asynq.TaskID(req.TaskID)))
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return store.Job{}, false, fmt.Errorf("task %s: %w", req.TaskID, ErrAlreadyEnqueued)
+	case err != nil:
+		return store.Job{}, false, fmt.Errorf("enqueue %s: %w: %w", req.Task.Spec.Type, ErrUnavailable, err)
+	}
+	return store.Job{ID: req.TaskID, Type: req.Task.Spec.Type, Queue: req.Task.Queue, State: store.JobQueued, MaxRetry: req.Task.Spec.MaxRetry}, false, nil
 }
 
 // replay returns the job an earlier request created with the same key,

@@ -54,6 +54,9 @@ type Spec struct {
 	MaxRetry  int // at least 1: a worker crash counts as a retry in asynq
 	Timeout   time.Duration
 	Retention time.Duration // how long asynq keeps the finished task (dashboard, TaskID dedupe)
+	// System tasks work for the whole deployment, not for one org: they
+	// have no job row, and their deterministic TaskID alone dedupes them.
+	System bool
 }
 
 // Options are the asynq options of the spec, with the queue overridable.

@@ -1,5 +1,5 @@
 // Package scheduler is crmq's cron table: each entry enqueues one task per
-// org on every tick. Any number of schedulers may run at once: the task id
+// org on every tick (one in all for a system task such as jobs:reconcile). Any number of schedulers may run at once: the task id
 // is derived from the entry, the org and the nominal tick time, so the
 // first scheduler to insert the job row wins and the others see
 // jobs.ErrAlreadyEnqueued.
@@ -157,6 +157,9 @@ func (s *Scheduler) TickWithRetry(ctx context.Context, e Entry, tick time.Time, 
 func (s *Scheduler) tick(ctx context.Context, e Entry, tick time.Time, only []int64) (TickResult, []int64, error) {
 	var res TickResult
 	ids := only
+	if spec, ok := jobs.SpecOf(e.Type); ok && spec.System {
+		ids = []int64{0} // one task for the whole deployment
+	}
 	if ids == nil {
 		var err error
 		if ids, err = s.orgs.OrgIDs(ctx); err != nil {

@@ -184,3 +184,55 @@ func TestTickIsRetriedForTheOrgsThatFailed(t *testing.T) {
 		t.Fatalf("bad payload: %v", err)
 	}
 }
+
+// failingOrgs is an org list that cannot be read: a system entry must not
+// need it.
+type failingOrgs struct{}
+
+func (failingOrgs) OrgIDs(context.Context) ([]int64, error) {
+	return nil, errors.New("postgres unreachable")
+}
+
+// A system task (jobs:reconcile) is one task per tick for the whole
+// deployment, deduplicated by its TaskID alone: two schedulers enqueue it
+// once, keep no job row, and need no org list.
+func TestSystemEntryEnqueuesOneTaskPerTick(t *testing.T) {
+	t.Parallel()
+	db, _ := storetest.NewDB(t)
+	opt, err := asynq.ParseRedisURI(storetest.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.NewOrg(t, db, "one")
+	storetest.NewOrg(t, db, "two")
+	entry := scheduler.Entry{Spec: "* * * * *", Type: jobs.TypeJobsReconcile, Build: jobs.NewReconcileTask}
+	tick := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	var total scheduler.TickResult
+	for range 2 {
+		c := asynq.NewClient(opt)
+		t.Cleanup(func() { c.Close() })
+		s, err := scheduler.New([]scheduler.Entry{entry}, &jobs.Enqueuer{DB: db, Client: c, Log: quiet}, failingOrgs{}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Tick(context.Background(), entry, tick)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total.Enqueued += res.Enqueued
+		total.AlreadyEnqueued += res.AlreadyEnqueued
+	}
+	if total.Enqueued != 1 || total.AlreadyEnqueued != 1 {
+		t.Fatalf("two schedulers, one tick: %+v, want 1 enqueued and 1 already enqueued", total)
+	}
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	info, err := insp.GetTaskInfo(jobs.QueueLow, jobs.TickTaskID(jobs.TypeJobsReconcile, 0, tick))
+	if err != nil || info.Type != jobs.TypeJobsReconcile {
+		t.Fatalf("reconcile task: %+v, %v", info, err)
+	}
+	var rows int
+	if err := db.GetContext(context.Background(), &rows, `SELECT count(*) FROM jobs`); err != nil || rows != 0 {
+		t.Fatalf("%d job rows (%v), want none for a system task", rows, err)
+	}
+}

@@ -37,6 +37,7 @@ type Job struct {
 	Progress       int             `db:"progress" json:"progress"`
 	Attempts       int             `db:"attempts" json:"attempts"`
 	MaxRetry       int             `db:"max_retry" json:"max_retry"`
+	Requeues       int             `db:"requeues" json:"requeues"` // times the reconciler put the task back on its queue
 	Payload        json.RawMessage `db:"payload" json:"-"`
 	Result         *RawJSON        `db:"result" json:"result,omitempty"`
 	Error          *string         `db:"error" json:"error,omitempty"`
@@ -79,7 +80,7 @@ func (r RawJSON) MarshalJSON() ([]byte, error) {
 	return r, nil
 }
 
-const jobColumns = `id, org_id, user_id, type, queue, state, progress, attempts, max_retry, payload,
+const jobColumns = `id, org_id, user_id, type, queue, state, progress, attempts, max_retry, requeues, payload,
 	result, error, idempotency_key, created_at, started_at, finished_at, updated_at`
 
 const insertJobSQL = `

@@ -38,5 +38,8 @@ func Table(cfg config.Config) []scheduler.Entry {
 	if cfg.CronPrune != "" {
 		t = append(t, scheduler.Entry{Spec: cfg.CronPrune, Type: jobs.TypeSummariesPrune, Build: jobs.NewPruneTask})
 	}
+	if cfg.CronReconcile != "" {
+		t = append(t, scheduler.Entry{Spec: cfg.CronReconcile, Type: jobs.TypeJobsReconcile, Build: jobs.NewReconcileTask})
+	}
 	return t
 }

@@ -35,6 +35,9 @@ type deps struct {
 	inflight *workers.Inflight
 	provider llm.Provider
 	dropped  *prometheus.CounterVec
+
+	client    *asynq.Client    // the reconciler puts lost tasks back
+	inspector *asynq.Inspector // and asks asynq about each task
 }
 
 // newProvider builds the configured LLM provider behind the shared rate limiter.
@@ -66,5 +69,7 @@ func newMux(d deps) *asynq.ServeMux {
 		Dropped: func(module string, n int) { d.dropped.WithLabelValues(module).Add(float64(n)) },
 	}
 	mux.Handle(jobs.TypeSummaryGenerate, workers.Handle(d.db, sum.Run))
+	rec := maintenance.Reconciler{Store: d.db, Queue: d.inspector, Client: d.client, Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log}
+	mux.Handle(jobs.TypeJobsReconcile, workers.Handle(d.db, rec.Handler()))
 	return mux
 }
