@@ -93,7 +93,8 @@ func (e *Enqueuer) Enqueue(ctx context.Context, req Request) (store.Job, bool, e
 }
 
 // replay returns the job an earlier request created with the same key,
-// after checking that it was the same request.
+// after checking that it was the same request: the same task, payload and
+// acting user.
 func (e *Enqueuer) replay(ctx context.Context, req Request) (store.Job, bool, error) {
 	j, err := e.DB.JobByIdempotencyKey(ctx, req.OrgID, req.IdempotencyKey)
 	if errors.Is(err, store.ErrNotFound) {
@@ -102,10 +103,18 @@ func (e *Enqueuer) replay(ctx context.Context, req Request) (store.Job, bool, er
 	if err != nil {
 		return store.Job{}, false, err
 	}
-	if j.Type != req.Task.Spec.Type || !jsonEqual(j.Payload, req.Task.Payload) {
+	if j.Type != req.Task.Spec.Type || !jsonEqual(j.Payload, req.Task.Payload) || userOf(j) != req.UserID {
 		return store.Job{}, false, ErrIdempotencyMismatch
 	}
 	return j, true, nil
+}
+
+// userOf is the acting user a job was enqueued for, "" when none.
+func userOf(j store.Job) string {
+	if j.UserID == nil {
+		return ""
+	}
+	return *j.UserID
 }
 
 // jsonEqual compares two JSON documents by value (Postgres' jsonb does not
