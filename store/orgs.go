@@ -70,6 +70,16 @@ func (db *DB) CreateOrgWithKey(ctx context.Context, name string) (Org, string, e
 	return o, key, nil
 }
 
+// OrgByID finds an org by its id; ErrNotFound when there is none.
+func (db *DB) OrgByID(ctx context.Context, id int64) (Org, error) {
+	var o Org
+	err := db.GetContext(ctx, &o, `SELECT id, name, created_at FROM orgs WHERE id = $1`, id)
+	if err != nil {
+		return Org{}, notFound(err, fmt.Sprintf("org %d", id))
+	}
+	return o, nil
+}
+
 // OrgByName finds an org by its name.
 func (db *DB) OrgByName(ctx context.Context, name string) (Org, error) {
 	var o Org

@@ -279,14 +279,44 @@ type sectionSettings struct {
 	Sections map[string]bool `json:"sections"`
 }
 
+// sectionUpdate is a PUT's body: a null visibility is an error, not false.
+type sectionUpdate struct {
+	Sections map[string]*bool `json:"sections"`
+}
+
 // getSummarySections and putSummarySections are the admin's section
 // visibility for an org: hidden sections are not generated.
 func (s *server) getSummarySections(w http.ResponseWriter, r *http.Request) {
-	org, err := strconv.ParseInt(r.PathValue("org"), 10, 64)
-	if err != nil {
-		s.fail(w, r, fmt.Errorf("org %q: %w", r.PathValue("org"), store.ErrNotFound))
+	org, ok := s.pathOrg(w, r)
+	if !ok {
 		return
 	}
+	s.writeSummarySections(w, r, org)
+}
+
+func (s *server) putSummarySections(w http.ResponseWriter, r *http.Request) {
+	org, ok := s.pathOrg(w, r)
+	if !ok {
+		return
+	}
+	var body sectionUpdate
+	if err := decodeJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	vis, bad := sectionVisibility(body.Sections)
+	if len(bad) > 0 {
+		s.fail(w, r, invalid("bad sections", bad))
+		return
+	}
+	if err := s.db.SetSummarySectionVisibility(r.Context(), org, vis); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeSummarySections(w, r, org)
+}
+
+func (s *server) writeSummarySections(w http.ResponseWriter, r *http.Request, org int64) {
 	vis, err := s.db.SummarySectionVisibility(r.Context(), org)
 	if err != nil {
 		s.fail(w, r, err)
@@ -295,26 +325,19 @@ func (s *server) getSummarySections(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sectionSettings{Sections: vis})
 }
 
-func (s *server) putSummarySections(w http.ResponseWriter, r *http.Request) {
-	org, err := strconv.ParseInt(r.PathValue("org"), 10, 64)
+// pathOrg reads {org} and answers 404 for an org that does not exist.
+func (s *server) pathOrg(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("org"), 10, 64)
+	if err == nil {
+		_, err = s.db.OrgByID(r.Context(), id)
+	} else {
+		err = fmt.Errorf("org %q: %w", r.PathValue("org"), store.ErrNotFound)
+	}
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("org %q: %w", r.PathValue("org"), store.ErrNotFound))
-		return
-	}
-	var body sectionSettings
-	if err := decodeJSON(r, &body); err != nil {
 		s.fail(w, r, err)
-		return
+		return 0, false
 	}
-	if bad := unknownSections(body.Sections); len(bad) > 0 {
-		s.fail(w, r, invalid("unknown section keys", bad))
-		return
-	}
-	if err := s.db.SetSummarySectionVisibility(r.Context(), org, body.Sections); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.getSummarySections(w, r)
+	return id, true
 }
 
 // expansionText joins the bullets of the Suggested Expansion
@@ -342,13 +365,20 @@ func expansionText(sum store.Summary) (string, bool) {
 	return "", false
 }
 
-// unknownSections names the keys that are no section of any module.
-func unknownSections(vis map[string]bool) map[string]string {
+// sectionVisibility checks a PUT's sections: every key a section of some
+// module, every value true or false.
+func sectionVisibility(in map[string]*bool) (map[string]bool, map[string]string) {
+	vis := make(map[string]bool, len(in))
 	bad := map[string]string{}
-	for k := range vis {
-		if !slices.Contains(llm.SectionKeys, k) {
+	for k, v := range in {
+		switch {
+		case !slices.Contains(llm.SectionKeys, k):
 			bad["sections."+k] = "unknown section; one of " + strings.Join(llm.SectionKeys, ", ")
+		case v == nil:
+			bad["sections."+k] = "must be true or false, not null"
+		default:
+			vis[k] = *v
 		}
 	}
-	return bad
+	return vis, bad
 }
