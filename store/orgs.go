@@ -28,6 +28,17 @@ func HashKey(key string) []byte {
 	return sum[:]
 }
 
+// OrgKeyShaped tells whether key has the form NewKey gives, without
+// asking the database whose it is.
+func OrgKeyShaped(key string) bool {
+	hexPart, ok := strings.CutPrefix(key, keyPrefix)
+	if !ok || len(hexPart) != 48 {
+		return false
+	}
+	_, err := hex.DecodeString(hexPart)
+	return err == nil
+}
+
 // NewKey returns a fresh random API key.
 func NewKey() string {
 	b := make([]byte, 24)

@@ -146,10 +146,11 @@ func (s *server) observe(next http.Handler) http.Handler {
 }
 
 // bearer returns the credential of an Authorization header, accepting HTTP
-// Basic too (password = key) so a browser can open /monitoring.
+// Basic too (password = key) so a browser can open /monitoring. The scheme
+// is case-insensitive (RFC 9110 section 11.1).
 func bearer(r *http.Request) string {
 	h := r.Header.Get("Authorization")
-	if k, ok := strings.CutPrefix(h, "Bearer "); ok {
+	if scheme, k, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return strings.TrimSpace(k)
 	}
 	if _, pass, ok := r.BasicAuth(); ok {
@@ -193,7 +194,10 @@ func (s *server) orgByKey(ctx context.Context, key string) (store.Org, error) {
 }
 
 // admin requires the admin key (constant-time compare). An org key on an
-// admin route is 403: authenticated, but not allowed.
+// admin route is 403: authenticated, but not allowed. When Postgres cannot
+// say whose a key is, a key of the org-key shape is still 403 (it is not
+// the admin key either way) and any other key is 503, never a 401 that
+// would call a good key bad.
 func (s *server) admin(h http.Handler) http.Handler {
 	want := []byte(s.cfg.AdminKey)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -203,8 +207,21 @@ func (s *server) admin(h http.Handler) http.Handler {
 			return
 		}
 		if key != "" {
-			if _, err := s.orgByKey(r.Context(), key); err == nil {
+			_, err := s.orgByKey(r.Context(), key)
+			switch {
+			case err == nil:
 				writeProblem(w, r, http.StatusForbidden, "forbidden", "this route needs the admin key", nil)
+				return
+			case errors.Is(err, store.ErrNotFound):
+				// An unknown key: 401 below.
+			case store.OrgKeyShaped(key):
+				s.log.WarnContext(r.Context(), "org key lookup failed on an admin route", "err", err, "request_id", requestID(r.Context()))
+				writeProblem(w, r, http.StatusForbidden, "forbidden", "this route needs the admin key", nil)
+				return
+			default:
+				s.log.ErrorContext(r.Context(), "key lookup failed on an admin route", "err", err, "request_id", requestID(r.Context()))
+				w.Header().Set("Retry-After", "5")
+				writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the key cannot be checked now (PostgreSQL is unreachable); retry later", nil)
 				return
 			}
 		}
