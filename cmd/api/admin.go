@@ -37,6 +37,9 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
 }
 
+// maxOrgNameBytes bounds an org's name, which operators read in lists.
+const maxOrgNameBytes = 100
+
 type createOrgRequest struct {
 	Name string `json:"name"`
 }
@@ -54,8 +57,8 @@ func (s *server) createOrg(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(body.Name)
-	if name == "" || len(name) > 100 {
-		s.fail(w, r, invalid("bad org name", map[string]string{"name": "1 to 100 characters"}))
+	if name == "" || textProblem(name, maxOrgNameBytes, true) != "" {
+		s.fail(w, r, invalid("bad org name", map[string]string{"name": "1 to 100 bytes of UTF-8 text without control characters"}))
 		return
 	}
 	org, key, err := s.db.CreateOrgWithKey(r.Context(), name)

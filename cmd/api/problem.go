@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/lib/pq"
+
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
 )
@@ -44,6 +46,13 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, deta
 	})
 }
 
+// textErrorCodes are the Postgres errors bad text in a request raises:
+// character_not_in_repertoire (a NUL, invalid UTF-8), invalid_text_representation,
+// untranslatable_character (\u0000 in jsonb), string_data_right_truncation and
+// program_limit_exceeded (an index row too large). The edge checks should
+// stop such text first; this keeps a miss a 400, not a 500.
+var textErrorCodes = map[pq.ErrorCode]bool{"22021": true, "22P02": true, "22P05": true, "22001": true, "54000": true}
+
 // badRequest is an error the client made in the request itself.
 type badRequest struct {
 	slug   string
@@ -65,6 +74,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		tooLarge     *http.MaxBytesError
 		netErr       *net.OpError
 		feedbackErrs store.FeedbackErrors
+		pqErr        *pq.Error
 	)
 	switch {
 	case errors.As(err, &bad):
@@ -90,6 +100,10 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-mismatch", err.Error(), nil)
 	case errors.Is(err, store.ErrConflict):
 		writeProblem(w, r, http.StatusConflict, "conflict", err.Error(), nil)
+	case errors.As(err, &pqErr) && textErrorCodes[pqErr.Code]:
+		s.log.WarnContext(r.Context(), "text refused by postgres", "err", err, "code", string(pqErr.Code), "request_id", requestID(r.Context()))
+		writeProblem(w, r, http.StatusBadRequest, "invalid-text",
+			"the request holds text the database cannot take: invalid UTF-8, a NUL character, or a value too long", nil)
 	case errors.Is(err, jobs.ErrUnavailable), errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn):
 		s.log.ErrorContext(r.Context(), "dependency unavailable", "err", err, "request_id", requestID(r.Context()))
 		w.Header().Set("Retry-After", "5")

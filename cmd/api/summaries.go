@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/llm"
@@ -38,11 +39,7 @@ func (s *server) createSummary(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	user, err := userID(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	user := userID(r)
 	fields := map[string]string{}
 	if user == "" {
 		fields["X-User-ID"] = "required: summaries are counted per user"
@@ -52,6 +49,8 @@ func (s *server) createSummary(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.RecordID == "" {
 		fields["record_id"] = "required"
+	} else if msg := textProblem(body.RecordID, maxIDBytes, false); msg != "" {
+		fields["record_id"] = msg
 	}
 	if len(fields) > 0 {
 		s.fail(w, r, invalid("bad summary request", fields))
@@ -180,12 +179,9 @@ func (s *server) saveSummary(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) summaryUsage(w http.ResponseWriter, r *http.Request) {
-	user, err := userID(r)
-	if err == nil && user == "" {
-		err = invalid("X-User-ID is required", map[string]string{"X-User-ID": "required: usage is per user"})
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	user := userID(r)
+	if user == "" {
+		s.fail(w, r, invalid("X-User-ID is required", map[string]string{"X-User-ID": "required: usage is per user"}))
 		return
 	}
 	u, err := s.db.SummaryUsageOf(r.Context(), orgFrom(r.Context()).ID, user, s.now().UTC(), s.cfg.SummaryLimit)
@@ -202,12 +198,9 @@ func (s *server) summaryFeedback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	user, err := userID(r)
-	if err == nil && user == "" {
-		err = invalid("X-User-ID is required", map[string]string{"X-User-ID": "required: feedback is per user"})
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	user := userID(r)
+	if user == "" {
+		s.fail(w, r, invalid("X-User-ID is required", map[string]string{"X-User-ID": "required: feedback is per user"}))
 		return
 	}
 	if err := s.db.PutSummaryFeedback(r.Context(), orgFrom(r.Context()).ID, r.PathValue("id"), user, f); err != nil {
@@ -241,6 +234,15 @@ func (s *server) createExpansion(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	name := strings.TrimSpace(body.Name)
+	msg := textProblem(name, utf8.UTFMax*store.MaxExpansionName, true)
+	if msg == "" && utf8.RuneCountInString(name) > store.MaxExpansionName {
+		msg = fmt.Sprintf("longer than %d characters", store.MaxExpansionName)
+	}
+	if msg != "" {
+		s.fail(w, r, invalid("bad expansion name", map[string]string{"name": msg}))
+		return
+	}
 	ctx := r.Context()
 	org := orgFrom(ctx).ID
 	sum, err := s.db.Summary(ctx, org, r.PathValue("id"))
@@ -258,7 +260,6 @@ func (s *server) createExpansion(w http.ResponseWriter, r *http.Request) {
 			"this summary has no Suggested Expansion Opportunities section (it is hidden for the org)", nil)
 		return
 	}
-	name := strings.TrimSpace(body.Name)
 	if name == "" {
 		name = "Expansion from account summary " + sum.CreatedAt.UTC().Format(time.DateOnly)
 	}
