@@ -27,10 +27,9 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ready {
 		w.Header().Set("Retry-After", "5")
-		w.Header().Set("Content-Type", "application/problem+json")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"type": problemPrefix + "unavailable", "title": "Service Unavailable", "status": 503,
-			"detail": "a backing service is unreachable", "checks": checks,
+		writeProblemBody(w, r, problem{
+			Type: problemPrefix + "unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "a backing service is unreachable", Checks: checks,
 		})
 		return
 	}

@@ -27,23 +27,25 @@ type problem struct {
 	Instance  string            `json:"instance,omitempty"`
 	Errors    map[string]string `json:"errors,omitempty"`
 	RequestID string            `json:"request_id,omitempty"`
+	// Checks is an extension member of /readyz's 503: each dependency's state.
+	Checks map[string]string `json:"checks,omitempty"`
 }
 
 const problemPrefix = "urn:crmq:problem:"
 
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, detail string, fields map[string]string) {
+	writeProblemBody(w, r, problem{Type: problemPrefix + slug, Status: status, Detail: detail, Errors: fields})
+}
+
+// writeProblemBody writes p, filling in what every problem carries.
+func writeProblemBody(w http.ResponseWriter, r *http.Request, p problem) {
+	p.Title = http.StatusText(p.Status)
+	p.Instance = r.URL.Path
+	p.RequestID = requestID(r.Context())
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problem{
-		Type:      problemPrefix + slug,
-		Title:     http.StatusText(status),
-		Status:    status,
-		Detail:    detail,
-		Instance:  r.URL.Path,
-		Errors:    fields,
-		RequestID: requestID(r.Context()),
-	})
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
 }
 
 // textErrorCodes are the Postgres errors bad text in a request raises:
