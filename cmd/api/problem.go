@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"strings"
@@ -122,8 +123,10 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // decodeJSON reads exactly one JSON value into dst, rejecting unknown
 // fields, trailing data and bodies over the limit set by the middleware.
 func decodeJSON(r *http.Request, dst any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &badRequest{slug: "unsupported-media-type", detail: "Content-Type must be application/json"}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return &badRequest{slug: "unsupported-media-type", detail: "Content-Type must be application/json"}
+		}
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
