@@ -43,7 +43,7 @@ func (s *server) routeTable() []route {
 	}
 	if s.monitoring != nil {
 		// asynqmon routes on the full path: no StripPrefix.
-		rs = append(rs, route{"/monitoring/", s.admin(s.monitoring), nil})
+		rs = append(rs, route{"/monitoring/", s.admin(s.hideMonitoringFailures(s.monitoring)), nil})
 	}
 	return rs
 }
