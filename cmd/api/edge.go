@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -106,4 +110,44 @@ func checkPath(pattern string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readTimeout bounds the reading of a whole request (main's
+// http.Server.ReadTimeout); the body's idle timeout never reads past it.
+const readTimeout = 2 * time.Minute
+
+// errBodyIdle: the client sent nothing of the body for the idle timeout.
+var errBodyIdle = errors.New("request body stalled")
+
+// idleBody moves the connection's read deadline to idle from now before
+// each Read, so a client that stops sending mid-body loses the connection
+// after the idle timeout instead of holding it for the whole readTimeout.
+type idleBody struct {
+	io.ReadCloser
+	rc    *http.ResponseController
+	idle  time.Duration
+	limit time.Time // the request's start plus readTimeout
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if b.idle <= 0 {
+		return b.ReadCloser.Read(p)
+	}
+	deadline := time.Now().Add(b.idle)
+	if deadline.After(b.limit) {
+		deadline = b.limit
+	}
+	// A writer without deadlines (a test recorder) leaves readTimeout alone in charge.
+	_ = b.rc.SetReadDeadline(deadline)
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The deadline stays passed: the server gives up draining the
+		// rest of the body and closes the connection after the answer.
+		return n, fmt.Errorf("%w: %w", errBodyIdle, err)
+	case err != nil:
+		// The body is done; what the server reads next keeps readTimeout.
+		_ = b.rc.SetReadDeadline(b.limit)
+	}
+	return n, err
 }

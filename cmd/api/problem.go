@@ -80,6 +80,11 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		pqErr        *pq.Error
 	)
 	switch {
+	case errors.Is(err, errBodyIdle):
+		// The client stalled mid-body; the connection cannot be reused.
+		w.Header().Set("Connection", "close")
+		writeProblem(w, r, http.StatusRequestTimeout, "request-timeout",
+			fmt.Sprintf("the request body stalled for more than %s", s.cfg.BodyIdleTimeout), nil)
 	case errors.As(err, &bad):
 		writeProblem(w, r, http.StatusBadRequest, bad.slug, bad.detail, bad.fields)
 	case errors.As(err, &fe):
@@ -134,8 +139,7 @@ func decodeJSON(r *http.Request, dst any) error {
 		return jsonError(err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		if bodyReadFailed(err) {
 			return err
 		}
 		return &badRequest{slug: "malformed-json", detail: "body must hold a single JSON value"}
@@ -148,11 +152,10 @@ func jsonError(err error) error {
 	var (
 		syntax    *json.SyntaxError
 		typeErr   *json.UnmarshalTypeError
-		tooLarge  *http.MaxBytesError
 		unknownFd = "json: unknown field "
 	)
 	switch {
-	case errors.As(err, &tooLarge):
+	case bodyReadFailed(err):
 		return err
 	case errors.Is(err, io.EOF):
 		return &badRequest{slug: "malformed-json", detail: "request body is empty"}
@@ -172,6 +175,13 @@ func jsonError(err error) error {
 	default:
 		return &badRequest{slug: "malformed-json", detail: err.Error()}
 	}
+}
+
+// bodyReadFailed tells a body that could not be read (over the limit,
+// stalled) from a body that is not JSON; fail answers each on its own.
+func bodyReadFailed(err error) bool {
+	var tooLarge *http.MaxBytesError
+	return errors.As(err, &tooLarge) || errors.Is(err, errBodyIdle)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -115,7 +115,12 @@ func (s *server) observe(next http.Handler) http.Handler {
 		info := &logInfo{}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
 		r = r.WithContext(context.WithValue(ctx, logInfoKey, info))
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		r.Body = &idleBody{
+			ReadCloser: http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes),
+			rc:         http.NewResponseController(w),
+			idle:       s.cfg.BodyIdleTimeout,
+			limit:      start.Add(readTimeout),
+		}
 		sw := &statusWriter{ResponseWriter: w, r: r}
 		defer func() {
 			if p := recover(); p != nil {
