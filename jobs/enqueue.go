@@ -112,7 +112,8 @@ func (e *Enqueuer) enqueueSystem(ctx context.Context, req Request) (store.Job, b
 }
 
 // replay returns the job an earlier request created with the same key,
-// after checking that it was the same request.
+// after checking that it was the same request: the same task, payload and
+// acting user.
 func (e *Enqueuer) replay(ctx context.Context, req Request) (store.Job, bool, error) {
 	j, err := e.DB.JobByIdempotencyKey(ctx, req.OrgID, req.IdempotencyKey)
 	if errors.Is(err, store.ErrNotFound) {
@@ -121,10 +122,18 @@ func (e *Enqueuer) replay(ctx context.Context, req Request) (store.Job, bool, er
 	if err != nil {
 		return store.Job{}, false, err
 	}
-	if j.Type != req.Task.Spec.Type || !jsonEqual(j.Payload, req.Task.Payload) {
+	if j.Type != req.Task.Spec.Type || !jsonEqual(j.Payload, req.Task.Payload) || userOf(j) != req.UserID {
 		return store.Job{}, false, ErrIdempotencyMismatch
 	}
 	return j, true, nil
+}
+
+// userOf is the acting user a job was enqueued for, "" when none.
+func userOf(j store.Job) string {
+	if j.UserID == nil {
+		return ""
+	}
+	return *j.UserID
 }
 
 // jsonEqual compares two JSON documents by value (Postgres' jsonb does not

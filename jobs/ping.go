@@ -41,7 +41,8 @@ func (p PingPayload) Validate() error {
 	if !validQueue(p.Queue) {
 		fe["queue"] = "must be critical, default or low"
 	}
-	if p.HoldMS < 0 || time.Duration(p.HoldMS)*time.Millisecond > MaxPingHold {
+	// Compare milliseconds: converting a huge hold_ms to a Duration overflows.
+	if p.HoldMS < 0 || p.HoldMS > int(MaxPingHold/time.Millisecond) {
 		fe["hold_ms"] = "must be between 0 and 20000"
 	}
 	if len(fe) > 0 {

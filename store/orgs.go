@@ -28,6 +28,17 @@ func HashKey(key string) []byte {
 	return sum[:]
 }
 
+// OrgKeyShaped tells whether key has the form NewKey gives, without
+// asking the database whose it is.
+func OrgKeyShaped(key string) bool {
+	hexPart, ok := strings.CutPrefix(key, keyPrefix)
+	if !ok || len(hexPart) != 48 {
+		return false
+	}
+	_, err := hex.DecodeString(hexPart)
+	return err == nil
+}
+
 // NewKey returns a fresh random API key.
 func NewKey() string {
 	b := make([]byte, 24)
@@ -68,6 +79,16 @@ func (db *DB) CreateOrgWithKey(ctx context.Context, name string) (Org, string, e
 		return Org{}, "", err
 	}
 	return o, key, nil
+}
+
+// OrgByID finds an org by its id; ErrNotFound when there is none.
+func (db *DB) OrgByID(ctx context.Context, id int64) (Org, error) {
+	var o Org
+	err := db.GetContext(ctx, &o, `SELECT id, name, created_at FROM orgs WHERE id = $1`, id)
+	if err != nil {
+		return Org{}, notFound(err, fmt.Sprintf("org %d", id))
+	}
+	return o, nil
 }
 
 // OrgByName finds an org by its name.

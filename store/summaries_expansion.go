@@ -19,7 +19,7 @@ const (
 	ExpansionDealType  = "expansion"
 	ExpansionStage     = "Qualification"
 	expansionIDPrefix  = "exp-"
-	maxExpansionName   = 500
+	MaxExpansionName   = 500 // characters
 	maxExpansionDetail = 20000
 )
 
@@ -45,7 +45,7 @@ func (db *DB) CreateExpansionOpportunity(ctx context.Context, orgID int64, summa
 	switch {
 	case !storableID(summaryID) || !storableID(dealID):
 		return nil, false, fmt.Errorf("%s: %w", what, ErrNotFound)
-	case !utf8.ValidString(name) || strings.ContainsRune(name, 0) || utf8.RuneCountInString(name) > maxExpansionName:
+	case !utf8.ValidString(name) || strings.ContainsRune(name, 0) || utf8.RuneCountInString(name) > MaxExpansionName:
 		return nil, false, fmt.Errorf("%s: name: %w", what, ErrInvalidExpansion)
 	case !utf8.ValidString(description) || strings.ContainsRune(description, 0) || utf8.RuneCountInString(description) > maxExpansionDetail:
 		return nil, false, fmt.Errorf("%s: description: %w", what, ErrInvalidExpansion)

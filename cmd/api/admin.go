@@ -27,15 +27,17 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ready {
 		w.Header().Set("Retry-After", "5")
-		w.Header().Set("Content-Type", "application/problem+json")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"type": problemPrefix + "unavailable", "title": "Service Unavailable", "status": 503,
-			"detail": "a backing service is unreachable", "checks": checks,
+		writeProblemBody(w, r, problem{
+			Type: problemPrefix + "unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "a backing service is unreachable", Checks: checks,
 		})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
 }
+
+// maxOrgNameBytes bounds an org's name, which operators read in lists.
+const maxOrgNameBytes = 100
 
 type createOrgRequest struct {
 	Name string `json:"name"`
@@ -54,8 +56,8 @@ func (s *server) createOrg(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(body.Name)
-	if name == "" || len(name) > 100 {
-		s.fail(w, r, invalid("bad org name", map[string]string{"name": "1 to 100 characters"}))
+	if name == "" || textProblem(name, maxOrgNameBytes, true) != "" {
+		s.fail(w, r, invalid("bad org name", map[string]string{"name": "1 to 100 bytes of UTF-8 text without control characters"}))
 		return
 	}
 	org, key, err := s.db.CreateOrgWithKey(r.Context(), name)

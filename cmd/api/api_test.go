@@ -167,12 +167,9 @@ func TestHealthAndReadiness(t *testing.T) {
 	defer dead.Close()
 	e.s.pingRedis = dead.Ping
 	r := e.do(t, "GET", "/readyz", "", "")
-	if r.StatusCode != 503 || r.Header.Get("Retry-After") == "" {
-		t.Fatalf("readyz with Redis down: %d", r.StatusCode)
-	}
-	body := decode[map[string]any](t, r)
-	if body["checks"].(map[string]any)["redis"] != "unreachable" {
-		t.Fatalf("readyz body %v", body)
+	p := wantProblem(t, r, 503, "unavailable")
+	if r.Header.Get("Retry-After") == "" || p.Checks["redis"] != "unreachable" || p.Checks["postgres"] != "ok" {
+		t.Fatalf("readyz with Redis down: Retry-After %q, problem %+v", r.Header.Get("Retry-After"), p)
 	}
 }
 

@@ -21,18 +21,8 @@ type accepted struct {
 // enqueue is the one path from a validated task to a 202 answer, shared by
 // every enqueue route.
 func (s *server) enqueue(w http.ResponseWriter, r *http.Request, task jobs.Task) {
-	user, err := userID(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > 255 {
-		s.fail(w, r, invalid("bad Idempotency-Key header", map[string]string{"Idempotency-Key": "at most 255 characters"}))
-		return
-	}
 	job, replayed, err := s.enq.Enqueue(r.Context(), jobs.Request{
-		OrgID: orgFrom(r.Context()).ID, UserID: user, IdempotencyKey: key, Task: task,
+		OrgID: orgFrom(r.Context()).ID, UserID: userID(r), IdempotencyKey: r.Header.Get("Idempotency-Key"), Task: task,
 	})
 	if err != nil {
 		s.fail(w, r, err)

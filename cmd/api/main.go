@@ -58,7 +58,7 @@ func main() {
 		Addr:              cfg.HTTPAddr,
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      2 * time.Minute, // SSE streams extend their own deadline
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

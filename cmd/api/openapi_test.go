@@ -50,3 +50,63 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 }
+
+// Each route's declared query parameters are the ones openapi.yaml
+// documents for it, so the edge tests try every query parameter a route
+// reads.
+func TestRouteQueryParametersMatchOpenAPI(t *testing.T) {
+	type param struct {
+		Ref  string `yaml:"$ref"`
+		Name string `yaml:"name"`
+		In   string `yaml:"in"`
+	}
+	type operation struct {
+		Parameters []param `yaml:"parameters"`
+	}
+	var doc struct {
+		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
+		Components struct {
+			Parameters map[string]param `yaml:"parameters"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	queryOf := func(ps []param) []string {
+		var names []string
+		for _, p := range ps {
+			if ref, ok := strings.CutPrefix(p.Ref, "#/components/parameters/"); ok {
+				p = doc.Components.Parameters[ref]
+			}
+			if p.In == "query" {
+				names = append(names, p.Name)
+			}
+		}
+		return names
+	}
+	for _, r := range (&server{}).routeTable() {
+		method, path, _ := strings.Cut(r.pattern, " ")
+		item, ok := doc.Paths[path]
+		if !ok {
+			continue // TestOpenAPIMatchesRoutes reports it
+		}
+		var shared, op operation
+		if n, ok := item["parameters"]; ok {
+			if err := n.Decode(&shared.Parameters); err != nil {
+				t.Fatalf("%s parameters: %v", path, err)
+			}
+		}
+		if n, ok := item[strings.ToLower(method)]; ok {
+			if err := n.Decode(&op); err != nil {
+				t.Fatalf("%s: %v", r.pattern, err)
+			}
+		}
+		documented := queryOf(append(shared.Parameters, op.Parameters...))
+		declared := slices.Clone(r.query)
+		slices.Sort(documented)
+		slices.Sort(declared)
+		if !slices.Equal(documented, declared) {
+			t.Errorf("%s: the route table declares query %v, openapi.yaml documents %v", r.pattern, declared, documented)
+		}
+	}
+}

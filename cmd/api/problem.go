@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/lib/pq"
 
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
@@ -25,24 +28,33 @@ type problem struct {
 	Instance  string            `json:"instance,omitempty"`
 	Errors    map[string]string `json:"errors,omitempty"`
 	RequestID string            `json:"request_id,omitempty"`
+	// Checks is an extension member of /readyz's 503: each dependency's state.
+	Checks map[string]string `json:"checks,omitempty"`
 }
 
 const problemPrefix = "urn:crmq:problem:"
 
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, detail string, fields map[string]string) {
+	writeProblemBody(w, r, problem{Type: problemPrefix + slug, Status: status, Detail: detail, Errors: fields})
+}
+
+// writeProblemBody writes p, filling in what every problem carries.
+func writeProblemBody(w http.ResponseWriter, r *http.Request, p problem) {
+	p.Title = http.StatusText(p.Status)
+	p.Instance = r.URL.Path
+	p.RequestID = requestID(r.Context())
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problem{
-		Type:      problemPrefix + slug,
-		Title:     http.StatusText(status),
-		Status:    status,
-		Detail:    detail,
-		Instance:  r.URL.Path,
-		Errors:    fields,
-		RequestID: requestID(r.Context()),
-	})
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
 }
+
+// textErrorCodes are the Postgres errors bad text in a request raises:
+// character_not_in_repertoire (a NUL, invalid UTF-8), invalid_text_representation,
+// untranslatable_character (\u0000 in jsonb), string_data_right_truncation and
+// program_limit_exceeded (an index row too large). The edge checks should
+// stop such text first; this keeps a miss a 400, not a 500.
+var textErrorCodes = map[pq.ErrorCode]bool{"22021": true, "22P02": true, "22P05": true, "22001": true, "54000": true}
 
 // badRequest is an error the client made in the request itself.
 type badRequest struct {
@@ -65,8 +77,14 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		tooLarge     *http.MaxBytesError
 		netErr       *net.OpError
 		feedbackErrs store.FeedbackErrors
+		pqErr        *pq.Error
 	)
 	switch {
+	case errors.Is(err, errBodyIdle):
+		// The client stalled mid-body; the connection cannot be reused.
+		w.Header().Set("Connection", "close")
+		writeProblem(w, r, http.StatusRequestTimeout, "request-timeout",
+			fmt.Sprintf("the request body stalled for more than %s", s.cfg.BodyIdleTimeout), nil)
 	case errors.As(err, &bad):
 		writeProblem(w, r, http.StatusBadRequest, bad.slug, bad.detail, bad.fields)
 	case errors.As(err, &fe):
@@ -90,6 +108,10 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-mismatch", err.Error(), nil)
 	case errors.Is(err, store.ErrConflict):
 		writeProblem(w, r, http.StatusConflict, "conflict", err.Error(), nil)
+	case errors.As(err, &pqErr) && textErrorCodes[pqErr.Code]:
+		s.log.WarnContext(r.Context(), "text refused by postgres", "err", err, "code", string(pqErr.Code), "request_id", requestID(r.Context()))
+		writeProblem(w, r, http.StatusBadRequest, "invalid-text",
+			"the request holds text the database cannot take: invalid UTF-8, a NUL character, or a value too long", nil)
 	case errors.Is(err, jobs.ErrUnavailable), errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn):
 		s.log.ErrorContext(r.Context(), "dependency unavailable", "err", err, "request_id", requestID(r.Context()))
 		w.Header().Set("Retry-After", "5")
@@ -106,8 +128,10 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // decodeJSON reads exactly one JSON value into dst, rejecting unknown
 // fields, trailing data and bodies over the limit set by the middleware.
 func decodeJSON(r *http.Request, dst any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &badRequest{slug: "unsupported-media-type", detail: "Content-Type must be application/json"}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return &badRequest{slug: "unsupported-media-type", detail: "Content-Type must be application/json"}
+		}
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -115,8 +139,7 @@ func decodeJSON(r *http.Request, dst any) error {
 		return jsonError(err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		if bodyReadFailed(err) {
 			return err
 		}
 		return &badRequest{slug: "malformed-json", detail: "body must hold a single JSON value"}
@@ -129,11 +152,10 @@ func jsonError(err error) error {
 	var (
 		syntax    *json.SyntaxError
 		typeErr   *json.UnmarshalTypeError
-		tooLarge  *http.MaxBytesError
 		unknownFd = "json: unknown field "
 	)
 	switch {
-	case errors.As(err, &tooLarge):
+	case bodyReadFailed(err):
 		return err
 	case errors.Is(err, io.EOF):
 		return &badRequest{slug: "malformed-json", detail: "request body is empty"}
@@ -153,6 +175,13 @@ func jsonError(err error) error {
 	default:
 		return &badRequest{slug: "malformed-json", detail: err.Error()}
 	}
+}
+
+// bodyReadFailed tells a body that could not be read (over the limit,
+// stalled) from a body that is not JSON; fail answers each on its own.
+func bodyReadFailed(err error) bool {
+	var tooLarge *http.MaxBytesError
+	return errors.As(err, &tooLarge) || errors.Is(err, errBodyIdle)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

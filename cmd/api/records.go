@@ -122,8 +122,7 @@ func readNDJSON(body io.Reader) ([]json.RawMessage, error) {
 		rows = append(rows, json.RawMessage(bytes.Clone(line)))
 	}
 	if err := sc.Err(); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		if bodyReadFailed(err) {
 			return nil, err
 		}
 		return nil, &badRequest{slug: "malformed-json", detail: "NDJSON: " + err.Error()}

@@ -115,7 +115,12 @@ func (s *server) observe(next http.Handler) http.Handler {
 		info := &logInfo{}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
 		r = r.WithContext(context.WithValue(ctx, logInfoKey, info))
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		r.Body = &idleBody{
+			ReadCloser: http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes),
+			rc:         http.NewResponseController(w),
+			idle:       s.cfg.BodyIdleTimeout,
+			limit:      start.Add(readTimeout),
+		}
 		sw := &statusWriter{ResponseWriter: w, r: r}
 		defer func() {
 			if p := recover(); p != nil {
@@ -146,10 +151,11 @@ func (s *server) observe(next http.Handler) http.Handler {
 }
 
 // bearer returns the credential of an Authorization header, accepting HTTP
-// Basic too (password = key) so a browser can open /monitoring.
+// Basic too (password = key) so a browser can open /monitoring. The scheme
+// is case-insensitive (RFC 9110 section 11.1).
 func bearer(r *http.Request) string {
 	h := r.Header.Get("Authorization")
-	if k, ok := strings.CutPrefix(h, "Bearer "); ok {
+	if scheme, k, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return strings.TrimSpace(k)
 	}
 	if _, pass, ok := r.BasicAuth(); ok {
@@ -193,7 +199,10 @@ func (s *server) orgByKey(ctx context.Context, key string) (store.Org, error) {
 }
 
 // admin requires the admin key (constant-time compare). An org key on an
-// admin route is 403: authenticated, but not allowed.
+// admin route is 403: authenticated, but not allowed. When Postgres cannot
+// say whose a key is, a key of the org-key shape is still 403 (it is not
+// the admin key either way) and any other key is 503, never a 401 that
+// would call a good key bad.
 func (s *server) admin(h http.Handler) http.Handler {
 	want := []byte(s.cfg.AdminKey)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -203,8 +212,21 @@ func (s *server) admin(h http.Handler) http.Handler {
 			return
 		}
 		if key != "" {
-			if _, err := s.orgByKey(r.Context(), key); err == nil {
+			_, err := s.orgByKey(r.Context(), key)
+			switch {
+			case err == nil:
 				writeProblem(w, r, http.StatusForbidden, "forbidden", "this route needs the admin key", nil)
+				return
+			case errors.Is(err, store.ErrNotFound):
+				// An unknown key: 401 below.
+			case store.OrgKeyShaped(key):
+				s.log.WarnContext(r.Context(), "org key lookup failed on an admin route", "err", err, "request_id", requestID(r.Context()))
+				writeProblem(w, r, http.StatusForbidden, "forbidden", "this route needs the admin key", nil)
+				return
+			default:
+				s.log.ErrorContext(r.Context(), "key lookup failed on an admin route", "err", err, "request_id", requestID(r.Context()))
+				w.Header().Set("Retry-After", "5")
+				writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the key cannot be checked now (PostgreSQL is unreachable); retry later", nil)
 				return
 			}
 		}
@@ -214,13 +236,5 @@ func (s *server) admin(h http.Handler) http.Handler {
 }
 
 // userID reads the acting user of the calling app; empty when absent.
-func userID(r *http.Request) (string, error) {
-	u := r.Header.Get("X-User-ID")
-	if u == "" {
-		return "", nil
-	}
-	if len(u) > 255 || strings.ContainsAny(u, "\r\n\t") {
-		return "", invalid("bad X-User-ID header", map[string]string{"X-User-ID": "at most 255 printable characters"})
-	}
-	return u, nil
-}
+// checkInput has already refused a value the store could not take.
+func userID(r *http.Request) string { return r.Header.Get("X-User-ID") }

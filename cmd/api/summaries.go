@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/llm"
@@ -38,11 +39,7 @@ func (s *server) createSummary(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	user, err := userID(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	user := userID(r)
 	fields := map[string]string{}
 	if user == "" {
 		fields["X-User-ID"] = "required: summaries are counted per user"
@@ -52,6 +49,8 @@ func (s *server) createSummary(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.RecordID == "" {
 		fields["record_id"] = "required"
+	} else if msg := textProblem(body.RecordID, maxIDBytes, false); msg != "" {
+		fields["record_id"] = msg
 	}
 	if len(fields) > 0 {
 		s.fail(w, r, invalid("bad summary request", fields))
@@ -180,12 +179,9 @@ func (s *server) saveSummary(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) summaryUsage(w http.ResponseWriter, r *http.Request) {
-	user, err := userID(r)
-	if err == nil && user == "" {
-		err = invalid("X-User-ID is required", map[string]string{"X-User-ID": "required: usage is per user"})
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	user := userID(r)
+	if user == "" {
+		s.fail(w, r, invalid("X-User-ID is required", map[string]string{"X-User-ID": "required: usage is per user"}))
 		return
 	}
 	u, err := s.db.SummaryUsageOf(r.Context(), orgFrom(r.Context()).ID, user, s.now().UTC(), s.cfg.SummaryLimit)
@@ -202,12 +198,9 @@ func (s *server) summaryFeedback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	user, err := userID(r)
-	if err == nil && user == "" {
-		err = invalid("X-User-ID is required", map[string]string{"X-User-ID": "required: feedback is per user"})
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	user := userID(r)
+	if user == "" {
+		s.fail(w, r, invalid("X-User-ID is required", map[string]string{"X-User-ID": "required: feedback is per user"}))
 		return
 	}
 	if err := s.db.PutSummaryFeedback(r.Context(), orgFrom(r.Context()).ID, r.PathValue("id"), user, f); err != nil {
@@ -241,6 +234,15 @@ func (s *server) createExpansion(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	name := strings.TrimSpace(body.Name)
+	msg := textProblem(name, utf8.UTFMax*store.MaxExpansionName, true)
+	if msg == "" && utf8.RuneCountInString(name) > store.MaxExpansionName {
+		msg = fmt.Sprintf("longer than %d characters", store.MaxExpansionName)
+	}
+	if msg != "" {
+		s.fail(w, r, invalid("bad expansion name", map[string]string{"name": msg}))
+		return
+	}
 	ctx := r.Context()
 	org := orgFrom(ctx).ID
 	sum, err := s.db.Summary(ctx, org, r.PathValue("id"))
@@ -258,7 +260,6 @@ func (s *server) createExpansion(w http.ResponseWriter, r *http.Request) {
 			"this summary has no Suggested Expansion Opportunities section (it is hidden for the org)", nil)
 		return
 	}
-	name := strings.TrimSpace(body.Name)
 	if name == "" {
 		name = "Expansion from account summary " + sum.CreatedAt.UTC().Format(time.DateOnly)
 	}
@@ -279,14 +280,44 @@ type sectionSettings struct {
 	Sections map[string]bool `json:"sections"`
 }
 
+// sectionUpdate is a PUT's body: a null visibility is an error, not false.
+type sectionUpdate struct {
+	Sections map[string]*bool `json:"sections"`
+}
+
 // getSummarySections and putSummarySections are the admin's section
 // visibility for an org: hidden sections are not generated.
 func (s *server) getSummarySections(w http.ResponseWriter, r *http.Request) {
-	org, err := strconv.ParseInt(r.PathValue("org"), 10, 64)
-	if err != nil {
-		s.fail(w, r, fmt.Errorf("org %q: %w", r.PathValue("org"), store.ErrNotFound))
+	org, ok := s.pathOrg(w, r)
+	if !ok {
 		return
 	}
+	s.writeSummarySections(w, r, org)
+}
+
+func (s *server) putSummarySections(w http.ResponseWriter, r *http.Request) {
+	org, ok := s.pathOrg(w, r)
+	if !ok {
+		return
+	}
+	var body sectionUpdate
+	if err := decodeJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	vis, bad := sectionVisibility(body.Sections)
+	if len(bad) > 0 {
+		s.fail(w, r, invalid("bad sections", bad))
+		return
+	}
+	if err := s.db.SetSummarySectionVisibility(r.Context(), org, vis); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeSummarySections(w, r, org)
+}
+
+func (s *server) writeSummarySections(w http.ResponseWriter, r *http.Request, org int64) {
 	vis, err := s.db.SummarySectionVisibility(r.Context(), org)
 	if err != nil {
 		s.fail(w, r, err)
@@ -295,26 +326,19 @@ func (s *server) getSummarySections(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sectionSettings{Sections: vis})
 }
 
-func (s *server) putSummarySections(w http.ResponseWriter, r *http.Request) {
-	org, err := strconv.ParseInt(r.PathValue("org"), 10, 64)
+// pathOrg reads {org} and answers 404 for an org that does not exist.
+func (s *server) pathOrg(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("org"), 10, 64)
+	if err == nil {
+		_, err = s.db.OrgByID(r.Context(), id)
+	} else {
+		err = fmt.Errorf("org %q: %w", r.PathValue("org"), store.ErrNotFound)
+	}
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("org %q: %w", r.PathValue("org"), store.ErrNotFound))
-		return
-	}
-	var body sectionSettings
-	if err := decodeJSON(r, &body); err != nil {
 		s.fail(w, r, err)
-		return
+		return 0, false
 	}
-	if bad := unknownSections(body.Sections); len(bad) > 0 {
-		s.fail(w, r, invalid("unknown section keys", bad))
-		return
-	}
-	if err := s.db.SetSummarySectionVisibility(r.Context(), org, body.Sections); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.getSummarySections(w, r)
+	return id, true
 }
 
 // expansionText joins the bullets of the Suggested Expansion
@@ -342,13 +366,20 @@ func expansionText(sum store.Summary) (string, bool) {
 	return "", false
 }
 
-// unknownSections names the keys that are no section of any module.
-func unknownSections(vis map[string]bool) map[string]string {
+// sectionVisibility checks a PUT's sections: every key a section of some
+// module, every value true or false.
+func sectionVisibility(in map[string]*bool) (map[string]bool, map[string]string) {
+	vis := make(map[string]bool, len(in))
 	bad := map[string]string{}
-	for k := range vis {
-		if !slices.Contains(llm.SectionKeys, k) {
+	for k, v := range in {
+		switch {
+		case !slices.Contains(llm.SectionKeys, k):
 			bad["sections."+k] = "unknown section; one of " + strings.Join(llm.SectionKeys, ", ")
+		case v == nil:
+			bad["sections."+k] = "must be true or false, not null"
+		default:
+			vis[k] = *v
 		}
 	}
-	return bad
+	return vis, bad
 }

@@ -19,10 +19,11 @@ type Config struct {
 	StartupWait time.Duration
 	RedisURL    string
 
-	HTTPAddr     string
-	AdminKey     string
-	MaxBodyBytes int64
-	KeyCacheTTL  time.Duration
+	HTTPAddr        string
+	AdminKey        string
+	MaxBodyBytes    int64
+	BodyIdleTimeout time.Duration
+	KeyCacheTTL     time.Duration
 
 	Concurrency     int
 	QueueWeights    map[string]int
@@ -68,6 +69,7 @@ var Vars = []Var{
 	{"HTTP_ADDR", "127.0.0.1:8080", "address the API listens on"},
 	{"CRMQ_ADMIN_KEY", "(required by api; `make run` generates one)", "admin bearer key for /v1/admin, /monitoring and /metrics; at least 24 characters"},
 	{"CRMQ_MAX_BODY_BYTES", "16777216", "largest request body the API reads"},
+	{"CRMQ_BODY_IDLE_TIMEOUT", "10s", "how long the API waits for the next bytes of a request body before it answers 408 and closes the connection"},
 	{"CRMQ_KEY_CACHE_TTL", "10s", "how long the API remembers which org a key belongs to (0 disables); a revoked key works for at most this long"},
 	{"CRMQ_WORKER_CONCURRENCY", "10", "tasks one worker process runs at once"},
 	{"CRMQ_QUEUE_WEIGHTS", "critical=6,default=3,low=1", "weighted priority of the three queues"},
@@ -110,6 +112,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		HTTPAddr:           p.str("HTTP_ADDR"),
 		AdminKey:           p.str("CRMQ_ADMIN_KEY"),
 		MaxBodyBytes:       int64(p.int("CRMQ_MAX_BODY_BYTES", 1024, 1<<30)),
+		BodyIdleTimeout:    p.duration("CRMQ_BODY_IDLE_TIMEOUT", 100*time.Millisecond, 2*time.Minute),
 		Concurrency:        p.int("CRMQ_WORKER_CONCURRENCY", 1, 1000),
 		QueueWeights:       p.weights("CRMQ_QUEUE_WEIGHTS"),
 		PollInterval:       p.duration("CRMQ_POLL_INTERVAL", time.Millisecond, time.Minute),
