@@ -113,6 +113,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		AdminKey:           p.str("CRMQ_ADMIN_KEY"),
 		MaxBodyBytes:       int64(p.int("CRMQ_MAX_BODY_BYTES", 1024, 1<<30)),
 		BodyIdleTimeout:    p.duration("CRMQ_BODY_IDLE_TIMEOUT", 100*time.Millisecond, 2*time.Minute),
+		KeyCacheTTL:        p.duration("CRMQ_KEY_CACHE_TTL", 0, time.Hour),
 		Concurrency:        p.int("CRMQ_WORKER_CONCURRENCY", 1, 1000),
 		QueueWeights:       p.weights("CRMQ_QUEUE_WEIGHTS"),
 		PollInterval:       p.duration("CRMQ_POLL_INTERVAL", time.Millisecond, time.Minute),

@@ -56,3 +56,19 @@ func TestPasswordIsRedacted(t *testing.T) {
 		t.Fatalf("want an error without the password, got %v", err)
 	}
 }
+
+// Every documented variable is read: one listed in Vars but never looked
+// up would be a setting an operator changes to no effect.
+func TestEveryVariableIsRead(t *testing.T) {
+	asked := map[string]bool{}
+	_, _ = load(func(k string) (string, bool) { asked[k] = true; return "", false }, false)
+	for _, v := range Vars {
+		if !asked[v.Name] {
+			t.Errorf("%s is documented but never read", v.Name)
+		}
+	}
+	c, err := load(env(map[string]string{"CRMQ_KEY_CACHE_TTL": "3s"}), false)
+	if err != nil || c.KeyCacheTTL != 3*time.Second {
+		t.Fatalf("CRMQ_KEY_CACHE_TTL=3s gives %s (%v)", c.KeyCacheTTL, err)
+	}
+}
