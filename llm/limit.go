@@ -85,7 +85,7 @@ func (l *Limiter) Allow(ctx context.Context, orgID int64) error {
 func (l *Limiter) refused(scope string, after time.Duration, err error) *RateLimitError {
 	// Round up to the millisecond so that waiting RetryAfter is enough.
 	after = after.Truncate(time.Millisecond) + time.Millisecond
-	return &RateLimitError{Scope: scope, RetryAfter: after, Err: err}
+	return &RateLimitError{Scope: scope, Delay: after, Err: err}
 }
 
 // peekRetryAfter is when a cost-0 look that found no request left will find
@@ -131,14 +131,14 @@ func (p *limited) Generate(ctx context.Context, req Request) (Response, error) {
 		if !errors.As(err, &rl) {
 			return Response{}, err
 		}
-		wakeAt := time.Now().Add(rl.RetryAfter)
+		wakeAt := time.Now().Add(rl.Delay)
 		if wakeAt.After(giveUp) {
 			return Response{}, err
 		}
 		if dl, ok := ctx.Deadline(); ok && wakeAt.After(dl) {
 			return Response{}, err // the caller would stop before the slot comes
 		}
-		t := time.NewTimer(rl.RetryAfter)
+		t := time.NewTimer(rl.Delay)
 		select {
 		case <-t.C:
 		case <-ctx.Done():

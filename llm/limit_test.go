@@ -53,8 +53,8 @@ func refused(t *testing.T, l *llm.Limiter, org int64, scope string, most time.Du
 	if rl.Scope != scope {
 		t.Errorf("org %d refused with scope %q, want %q (%v)", org, rl.Scope, scope, rl)
 	}
-	if rl.RetryAfter <= 0 || rl.RetryAfter > most {
-		t.Errorf("org %d: RetryAfter %s, want in (0, %s]", org, rl.RetryAfter, most)
+	if rl.Delay <= 0 || rl.Delay > most {
+		t.Errorf("org %d: RetryAfter %s, want in (0, %s]", org, rl.Delay, most)
 	}
 	return rl
 }
@@ -64,8 +64,8 @@ func TestLimiterPerOrgLimitLeavesOtherOrgsAlone(t *testing.T) {
 
 	allowN(t, l, 1, 3)
 	rl := refused(t, l, 1, "org", 20*time.Second+time.Millisecond) // one request every 60s/3
-	if rl.RetryAfter < 19*time.Second {
-		t.Errorf("RetryAfter %s, want about 20s", rl.RetryAfter)
+	if rl.Delay < 19*time.Second {
+		t.Errorf("RetryAfter %s, want about 20s", rl.Delay)
 	}
 	allowN(t, l, 2, 3)
 	refused(t, l, 2, "org", 21*time.Second)
@@ -88,8 +88,8 @@ func TestLimiterRefusalInOneScopeCostsNothingInTheOther(t *testing.T) {
 	refused(t, l, 1, "org", 31*time.Second)
 	allowN(t, l, 2, 1) // global 3 of 3: org 1's refusal did not take it
 	rl := refused(t, l, 3, "global", 21*time.Second)
-	if rl.RetryAfter < 19*time.Second {
-		t.Errorf("global RetryAfter %s, want about 20s (one request every 60s/3)", rl.RetryAfter)
+	if rl.Delay < 19*time.Second {
+		t.Errorf("global RetryAfter %s, want about 20s (one request every 60s/3)", rl.Delay)
 	}
 	refused(t, l, 3, "global", 21*time.Second)
 
@@ -141,7 +141,7 @@ func TestLimiterAllowsAgainAfterRetryAfter(t *testing.T) {
 	l := llm.NewLimiter(client(t, redisOptions(t)), 0, 300, "t:") // one every 200ms once the burst is gone
 	allowN(t, l, 1, 300)
 	rl := refused(t, l, 1, "global", 201*time.Millisecond)
-	time.Sleep(rl.RetryAfter)
+	time.Sleep(rl.Delay)
 	allowN(t, l, 1, 1)
 	refused(t, l, 1, "global", 201*time.Millisecond)
 }
@@ -196,7 +196,7 @@ func TestLimitedRefusesALongDelayWithoutCallingTheProvider(t *testing.T) {
 	began := time.Now()
 	_, err := llm.Limited(inner, l, 2*time.Second).Generate(context.Background(), llm.Request{OrgID: 1})
 	var rl *llm.RateLimitError
-	if !errors.As(err, &rl) || rl.Scope != "org" || rl.RetryAfter < 59*time.Second {
+	if !errors.As(err, &rl) || rl.Scope != "org" || rl.Delay < 59*time.Second {
 		t.Fatalf("Generate = %v, want the org's RateLimitError of about a minute", err)
 	}
 	if d := time.Since(began); d > time.Second {

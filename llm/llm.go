@@ -105,24 +105,38 @@ func AnswerSchema(sections []SectionSpec) map[string]any {
 }
 
 // Errors. A provider wraps what went wrong in one of these so the worker
-// can decide: RateLimitError and ErrTransient are retried (honouring
-// RetryAfter), ErrPermanent fails the job at once with the provider's
-// message.
+// can decide: RateLimitError and ErrTransient are retried (honouring the
+// rate limit's RetryAfter), ErrPermanent fails the job at once with the
+// provider's message. The worker does not know these types: it reads the
+// methods RetryAfter() and Permanent() (see workers/retry.go), which any
+// other package's errors can have too.
 var (
-	ErrTransient = errors.New("llm: transient failure")
-	ErrPermanent = errors.New("llm: request refused")
+	ErrTransient       = errors.New("llm: transient failure")
+	ErrPermanent error = permanent("llm: request refused")
 )
 
+// permanent is an error the provider will give again however often it is
+// asked.
+type permanent string
+
+func (p permanent) Error() string { return string(p) }
+
+// Permanent marks the error as not worth retrying.
+func (permanent) Permanent() bool { return true }
+
 // RateLimitError is a 429 from the provider, or crmq's own per-org or
-// global requests-per-minute limit; RetryAfter is when to try again.
+// global requests-per-minute limit; Delay is when to try again.
 type RateLimitError struct {
-	RetryAfter time.Duration
-	Scope      string // "provider", "org" or "global"
-	Err        error
+	Delay time.Duration
+	Scope string // "provider", "org" or "global"
+	Err   error
 }
 
+// RetryAfter is how long to wait before trying again.
+func (e *RateLimitError) RetryAfter() time.Duration { return e.Delay }
+
 func (e *RateLimitError) Error() string {
-	return fmt.Sprintf("llm: rate limited (%s), retry after %s: %v", e.Scope, e.RetryAfter, e.Err)
+	return fmt.Sprintf("llm: rate limited (%s), retry after %s: %v", e.Scope, e.Delay, e.Err)
 }
 
 func (e *RateLimitError) Unwrap() error { return e.Err }

@@ -7,16 +7,14 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-
-	"github.com/crmq/crmq/llm"
 )
 
 // MaxRateLimitDelay caps the wait before retrying a rate-limited task, so a
 // provider naming an hour does not park a person's summary for an hour.
 const MaxRateLimitDelay = 10 * time.Minute
 
-// RetryDelay is asynq.Config.RetryDelayFunc: a task that failed with an
-// *llm.RateLimitError (a provider's 429 or crmq's own limiter) is retried
+// RetryDelay is asynq.Config.RetryDelayFunc: a task that failed with a
+// RetryAfterError (a provider's 429 or crmq's own limiter) is retried
 // after the RetryAfter it names (at least a second), plus one second
 // because asynq schedules retries in whole Unix seconds, truncated (v0.26.0
 // rdb.go:831), so it would otherwise come back up to a second early, plus
@@ -29,21 +27,36 @@ func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if IsUnavailable(err) {
 		return unavailableDelay()
 	}
-	var rl *llm.RateLimitError
+	var rl RetryAfterError
 	if !errors.As(err, &rl) {
 		return asynq.DefaultRetryDelayFunc(n, err, t)
 	}
-	d := max(rl.RetryAfter, time.Second)
+	d := max(rl.RetryAfter(), time.Second)
 	d += time.Second + rand.N(d/10+time.Second)
 	return min(d, MaxRateLimitDelay)
 }
 
-// Permanent marks an error the provider will give again (a refused or
-// blocked request, llm.ErrPermanent) with asynq.SkipRetry, so the job fails
-// at once with the provider's message instead of using up its retries.
-// Other errors, nil included, are returned unchanged.
+// RetryAfterError is an error that names when to try again: a provider's
+// 429, crmq's own rate limit, later a crawler's 429 or a blob store's 503.
+type RetryAfterError interface {
+	error
+	RetryAfter() time.Duration
+}
+
+// PermanentError is an error that will come again however often the task
+// is tried: a refused or blocked model request, a page that is gone.
+type PermanentError interface {
+	error
+	Permanent() bool
+}
+
+// Permanent marks an error whose chain holds a PermanentError with
+// asynq.SkipRetry, so the job fails at once with the cause's message
+// instead of using up its retries. Other errors, nil included, are
+// returned unchanged.
 func Permanent(err error) error {
-	if err == nil || !errors.Is(err, llm.ErrPermanent) || errors.Is(err, asynq.SkipRetry) {
+	var p PermanentError
+	if err == nil || !errors.As(err, &p) || !p.Permanent() || errors.Is(err, asynq.SkipRetry) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)

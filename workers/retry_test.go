@@ -17,7 +17,7 @@ import (
 )
 
 func TestRetryDelayWaitsForTheRateLimitPlusJitter(t *testing.T) {
-	err := fmt.Errorf("summary: %w", &llm.RateLimitError{Scope: "provider", RetryAfter: 17 * time.Second, Err: errors.New("429")})
+	err := fmt.Errorf("summary: %w", &llm.RateLimitError{Scope: "provider", Delay: 17 * time.Second, Err: errors.New("429")})
 	seen := map[time.Duration]bool{}
 	for range 200 {
 		d := workers.RetryDelay(0, err, nil)
@@ -44,7 +44,7 @@ func TestRetryDelayBounds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 50 {
-				d := workers.RetryDelay(3, &llm.RateLimitError{Scope: "org", RetryAfter: tc.after}, nil)
+				d := workers.RetryDelay(3, &llm.RateLimitError{Scope: "org", Delay: tc.after}, nil)
 				if d < tc.least || d >= tc.mostBelow {
 					t.Fatalf("RetryDelay = %s, want in [%s, %s)", d, tc.least, tc.mostBelow)
 				}
@@ -82,7 +82,7 @@ func TestPermanentSkipsRetryOnlyForPermanentErrors(t *testing.T) {
 	}
 
 	transient := fmt.Errorf("gemini: %w: 500 INTERNAL", llm.ErrTransient)
-	limited := fmt.Errorf("x: %w", &llm.RateLimitError{Scope: "global", RetryAfter: time.Second})
+	limited := fmt.Errorf("x: %w", &llm.RateLimitError{Scope: "global", Delay: time.Second})
 	plain := errors.New("postgres down")
 	for _, err := range []error{transient, limited, plain, nil} {
 		if got := workers.Permanent(err); got != err {
@@ -117,7 +117,7 @@ func TestRetryDelayAndPermanentInAsynq(t *testing.T) {
 		defer mu.Unlock()
 		attempts = append(attempts, time.Now())
 		if len(attempts) == 1 {
-			return fmt.Errorf("summary: %w", &llm.RateLimitError{Scope: "provider", RetryAfter: 2 * time.Second, Err: errors.New("429")})
+			return fmt.Errorf("summary: %w", &llm.RateLimitError{Scope: "provider", Delay: 2 * time.Second, Err: errors.New("429")})
 		}
 		close(secondAttempt)
 		return nil
@@ -167,5 +167,28 @@ func TestRetryDelayAndPermanentInAsynq(t *testing.T) {
 			t.Fatalf("refused task not archived: %+v, %v", info, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// crawlerBusy and pageGone stand for errors of families that do not use
+// llm: the worker reads the methods, not llm's types.
+type crawlerBusy struct{ after time.Duration }
+
+func (e crawlerBusy) Error() string             { return "site answered 429" }
+func (e crawlerBusy) RetryAfter() time.Duration { return e.after }
+
+type pageGone struct{}
+
+func (pageGone) Error() string   { return "page answered 410" }
+func (pageGone) Permanent() bool { return true }
+
+func TestRetryClassificationReadsMethodsNotTypes(t *testing.T) {
+	err := fmt.Errorf("enrich: %w", crawlerBusy{after: 30 * time.Second})
+	if d := workers.RetryDelay(0, err, nil); d < 31*time.Second || d > 35*time.Second {
+		t.Errorf("RetryDelay(crawler 429 after 30s) = %s, want 31-35s", d)
+	}
+	gone := workers.Permanent(fmt.Errorf("enrich: %w", pageGone{}))
+	if !errors.Is(gone, asynq.SkipRetry) || !strings.Contains(gone.Error(), "410") {
+		t.Errorf("Permanent(page gone) = %v, want SkipRetry with the cause", gone)
 	}
 }

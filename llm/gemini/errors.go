@@ -45,7 +45,7 @@ func classify(err error, headerDelay time.Duration) error {
 		if d <= 0 {
 			d = DefaultRetryAfter
 		}
-		return fmt.Errorf("gemini: %w", &llm.RateLimitError{Scope: "provider", RetryAfter: d, Err: pe})
+		return fmt.Errorf("gemini: %w", &llm.RateLimitError{Scope: "provider", Delay: d, Err: pe})
 	case code == http.StatusRequestTimeout, code >= 500:
 		return fmt.Errorf("gemini: %w: %w", llm.ErrTransient, pe)
 	case code >= 400:

@@ -288,8 +288,8 @@ func TestGenerateClassifiesFailures(t *testing.T) {
 				if !isRL {
 					t.Fatalf("error %v is not a RateLimitError", err)
 				}
-				if rl.Scope != "provider" || rl.RetryAfter != tc.want.retryAfter {
-					t.Errorf("RateLimitError{Scope %q, RetryAfter %s}, want provider, %s", rl.Scope, rl.RetryAfter, tc.want.retryAfter)
+				if rl.Scope != "provider" || rl.Delay != tc.want.retryAfter {
+					t.Errorf("RateLimitError{Scope %q, RetryAfter %s}, want provider, %s", rl.Scope, rl.Delay, tc.want.retryAfter)
 				}
 				var ae genai.APIError
 				if !errors.As(err, &ae) || ae.Code != 429 && ae.Status != "RESOURCE_EXHAUSTED" {

@@ -130,10 +130,10 @@ func TestGenerate(t *testing.T) {
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("missing record: %v", err)
 		}
-		rl := &llm.RateLimitError{RetryAfter: time.Second, Scope: "provider", Err: errors.New("429")}
+		rl := &llm.RateLimitError{Delay: time.Second, Scope: "provider", Err: errors.New("429")}
 		_, err = summary.Generate(ctx, &fakeGraphs{g: accountGraph()}, &fakeProvider{err: rl}, input("accounts", "acc-1", nil))
 		var got *llm.RateLimitError
-		if !errors.As(err, &got) || got.RetryAfter != time.Second {
+		if !errors.As(err, &got) || got.Delay != time.Second {
 			t.Errorf("rate limit: %v", err)
 		}
 		_, err = summary.Generate(ctx, &fakeGraphs{g: accountGraph()}, &fakeProvider{err: llm.ErrTransient}, input("accounts", "acc-1", nil))
