@@ -3,6 +3,8 @@ package jobs
 import (
 	"fmt"
 	"time"
+
+	"github.com/crmq/crmq/store"
 )
 
 // TypeOrphansRecompute recomputes the orphan state of an org's leads and
@@ -11,6 +13,15 @@ const TypeOrphansRecompute = "orphans:recompute"
 
 // OrphansSpec: set-based SQL over the org's activities; a rerun is harmless.
 var OrphansSpec = Spec{Type: TypeOrphansRecompute, Queue: QueueLow, MaxRetry: 5, Timeout: 10 * time.Minute, Retention: 2 * time.Hour}
+
+// OrphansResult is the result of an orphans:recompute job: per module the
+// average response gap used, how many records were looked at and found
+// orphan, and the time computed. A module's run carries another job id
+// when a newer run was already stored (this one was a late retry).
+type OrphansResult struct {
+	OrgID   int64             `json:"org_id"`
+	Modules []store.OrphanRun `json:"modules"`
+}
 
 // NewOrphansTask builds the task for one org.
 func NewOrphansTask(orgID int64) (Task, error) {

@@ -3,6 +3,7 @@ package jobs
 import (
 	"time"
 
+	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/store"
 )
 
@@ -53,6 +54,18 @@ func (p SummaryPayload) Validate() error {
 		return fe
 	}
 	return nil
+}
+
+// SummaryResult is the result of a summary:generate job: where the
+// summary is and what it cost.
+type SummaryResult struct {
+	SummaryID        string    `json:"summary_id"`
+	URL              string    `json:"url"`
+	ReusedFrom       *string   `json:"reused_from,omitempty"`
+	Provider         string    `json:"provider"`
+	Model            string    `json:"model"`
+	Usage            llm.Usage `json:"usage"`
+	DroppedSourceIDs int       `json:"dropped_source_ids"`
 }
 
 // NewSummaryTask builds the task.

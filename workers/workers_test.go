@@ -118,7 +118,7 @@ func TestPingSucceedsWithItsResult(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.serve(t, time.Second, func(mux *asynq.ServeMux) {
-		mux.Handle(jobs.TypePing, workers.Handle(e.db, system.Ping()))
+		mux.Handle(jobs.TypePing, workers.Handle(e.db, system.Ping{}.Run))
 	})
 	task, _ := jobs.NewPingTask(e.org.ID, "low", 0)
 	j, _, err := e.enq.Enqueue(context.Background(), jobs.Request{OrgID: e.org.ID, Task: task})

@@ -88,8 +88,8 @@ func (e *apiEnv) startWorker(t *testing.T) {
 	})
 	mux := asynq.NewServeMux()
 	mux.Use(workers.JobState(e.db, quiet, nil, nil))
-	mux.Handle(jobs.TypePing, workers.Handle(e.db, system.Ping()))
-	sum := summary.Task{Store: e.db, Provider: offline.New(), Budget: 24000, Now: time.Now}
+	mux.Handle(jobs.TypePing, workers.Handle(e.db, system.Ping{}.Run))
+	sum := summary.Summarizer{Store: e.db, Provider: offline.New(), Budget: 24000, Now: time.Now}
 	mux.Handle(jobs.TypeSummaryGenerate, workers.Handle(e.db, sum.Run))
 	if err := srv.Start(mux); err != nil {
 		t.Fatal(err)

@@ -55,7 +55,7 @@ func (e *apiEnv) finished(t *testing.T, jobID string) (store.Job, store.Summary)
 	if job.State != store.JobSucceeded {
 		t.Fatalf("summary job %+v error %v", job, deref(job.Error))
 	}
-	var res summary.TaskResult
+	var res jobs.SummaryResult
 	if err := json.Unmarshal(*job.Result, &res); err != nil {
 		t.Fatal(err)
 	}

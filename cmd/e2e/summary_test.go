@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/workers/summary"
 )
@@ -40,7 +41,7 @@ func (s *system) summarize(key, user, module, id string) (store.Job, summaryDoc)
 	if j.State != store.JobSucceeded {
 		s.t.Fatalf("summary of %s/%s: %+v error %v", module, id, j, j.Error)
 	}
-	var res summary.TaskResult
+	var res jobs.SummaryResult
 	if err := json.Unmarshal(*j.Result, &res); err != nil {
 		s.t.Fatal(err)
 	}

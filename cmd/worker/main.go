@@ -61,8 +61,11 @@ func main() {
 	defer client.Close()
 	insp := asynq.NewInspector(redisOpt)
 	defer insp.Close()
-	mux := newMux(deps{cfg: cfg, db: db, log: log, metrics: metrics, inflight: inflight, provider: provider, dropped: dropped,
+	mux, err := newMux(deps{cfg: cfg, db: db, log: log, metrics: metrics, inflight: inflight, provider: provider, dropped: dropped,
 		client: client, inspector: insp})
+	if err != nil {
+		proc.Fatal(log, "task registry", err)
+	}
 	if err := srv.Start(mux); err != nil {
 		proc.Fatal(log, "start asynq server", err)
 	}

@@ -57,19 +57,29 @@ func newProvider(ctx context.Context, cfg config.Config, rdb redis.UniversalClie
 	return llm.Limited(p, llm.NewLimiter(rdb, cfg.LLMOrgRPM, cfg.LLMGlobalRPM, ""), limiterMaxWait), nil
 }
 
-// newMux registers every task type's handler behind the job-state middleware.
-func newMux(d deps) *asynq.ServeMux {
-	mux := asynq.NewServeMux()
-	mux.Use(workers.JobState(d.db, d.log, d.metrics, d.inflight))
-	mux.Handle(jobs.TypePing, workers.Handle(d.db, system.Ping()))
-	mux.Handle(jobs.TypeOrphansRecompute, workers.Handle(d.db, maintenance.OrphansHandler(d.db, time.Now)))
-	mux.Handle(jobs.TypeSummariesPrune, workers.Handle(d.db, maintenance.PruneHandler(d.db, d.cfg.SummaryRetention, time.Now)))
-	sum := summary.Task{
-		Store: d.db, Provider: d.provider, Budget: d.cfg.SummaryBudget, Now: time.Now,
-		Dropped: func(module string, n int) { d.dropped.WithLabelValues(module).Add(float64(n)) },
+// registry is the one table of task types this worker runs: the spec
+// jobs declares for each type, bound to its handler. mux_test.go checks it
+// against jobs.Specs, so a type with no handler fails a test, not a user.
+func registry(d deps) []workers.Registration {
+	return []workers.Registration{
+		workers.Register(jobs.PingSpec, d.db, system.Ping{}),
+		workers.Register(jobs.OrphansSpec, d.db, maintenance.Orphans{Store: d.db, Now: time.Now}),
+		workers.Register(jobs.PruneSpec, d.db, maintenance.Prune{Store: d.db, Retention: d.cfg.SummaryRetention, Now: time.Now}),
+		workers.Register(jobs.SummarySpec, d.db, summary.Summarizer{
+			Store: d.db, Provider: d.provider, Budget: d.cfg.SummaryBudget, Now: time.Now,
+			Dropped: func(module string, n int) {
+				if d.dropped != nil {
+					d.dropped.WithLabelValues(module).Add(float64(n))
+				}
+			},
+		}),
+		workers.Register(jobs.ReconcileSpec, d.db, maintenance.Reconciler{
+			Store: d.db, Queue: d.inspector, Client: d.client, Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log,
+		}),
 	}
-	mux.Handle(jobs.TypeSummaryGenerate, workers.Handle(d.db, sum.Run))
-	rec := maintenance.Reconciler{Store: d.db, Queue: d.inspector, Client: d.client, Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log}
-	mux.Handle(jobs.TypeJobsReconcile, workers.Handle(d.db, rec.Handler()))
-	return mux
+}
+
+// newMux builds the mux from the registry behind the job-state middleware.
+func newMux(d deps) (*asynq.ServeMux, error) {
+	return workers.NewMux(registry(d), workers.JobState(d.db, d.log, d.metrics, d.inflight))
 }

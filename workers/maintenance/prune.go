@@ -14,27 +14,25 @@ type PruneStore interface {
 	PruneSummaryUsage(ctx context.Context, orgID int64, before time.Time) (int64, error)
 }
 
-// PruneResult is the result of a summaries:prune job.
-type PruneResult struct {
-	Cutoff           time.Time `json:"cutoff"`
-	SummariesDeleted int64     `json:"summaries_deleted"`
-	UsageRowsDeleted int64     `json:"usage_rows_deleted"`
+// Prune is the summaries:prune task: unsaved summaries older than
+// Retention go, saved ones stay; daily counts of days before today go
+// (they only matter on their own day).
+type Prune struct {
+	Store     PruneStore
+	Retention time.Duration
+	Now       func() time.Time
 }
 
-// PruneHandler is the summaries:prune task: unsaved summaries older than
-// retention go, saved ones stay; daily counts of days before today go
-// (they only matter on their own day).
-func PruneHandler(st PruneStore, retention time.Duration, now func() time.Time) func(context.Context, workers.Job[jobs.OrgPayload]) (PruneResult, error) {
-	return func(ctx context.Context, job workers.Job[jobs.OrgPayload]) (PruneResult, error) {
-		t := now().UTC()
-		res := PruneResult{Cutoff: t.Add(-retention)}
-		var err error
-		if res.SummariesDeleted, err = st.PruneSummaries(ctx, job.Payload.OrgID, res.Cutoff); err != nil {
-			return PruneResult{}, err
-		}
-		if res.UsageRowsDeleted, err = st.PruneSummaryUsage(ctx, job.Payload.OrgID, t); err != nil {
-			return PruneResult{}, err
-		}
-		return res, nil
+// Run implements workers.Handler.
+func (p Prune) Run(ctx context.Context, job workers.Job[jobs.OrgPayload]) (jobs.PruneResult, error) {
+	t := p.Now().UTC()
+	res := jobs.PruneResult{Cutoff: t.Add(-p.Retention)}
+	var err error
+	if res.SummariesDeleted, err = p.Store.PruneSummaries(ctx, job.Payload.OrgID, res.Cutoff); err != nil {
+		return jobs.PruneResult{}, err
 	}
+	if res.UsageRowsDeleted, err = p.Store.PruneSummaryUsage(ctx, job.Payload.OrgID, t); err != nil {
+		return jobs.PruneResult{}, err
+	}
+	return res, nil
 }

@@ -38,7 +38,7 @@ func TestPruneKeepsSavedAndRecentSummaries(t *testing.T) {
 	if _, _, err := db.ConsumeSummary(ctx, org.ID, "u", "accounts", "a1", "h", now.AddDate(0, 0, -3), 100); err != nil {
 		t.Fatal(err)
 	}
-	run := maintenance.PruneHandler(db, 90*24*time.Hour, func() time.Time { return now })
+	run := maintenance.Prune{Store: db, Retention: 90 * 24 * time.Hour, Now: func() time.Time { return now }}.Run
 	res, err := run(ctx, workers.Job[jobs.OrgPayload]{ID: "j", Payload: jobs.OrgPayload{OrgID: org.ID}})
 	if err != nil || res.SummariesDeleted != 1 || res.UsageRowsDeleted != 2 {
 		t.Fatalf("%+v %v", res, err)

@@ -72,16 +72,14 @@ type Reconciler struct {
 	Log    *slog.Logger
 }
 
-// Handler is the jobs:reconcile task.
-func (r Reconciler) Handler() func(context.Context, workers.Job[jobs.ReconcilePayload]) (jobs.ReconcileResult, error) {
-	return func(ctx context.Context, _ workers.Job[jobs.ReconcilePayload]) (jobs.ReconcileResult, error) {
-		return r.Run(ctx)
-	}
+// Run implements workers.Handler: the jobs:reconcile task.
+func (r Reconciler) Run(ctx context.Context, _ workers.Job[jobs.ReconcilePayload]) (jobs.ReconcileResult, error) {
+	return r.Reconcile(ctx)
 }
 
-// Run walks the non-final jobs from the watermark and settles each that is
-// old enough; the watermark then moves to the oldest job still open.
-func (r Reconciler) Run(ctx context.Context) (jobs.ReconcileResult, error) {
+// Reconcile walks the non-final jobs from the watermark and settles each
+// that is old enough; the watermark then moves to the oldest job still open.
+func (r Reconciler) Reconcile(ctx context.Context) (jobs.ReconcileResult, error) {
 	var res jobs.ReconcileResult
 	now := r.Now()
 	before := now.Add(-r.minAge())

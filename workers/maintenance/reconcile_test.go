@@ -152,7 +152,7 @@ func TestReconcilerSettlesEveryKindOfStrandedJob(t *testing.T) {
 			b.State == asynq.TaskStateArchived && c.State == asynq.TaskStateCompleted
 	})
 
-	res, err := e.rec.Run(ctx)
+	res, err := e.rec.Reconcile(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestReconcilerLeavesRecentJobsAndMovesTheWatermark(t *testing.T) {
 	// Now: the row is younger than a ping's timeout plus the margin.
 	young := e.rec
 	young.Now = time.Now
-	res, err := young.Run(ctx)
+	res, err := young.Reconcile(ctx)
 	if err != nil || res.Checked != 0 {
 		t.Fatalf("a fresh job was looked at: %+v, %v", res, err)
 	}
@@ -218,13 +218,13 @@ func TestReconcilerLeavesRecentJobsAndMovesTheWatermark(t *testing.T) {
 
 	// An hour later it is put back; once it succeeds, the watermark
 	// passes it and the next run reads nothing before it.
-	if _, err := e.rec.Run(ctx); err != nil {
+	if _, err := e.rec.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.db.ExecContext(ctx, `UPDATE jobs SET state = 'succeeded' WHERE id = $1`, lost.ID); err != nil {
 		t.Fatal(err)
 	}
-	res, err = e.rec.Run(ctx)
+	res, err = e.rec.Reconcile(ctx)
 	if err != nil || res.Checked != 0 {
 		t.Fatalf("second run: %+v, %v", res, err)
 	}
@@ -244,7 +244,7 @@ func TestReconcilerChangesNothingWhenRedisIsAway(t *testing.T) {
 	defer down.Close()
 	rec := e.rec
 	rec.Queue = down
-	if _, err := rec.Run(ctx); err == nil || !strings.Contains(err.Error(), "inspect task") {
+	if _, err := rec.Reconcile(ctx); err == nil || !strings.Contains(err.Error(), "inspect task") {
 		t.Fatalf("run with Redis away: %v, want an inspect error", err)
 	}
 	if got := e.job(t, j.ID); got.State != store.JobQueued || got.Error != nil {

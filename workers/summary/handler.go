@@ -25,8 +25,8 @@ type Store interface {
 	SaveSummary(ctx context.Context, s store.Summary) error
 }
 
-// Task runs summary:generate.
-type Task struct {
+// Summarizer is the summary:generate task.
+type Summarizer struct {
 	Store    Store
 	Provider llm.Provider
 	Budget   int              // prompt budget in estimated tokens
@@ -36,17 +36,6 @@ type Task struct {
 	Dropped func(module string, n int)
 }
 
-// TaskResult is the job's result: where the summary is and what it cost.
-type TaskResult struct {
-	SummaryID        string    `json:"summary_id"`
-	URL              string    `json:"url"`
-	ReusedFrom       *string   `json:"reused_from,omitempty"`
-	Provider         string    `json:"provider"`
-	Model            string    `json:"model"`
-	Usage            llm.Usage `json:"usage"`
-	DroppedSourceIDs int       `json:"dropped_source_ids"`
-}
-
 // Run generates, or reuses, the summary and stores it under the job's id,
 // so a retried job overwrites its own row and never adds a second one.
 //
@@ -54,15 +43,15 @@ type TaskResult struct {
 // the same record at the same data hash is reused whoever made it; with
 // regenerate, only when the request was not counted (the user already had
 // this record at this data counted today). Reuse never calls the model.
-func (t Task) Run(ctx context.Context, job workers.Job[jobs.SummaryPayload]) (TaskResult, error) {
+func (t Summarizer) Run(ctx context.Context, job workers.Job[jobs.SummaryPayload]) (jobs.SummaryResult, error) {
 	p := job.Payload
 	vis, err := t.Store.SummarySectionVisibility(ctx, p.OrgID)
 	if err != nil {
-		return TaskResult{}, err
+		return jobs.SummaryResult{}, err
 	}
 	hash, _, err := t.Store.SummaryDataHash(ctx, p.OrgID, p.Module, p.RecordID)
 	if err != nil {
-		return TaskResult{}, permanentIfGone(err)
+		return jobs.SummaryResult{}, permanentIfGone(err)
 	}
 	if !p.Regenerate || !p.Counted {
 		prev, err := t.Store.SummaryByHash(ctx, p.OrgID, p.Module, p.RecordID, hash)
@@ -70,7 +59,7 @@ func (t Task) Run(ctx context.Context, job workers.Job[jobs.SummaryPayload]) (Ta
 		case err == nil && sameSections(prev, p.Module, vis):
 			return t.reuse(ctx, job, prev)
 		case err != nil && !errors.Is(err, store.ErrNotFound):
-			return TaskResult{}, err
+			return jobs.SummaryResult{}, err
 		}
 	}
 
@@ -79,15 +68,15 @@ func (t Task) Run(ctx context.Context, job workers.Job[jobs.SummaryPayload]) (Ta
 		BudgetTokens: t.Budget, Today: t.Now(),
 	})
 	if err != nil {
-		return TaskResult{}, workers.Permanent(permanentIfGone(err))
+		return jobs.SummaryResult{}, workers.Permanent(permanentIfGone(err))
 	}
 	sections, err := json.Marshal(res.Sections)
 	if err != nil {
-		return TaskResult{}, err
+		return jobs.SummaryResult{}, err
 	}
 	trunc, err := json.Marshal(res.Truncation)
 	if err != nil {
-		return TaskResult{}, err
+		return jobs.SummaryResult{}, err
 	}
 	s := store.Summary{
 		ID: job.ID, OrgID: p.OrgID, UserID: p.UserID, Module: p.Module, RecordExternalID: p.RecordID,
@@ -97,19 +86,19 @@ func (t Task) Run(ctx context.Context, job workers.Job[jobs.SummaryPayload]) (Ta
 		DroppedSourceIDs: res.Dropped,
 	}
 	if err := t.Store.SaveSummary(ctx, s); err != nil {
-		return TaskResult{}, permanentIfGone(err)
+		return jobs.SummaryResult{}, permanentIfGone(err)
 	}
 	if t.Dropped != nil && res.Dropped > 0 {
 		t.Dropped(p.Module, res.Dropped)
 	}
-	return TaskResult{
+	return jobs.SummaryResult{
 		SummaryID: job.ID, URL: "/v1/summaries/" + job.ID, Provider: res.Provider, Model: res.Model,
 		Usage: res.Usage, DroppedSourceIDs: res.Dropped,
 	}, nil
 }
 
 // reuse stores a copy of prev under the job's id; the copy cost no tokens.
-func (t Task) reuse(ctx context.Context, job workers.Job[jobs.SummaryPayload], prev store.Summary) (TaskResult, error) {
+func (t Summarizer) reuse(ctx context.Context, job workers.Job[jobs.SummaryPayload], prev store.Summary) (jobs.SummaryResult, error) {
 	p := job.Payload
 	origin := prev.ID
 	if prev.ReusedFrom != nil {
@@ -120,9 +109,9 @@ func (t Task) reuse(ctx context.Context, job workers.Job[jobs.SummaryPayload], p
 	s.PromptTokens, s.OutputTokens, s.TotalTokens = 0, 0, 0
 	s.Saved, s.SavedAt, s.CreatedAt = false, nil, time.Time{}
 	if err := t.Store.SaveSummary(ctx, s); err != nil {
-		return TaskResult{}, permanentIfGone(err)
+		return jobs.SummaryResult{}, permanentIfGone(err)
 	}
-	return TaskResult{
+	return jobs.SummaryResult{
 		SummaryID: job.ID, URL: "/v1/summaries/" + job.ID, ReusedFrom: &origin,
 		Provider: prev.Provider, Model: prev.Model, DroppedSourceIDs: prev.DroppedSourceIDs,
 	}, nil
