@@ -29,7 +29,37 @@ var (
 type Enqueuer struct {
 	DB     *store.DB
 	Client *asynq.Client
+	Queue  TaskQueue // for Cancel; may be nil where nothing is cancelled
 	Log    *slog.Logger
+}
+
+// TaskQueue is what cancelling needs of asynq (its Inspector).
+type TaskQueue interface {
+	DeleteTask(queue, id string) error
+	CancelProcessing(id string) error
+}
+
+// Cancel stops a job of the org that has not ended. Its row is cancelled
+// at once, so a worker that picks the task up later skips it; a task still
+// waiting is deleted from its queue, and a running one is cancelled through
+// asynq (its handler's context ends; a handler working in batches also
+// learns it from Job.Progress). store.ErrJobFinal when the job already
+// ended, store.ErrNotFound for no such job in the org. If Redis does not
+// answer, the row stays cancelled and the task is skipped when it runs.
+func (e *Enqueuer) Cancel(ctx context.Context, orgID int64, id string) (store.Job, error) {
+	j, err := e.DB.CancelJob(ctx, orgID, id)
+	if err != nil || e.Queue == nil {
+		return j, err
+	}
+	err = e.Queue.DeleteTask(j.Queue, j.ID)
+	switch {
+	case err == nil, errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+	default: // most likely running
+		if cerr := e.Queue.CancelProcessing(j.ID); cerr != nil {
+			e.Log.WarnContext(ctx, "cancelled job's task not reached; a worker will skip it", "job_id", j.ID, "err", errors.Join(err, cerr))
+		}
+	}
+	return j, nil
 }
 
 // Request is one task to enqueue for an org.

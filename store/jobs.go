@@ -181,6 +181,7 @@ const startJobSQL = `
 		UPDATE jobs j SET
 			state = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN old.state ELSE 'running' END,
 			attempts = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.attempts ELSE $2 END,
+			progress = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.progress ELSE 0 END,
 			started_at = COALESCE(j.started_at, now()),
 			error = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.error ELSE NULL END,
 			run_id = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.run_id ELSE $3 END,
@@ -219,12 +220,57 @@ const finishJobSQL = `
 			updated_at = now()
 		WHERE id = $1 AND run_id = $5 AND state NOT IN ('succeeded', 'cancelled')`
 
-// SetJobProgress records progress in percent (0-100) of a running job.
-func (db *DB) SetJobProgress(ctx context.Context, id string, percent int) error {
+// ErrJobCancelled: the job was cancelled; the attempt should stop.
+var ErrJobCancelled = errors.New("job cancelled")
+
+// ErrJobFinal: the job already reached a final state.
+var ErrJobFinal = errors.New("job already final")
+
+// SetJobProgress records the progress in percent (0-100) of the attempt
+// runID, while it owns the running job. It returns ErrJobCancelled when
+// the job was cancelled meanwhile, so a handler working in batches stops
+// between two of them.
+func (db *DB) SetJobProgress(ctx context.Context, id, runID string, percent int) error {
 	percent = max(0, min(100, percent))
-	_, err := db.ExecContext(ctx, `UPDATE jobs SET progress = $2, updated_at = now() WHERE id = $1 AND state = 'running'`, id, percent)
+	st, err := db.prepared(ctx, progressSQL)
 	if err != nil {
-		return fmt.Errorf("job progress %s: %w", id, err)
+		return err
+	}
+	var state string
+	if err := st.GetContext(ctx, &state, id, runID, percent); err != nil {
+		return notFound(err, "job "+id)
+	}
+	if state == JobCancelled {
+		return fmt.Errorf("job %s: %w", id, ErrJobCancelled)
 	}
 	return nil
+}
+
+const progressSQL = `
+		WITH upd AS (
+			UPDATE jobs SET progress = $3, updated_at = now()
+			WHERE id = $1 AND run_id = $2 AND state = 'running' AND progress <> $3
+			RETURNING state)
+		SELECT COALESCE((SELECT state FROM upd), (SELECT state FROM jobs WHERE id = $1))`
+
+// CancelJob moves a job of the org that is not final yet to cancelled and
+// returns it. ErrNotFound for no such job (or another org's), ErrJobFinal
+// when it already ended.
+func (db *DB) CancelJob(ctx context.Context, orgID int64, id string) (Job, error) {
+	var j Job
+	err := db.GetContext(ctx, &j, `
+		UPDATE jobs SET state = 'cancelled', error = 'cancelled by the client', finished_at = now(), updated_at = now()
+		WHERE id = $1 AND org_id = $2 AND state IN ('queued', 'running', 'retrying')
+		RETURNING `+jobColumns, id, orgID)
+	if errors.Is(err, sql.ErrNoRows) {
+		cur, err := db.Job(ctx, orgID, id)
+		if err != nil {
+			return Job{}, err
+		}
+		return cur, fmt.Errorf("job %s is %s: %w", id, cur.State, ErrJobFinal)
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	return j, nil
 }

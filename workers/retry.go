@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -24,7 +25,7 @@ const MaxRateLimitDelay = 10 * time.Minute
 // back-off. An *Unavailable attempt comes back after 1-3 s. asynq adds up
 // to its DelayedTaskCheckInterval on top.
 func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
-	if IsUnavailable(err) {
+	if IsUnavailable(err) || errors.Is(err, context.Canceled) {
 		return unavailableDelay()
 	}
 	var rl RetryAfterError
@@ -88,7 +89,12 @@ func IsUnavailable(err error) bool {
 // asynq still archives a task whose retries are already used up, whatever
 // the error (v0.26.0 processor.go:343); the reconciler puts such a task
 // back when its job row shows it never failed for real.
-func IsFailure(err error) bool { return !IsUnavailable(err) }
+//
+// A task cancelled while it ran (asynq's CancelProcessing, sent by POST
+// /v1/jobs/{id}/cancel) ends with context.Canceled; that is not a failure
+// either: the task comes back within seconds, finds its job cancelled and
+// ends without running.
+func IsFailure(err error) bool { return !IsUnavailable(err) && !errors.Is(err, context.Canceled) }
 
 // unavailableDelay is the wait before an attempt that found Postgres away
 // is tried again: short, since the worker has already waited for Postgres

@@ -25,27 +25,41 @@ type JobStore interface {
 	PingContext(ctx context.Context) error
 	StartJob(ctx context.Context, id string, attempt int, runID string) (store.JobStart, error)
 	FinishJob(ctx context.Context, id, runID, state string, result []byte, errMsg string) error
-	SetJobProgress(ctx context.Context, id string, percent int) error
+	SetJobProgress(ctx context.Context, id, runID string, percent int) error
 }
 
 // Job is what a typed handler receives: the decoded payload and the means
 // to report progress.
 type Job[P jobs.Payload] struct {
 	ID        string
-	Attempt   int
 	Payload   P
 	QueuedFor time.Duration // from enqueue to the first attempt's start
 	store     JobStore
+	runID     string
 }
 
-// Progress records progress in percent; failures to record are logged, not fatal.
-func (j Job[P]) Progress(ctx context.Context, percent int) {
-	if j.store == nil {
-		return
+// ErrCancelled is returned by Progress when the job was cancelled: the
+// handler returns it (wrapped or not), and the attempt ends without a
+// retry.
+var ErrCancelled = store.ErrJobCancelled
+
+// Progress records progress in percent on the job row, for the attempt
+// that owns it. A handler that works in batches calls it between them: it
+// returns an error wrapping ErrCancelled once the job was cancelled, and
+// the handler then stops and returns that error. Other failures to record
+// are logged, not returned: progress is advisory.
+func (j Job[P]) Progress(ctx context.Context, percent int) error {
+	if j.store == nil || j.runID == "" {
+		return nil
 	}
-	if err := j.store.SetJobProgress(ctx, j.ID, percent); err != nil {
+	err := j.store.SetJobProgress(ctx, j.ID, j.runID, percent)
+	if errors.Is(err, ErrCancelled) {
+		return err
+	}
+	if err != nil {
 		slog.WarnContext(ctx, "progress not recorded", "job_id", j.ID, "err", err)
 	}
+	return nil
 }
 
 // resultKey carries the slot a typed handler fills with its result.
@@ -55,6 +69,7 @@ type resultKey struct{}
 // result (adapter -> middleware).
 type resultSlot struct {
 	start store.JobStart
+	runID string
 	data  []byte
 }
 
@@ -69,12 +84,11 @@ func Handle[P jobs.Payload, R any](st JobStore, fn func(ctx context.Context, job
 			return err
 		}
 		id, _ := asynq.GetTaskID(ctx)
-		retried, _ := asynq.GetRetryCount(ctx)
 		slot, _ := ctx.Value(resultKey{}).(*resultSlot)
 		if slot == nil {
 			slot = &resultSlot{}
 		}
-		r, err := fn(ctx, Job[P]{ID: id, Attempt: retried + 1, Payload: p, QueuedFor: slot.start.QueuedFor(), store: st})
+		r, err := fn(ctx, Job[P]{ID: id, Payload: p, QueuedFor: slot.start.QueuedFor(), store: st, runID: slot.runID})
 		if err != nil {
 			return err
 		}
@@ -164,7 +178,7 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 
 			log.DebugContext(ctx, "job started", "queued_for", start.QueuedFor())
 			began := time.Now()
-			slot := &resultSlot{start: start}
+			slot := &resultSlot{start: start, runID: runID}
 			err = next.ProcessTask(context.WithValue(ctx, resultKey{}, slot), t)
 			elapsed := time.Since(began)
 
@@ -201,6 +215,10 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 				log.WarnContext(ctx, "job handed back to the queue", "duration", elapsed, "err", err)
 			case "unrecorded":
 				log.WarnContext(ctx, "job ran but its success was not recorded; it runs again", "duration", elapsed, "err", err)
+			case store.JobCancelled:
+				// Neither retried nor archived: the task is done with.
+				log.InfoContext(ctx, "job stopped: cancelled", "duration", elapsed)
+				return fmt.Errorf("%w: %w", err, asynq.RevokeTask)
 			default:
 				log.WarnContext(ctx, "job attempt failed", "state", state, "duration", elapsed, "err", err)
 			}
@@ -236,6 +254,8 @@ func outcome(ctx context.Context, err error, retried, maxRetry int) (state, msg 
 	switch {
 	case err == nil:
 		return store.JobSucceeded, ""
+	case errors.Is(err, ErrCancelled):
+		return store.JobCancelled, "cancelled by the client"
 	case errors.Is(ctx.Err(), context.Canceled) && !errors.Is(err, asynq.SkipRetry):
 		return store.JobQueued, "worker stopped during the attempt; requeued"
 	case IsUnavailable(err):

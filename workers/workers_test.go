@@ -53,6 +53,7 @@ func (e env) serve(t *testing.T, shutdown time.Duration, register func(mux *asyn
 		DelayedTaskCheckInterval: 50 * time.Millisecond,
 		ShutdownTimeout:          shutdown,
 		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return 50 * time.Millisecond },
+		IsFailure:                workers.IsFailure,
 		Logger:                   asynqQuiet{},
 	})
 	mux := asynq.NewServeMux()

@@ -51,6 +51,8 @@ func newAPI(t *testing.T) *apiEnv {
 	}
 	client := asynq.NewClient(opt)
 	t.Cleanup(func() { client.Close() })
+	insp := asynq.NewInspector(opt)
+	t.Cleanup(func() { insp.Close() })
 	cfg, err := config.Load(false)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +62,7 @@ func newAPI(t *testing.T) *apiEnv {
 	cfg.SummaryLimit = 100
 	s := &server{
 		cfg: cfg, db: db, log: quiet, now: time.Now,
-		enq:       &jobs.Enqueuer{DB: db, Client: client, Log: quiet},
+		enq:       &jobs.Enqueuer{DB: db, Client: client, Queue: insp, Log: quiet},
 		pingRedis: client.Ping,
 		metrics:   promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{}),
 	}

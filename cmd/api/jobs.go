@@ -129,3 +129,14 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		lastWrite = time.Now()
 	}
 }
+
+// cancelJob stops a queued or running job of the caller's org: 200 with
+// the cancelled job, 409 when it already ended.
+func (s *server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	job, err := s.enq.Cancel(r.Context(), orgFrom(r.Context()).ID, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, job)
+}

@@ -45,7 +45,7 @@ func main() {
 	s := &server{
 		cfg:        cfg,
 		db:         db,
-		enq:        &jobs.Enqueuer{DB: db, Client: client, Log: log},
+		enq:        &jobs.Enqueuer{DB: db, Client: client, Queue: insp, Log: log},
 		pingRedis:  client.Ping,
 		log:        log,
 		now:        time.Now,

@@ -104,6 +104,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error(), nil)
 	case errors.Is(err, store.ErrNotFound):
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such resource in this org", nil)
+	case errors.Is(err, store.ErrJobFinal):
+		writeProblem(w, r, http.StatusConflict, "job-final", err.Error(), nil)
 	case errors.Is(err, jobs.ErrIdempotencyMismatch):
 		writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-mismatch", err.Error(), nil)
 	case errors.Is(err, store.ErrConflict):

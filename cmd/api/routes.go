@@ -24,6 +24,7 @@ func (s *server) routeTable() []route {
 		{"POST /v1/jobs", s.org(s.createJob), nil},
 		{"GET /v1/jobs/{id}", s.org(s.getJob), nil},
 		{"GET /v1/jobs/{id}/events", s.org(s.jobEvents), nil},
+		{"POST /v1/jobs/{id}/cancel", s.org(s.cancelJob), nil},
 
 		{"PUT /v1/modules/{module}/records", s.org(s.upsertRecords), nil},
 		{"GET /v1/modules/{module}/records", s.org(s.listRecords), []string{"limit", "cursor"}},

@@ -26,9 +26,11 @@ var OrphanModules = []string{"leads", "contacts"}
 // RecomputeOrphans recomputes the orphan state of the org's leads and
 // contacts as of now. Each module is one transaction and a rerun with the
 // same now and job id writes the same rows, so a retried job is harmless.
-func RecomputeOrphans(ctx context.Context, st OrphanStore, orgID int64, now time.Time, jobID string) (jobs.OrphansResult, error) {
+// progress (may be nil) is told the percent done after each module; its
+// error (the job was cancelled) stops the work.
+func RecomputeOrphans(ctx context.Context, st OrphanStore, orgID int64, now time.Time, jobID string, progress func(percent int) error) (jobs.OrphansResult, error) {
 	res := jobs.OrphansResult{OrgID: orgID, Modules: make([]store.OrphanRun, 0, len(OrphanModules))}
-	for _, module := range OrphanModules {
+	for i, module := range OrphanModules {
 		if err := ctx.Err(); err != nil {
 			return jobs.OrphansResult{}, fmt.Errorf("recompute orphans of org %d: %w", orgID, err)
 		}
@@ -44,6 +46,11 @@ func RecomputeOrphans(ctx context.Context, st OrphanStore, orgID int64, now time
 		}
 		slog.InfoContext(ctx, "orphans recomputed", attrs...)
 		res.Modules = append(res.Modules, run)
+		if progress != nil && i < len(OrphanModules)-1 {
+			if err := progress(100 * (i + 1) / len(OrphanModules)); err != nil {
+				return jobs.OrphansResult{}, err
+			}
+		}
 	}
 	return res, nil
 }
@@ -57,5 +64,5 @@ type Orphans struct {
 
 // Run implements workers.Handler.
 func (o Orphans) Run(ctx context.Context, job workers.Job[jobs.OrgPayload]) (jobs.OrphansResult, error) {
-	return RecomputeOrphans(ctx, o.Store, job.Payload.OrgID, o.Now(), job.ID)
+	return RecomputeOrphans(ctx, o.Store, job.Payload.OrgID, o.Now(), job.ID, func(p int) error { return job.Progress(ctx, p) })
 }

@@ -23,7 +23,7 @@ func TestRecomputeOrphansCoversBothModules(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)
-	res, err := maintenance.RecomputeOrphans(ctx, db, org.ID, now, "orphans:1:1741608000")
+	res, err := maintenance.RecomputeOrphans(ctx, db, org.ID, now, "orphans:1:1741608000", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestRecomputeOrphansCoversBothModules(t *testing.T) {
 		}
 	}
 
-	again, err := maintenance.RecomputeOrphans(ctx, db, org.ID, now, "orphans:1:1741608000")
+	again, err := maintenance.RecomputeOrphans(ctx, db, org.ID, now, "orphans:1:1741608000", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestRecomputeOrphansHonoursCancellation(t *testing.T) {
 	db, _ := storetest.NewDB(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := maintenance.RecomputeOrphans(ctx, db, 1, time.Now(), "j")
+	_, err := maintenance.RecomputeOrphans(ctx, db, 1, time.Now(), "j", nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
