@@ -74,8 +74,6 @@ func (s Spec) Options(queue string) []asynq.Option {
 
 // Payload is implemented by every task payload.
 type Payload interface {
-	// Org is the tenant the task works for.
-	Org() int64
 	// Validate reports every bad field at once.
 	Validate() error
 }
@@ -126,9 +124,6 @@ func newTask(s Spec, p Payload, queue string) (Task, error) {
 type OrgPayload struct {
 	OrgID int64 `json:"org_id"`
 }
-
-// Org implements Payload.
-func (p OrgPayload) Org() int64 { return p.OrgID }
 
 // Validate implements Payload.
 func (p OrgPayload) Validate() error {

@@ -29,9 +29,6 @@ type PingResult struct {
 	QueuedMS float64 `json:"queued_ms"`
 }
 
-// Org implements Payload.
-func (p PingPayload) Org() int64 { return p.OrgID }
-
 // Validate implements Payload.
 func (p PingPayload) Validate() error {
 	fe := FieldErrors{}

@@ -14,9 +14,6 @@ var ReconcileSpec = Spec{Type: TypeJobsReconcile, Queue: QueueLow, MaxRetry: 1, 
 // ReconcilePayload is empty: one run covers every org.
 type ReconcilePayload struct{}
 
-// Org implements Payload: a system task belongs to no org.
-func (ReconcilePayload) Org() int64 { return 0 }
-
 // Validate implements Payload.
 func (ReconcilePayload) Validate() error { return nil }
 

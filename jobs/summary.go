@@ -23,14 +23,10 @@ type SummaryPayload struct {
 	Module     string `json:"module"`
 	RecordID   string `json:"record_id"` // external id
 	Regenerate bool   `json:"regenerate,omitempty"`
-	DataHash   string `json:"data_hash"`
 	// Counted is false when the user already had this record at this data
 	// hash counted today: seed 000 then returns the stored summary.
 	Counted bool `json:"counted"`
 }
-
-// Org implements Payload.
-func (p SummaryPayload) Org() int64 { return p.OrgID }
 
 // Validate implements Payload.
 func (p SummaryPayload) Validate() error {
@@ -46,9 +42,6 @@ func (p SummaryPayload) Validate() error {
 	}
 	if p.RecordID == "" || len(p.RecordID) > store.MaxExternalIDBytes {
 		fe["record_id"] = "required, at most 255 bytes"
-	}
-	if p.DataHash == "" {
-		fe["data_hash"] = "required"
 	}
 	if len(fe) > 0 {
 		return fe

@@ -99,7 +99,7 @@ func (s *server) createSummary(w http.ResponseWriter, r *http.Request) {
 	}
 	task, err := jobs.NewSummaryTask(jobs.SummaryPayload{
 		OrgID: org, UserID: user, Module: body.Module, RecordID: body.RecordID,
-		Regenerate: body.Regenerate, DataHash: hash, Counted: counted,
+		Regenerate: body.Regenerate, Counted: counted,
 	})
 	if err != nil {
 		s.fail(w, r, err)
