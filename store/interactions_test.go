@@ -22,15 +22,15 @@ func at(h float64) time.Time { return t0.Add(time.Duration(h * float64(time.Hour
 //
 //	-1  milestone  lead_status -> New
 //	 0  a1 signal     email  (opened the email)
-//	 1  a2 follow_up  call   alice  Attended
+//	 1  a2 follow_up  call   user-1  Attended
 //	 1  milestone  New -> Contacted
-//	 2  a3 follow_up  email  bob    Delivered
+//	 2  a3 follow_up  email  user-2    Delivered
 //	 3  a7 signal     call   (draft: not a touchpoint)
 //	 5  a4 signal     visit  300 s, 4 pages
-//	 6  a5 follow_up  call   alice  Unattended
+//	 6  a5 follow_up  call   user-1  Unattended
 //	 7  milestone  Contacted -> Qualified
 //	30  a6 signal     survey 7 questions
-//	31  a8 follow_up  desk   carol  Open
+//	31  a8 follow_up  desk   user-3  Open
 //
 // plus noise that must never show: a contact's activity, another field's
 // history, a contacts-module history row with the lead's id, and org b's
@@ -42,13 +42,13 @@ func trailFixture(t *testing.T, db *store.DB) (org, other, lead int64) {
 	otherLead := fixtureRecord(t, db, other, "leads", "lead-1")
 	fixtureActivities(t, db, org, []fixtureActivity{
 		{ID: "a1", Lead: lead, Direction: "signal", Medium: "email", Kind: "email", Subject: "Pricing", At: at(0)},
-		{ID: "a2", Lead: lead, Direction: "follow_up", Medium: "call", Kind: "call", User: "alice", Status: "Attended", At: at(1)},
-		{ID: "a3", Lead: lead, Direction: "follow_up", Medium: "email", Kind: "email", User: "bob", Status: "Delivered", At: at(2)},
+		{ID: "a2", Lead: lead, Direction: "follow_up", Medium: "call", Kind: "call", User: "user-1", Status: "Attended", At: at(1)},
+		{ID: "a3", Lead: lead, Direction: "follow_up", Medium: "email", Kind: "email", User: "user-2", Status: "Delivered", At: at(2)},
 		{ID: "a7", Lead: lead, Direction: "signal", Medium: "call", Kind: "call", State: "draft", At: at(3)},
 		{ID: "a4", Lead: lead, Direction: "signal", Medium: "visit", Kind: "visit", TimeSpent: 300, Pages: 4, At: at(5)},
-		{ID: "a5", Lead: lead, Direction: "follow_up", Medium: "call", Kind: "call", User: "alice", Status: "Unattended", At: at(6)},
+		{ID: "a5", Lead: lead, Direction: "follow_up", Medium: "call", Kind: "call", User: "user-1", Status: "Unattended", At: at(6)},
 		{ID: "a6", Lead: lead, Direction: "signal", Medium: "survey", Kind: "survey", Questions: 7, At: at(30)},
-		{ID: "a8", Lead: lead, Direction: "follow_up", Medium: "desk", Kind: "ticket", User: "carol", Status: "Open", At: at(31)},
+		{ID: "a8", Lead: lead, Direction: "follow_up", Medium: "desk", Kind: "ticket", User: "user-3", Status: "Open", At: at(31)},
 		{ID: "c1", Contact: contact, Direction: "signal", Medium: "call", At: at(2.5)},
 	})
 	fixtureActivities(t, db, other, []fixtureActivity{
@@ -57,7 +57,7 @@ func trailFixture(t *testing.T, db *store.DB) (org, other, lead int64) {
 	fixtureMilestone(t, db, org, "leads", lead, "lead_status", "", "New", at(-1))
 	fixtureMilestone(t, db, org, "leads", lead, "lead_status", "New", "Contacted", at(1))
 	fixtureMilestone(t, db, org, "leads", lead, "lead_status", "Contacted", "Qualified", at(7))
-	fixtureMilestone(t, db, org, "leads", lead, "owner", "alice", "bob", at(4))
+	fixtureMilestone(t, db, org, "leads", lead, "owner", "user-1", "user-2", at(4))
 	fixtureMilestone(t, db, org, "contacts", lead, "lead_status", "x", "y", at(4))
 	return org, other, lead
 }
@@ -120,7 +120,7 @@ func TestInteractionsViews(t *testing.T) {
 		{"a medium filter narrows touchpoints, gaps follow what is shown", store.InteractionQuery{Mediums: []string{"call"}}, []string{
 			"milestone New", "a2 gap null", "milestone Contacted", "a5 gap " + h(5), "milestone Qualified",
 		}, 5, false, 0},
-		{"a user filter narrows touchpoints", store.InteractionQuery{Users: []string{"bob", "carol"}}, []string{
+		{"a user filter narrows touchpoints", store.InteractionQuery{Users: []string{"user-2", "user-3"}}, []string{
 			"milestone New", "milestone Contacted", "a3 gap null", "milestone Qualified", "a8 gap " + h(29),
 		}, 5, false, 0},
 		{"a time range bounds touchpoints and milestones", store.InteractionQuery{From: &from, To: &to}, []string{
@@ -184,7 +184,7 @@ func TestInteractionsTouchpointFields(t *testing.T) {
 	if survey.Impressions == nil || *survey.Impressions.QuestionsAnswered != 7 {
 		t.Errorf("survey impressions = %+v", survey.Impressions)
 	}
-	if followUp.ID != "a3" || *followUp.UserID != "bob" || *followUp.Status != "Delivered" || followUp.Impressions != nil || followUp.Direction != "follow_up" {
+	if followUp.ID != "a3" || *followUp.UserID != "user-2" || *followUp.Status != "Delivered" || followUp.Impressions != nil || followUp.Direction != "follow_up" {
 		t.Errorf("follow-up = %+v", followUp)
 	}
 	if tr.Items[0].Touchpoint.Subject == nil || *tr.Items[0].Touchpoint.Subject != "Pricing" || tr.Items[0].Touchpoint.UserID != nil {

@@ -60,8 +60,8 @@ func accountFixture(t *testing.T, db *store.DB, org int64) {
 		`{"external_id": "acc2", "name": "Globex"}`)
 	load(t, db, org, "contacts",
 		`{"external_id": "c1", "first_name": "Ann", "title": "CTO", "account": "acc1"}`,
-		`{"external_id": "c2", "first_name": "Bob", "account": "acc1"}`,
-		`{"external_id": "c-else", "first_name": "Eve", "account": "acc2"}`)
+		`{"external_id": "c2", "first_name": "Second", "account": "acc1"}`,
+		`{"external_id": "c-else", "first_name": "Other", "account": "acc2"}`)
 	load(t, db, org, "products",
 		`{"external_id": "p1", "name": "Widget", "family": "Core"}`,
 		`{"external_id": "p2", "name": "Gadget", "family": "Addons"}`,

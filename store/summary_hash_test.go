@@ -116,8 +116,8 @@ func TestAccountDataHashMovesWithEveryTableOfTheGraph(t *testing.T) {
 	}
 	steps = append(steps,
 		// Records leaving or joining the graph through a lookup.
-		hashStep{"a contact moving to another account", upserting(db, org, "contacts", `{"external_id": "c2", "first_name": "Bob", "account": "acc2"}`), true},
-		hashStep{"a contact moving in", upserting(db, org, "contacts", `{"external_id": "c-else", "first_name": "Eve", "account": "acc1"}`), true},
+		hashStep{"a contact moving to another account", upserting(db, org, "contacts", `{"external_id": "c2", "first_name": "Second", "account": "acc2"}`), true},
+		hashStep{"a contact moving in", upserting(db, org, "contacts", `{"external_id": "c-else", "first_name": "Other", "account": "acc1"}`), true},
 		// Deleting a member whose rows hang off it (line items cascade, activities lose the link).
 		hashStep{"delete of a deal with line items", deleting(db, org, "deals", "d2"), true},
 		hashStep{"delete of a case with an activity", deleting(db, org, "cases", "cs1"), true},
