@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -69,6 +72,27 @@ type Request struct {
 	IdempotencyKey string // a repeated key returns the first job
 	TaskID         string // deterministic id (scheduler); random when empty
 	Task           Task
+	// Same tells whether a stored payload and this request's payload are
+	// the same request, for an Idempotency-Key replay; nil compares the
+	// JSON documents.
+	Same func(stored, incoming []byte) bool
+}
+
+// checkIdempotencyKey refuses a key the store cannot index or hold.
+func checkIdempotencyKey(key string) error {
+	switch {
+	case len(key) > 255:
+		return FieldErrors{"Idempotency-Key": "at most 255 bytes"}
+	case !printable(key, 255):
+		return FieldErrors{"Idempotency-Key": "printable UTF-8 text"}
+	}
+	return nil
+}
+
+// printable: valid UTF-8, no control characters (NUL included), at most
+// maxBytes.
+func printable(s string, maxBytes int) bool {
+	return len(s) <= maxBytes && utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 // Enqueue returns the job, and whether it was an earlier job returned for
@@ -76,6 +100,9 @@ type Request struct {
 func (e *Enqueuer) Enqueue(ctx context.Context, req Request) (store.Job, bool, error) {
 	if req.Task.Spec.System {
 		return e.enqueueSystem(ctx, req)
+	}
+	if err := checkIdempotencyKey(req.IdempotencyKey); err != nil {
+		return store.Job{}, false, err
 	}
 	if req.IdempotencyKey != "" {
 		if j, ok, err := e.replay(ctx, req); ok || err != nil {
@@ -152,7 +179,7 @@ func (e *Enqueuer) replay(ctx context.Context, req Request) (store.Job, bool, er
 	if err != nil {
 		return store.Job{}, false, err
 	}
-	if j.Type != req.Task.Spec.Type || !jsonEqual(j.Payload, req.Task.Payload) || userOf(j) != req.UserID {
+	if j.Type != req.Task.Spec.Type || !same(req.Same)(j.Payload, req.Task.Payload) || userOf(j) != req.UserID {
 		return store.Job{}, false, ErrIdempotencyMismatch
 	}
 	return j, true, nil
@@ -164,6 +191,13 @@ func userOf(j store.Job) string {
 		return ""
 	}
 	return *j.UserID
+}
+
+func same(f func(stored, incoming []byte) bool) func(stored, incoming []byte) bool {
+	if f == nil {
+		return jsonEqual
+	}
+	return f
 }
 
 // jsonEqual compares two JSON documents by value (Postgres' jsonb does not

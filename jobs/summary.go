@@ -35,13 +35,15 @@ func (p SummaryPayload) Validate() error {
 		fe["org_id"] = "must be a positive org id"
 	}
 	if p.UserID == "" {
-		fe["user_id"] = "required: send X-User-ID, the acting user of your app"
+		fe["X-User-ID"] = "required: summaries are counted per user"
+	} else if !printable(p.UserID, 255) {
+		fe["X-User-ID"] = "printable UTF-8 text of at most 255 bytes"
 	}
 	if !store.ValidModule(p.Module) {
-		fe["module"] = "unknown module"
+		fe["module"] = "a built-in module or custom_<name>"
 	}
-	if p.RecordID == "" || len(p.RecordID) > store.MaxExternalIDBytes {
-		fe["record_id"] = "required, at most 255 bytes"
+	if p.RecordID == "" || !printable(p.RecordID, store.MaxExternalIDBytes) {
+		fe["record_id"] = "required: printable UTF-8 text of at most 255 bytes"
 	}
 	if len(fe) > 0 {
 		return fe

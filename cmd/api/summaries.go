@@ -30,105 +30,39 @@ type summaryAccepted struct {
 	Usage   store.SummaryUsage `json:"usage"`
 }
 
-// createSummary checks the record may be summarized, counts the request
-// against the user's daily limit (seed 000's consumption policy) and
-// enqueues summary:generate. A refused enqueue gives the count back.
+// createSummary admits a summary request (jobs.AdmitSummary: checks, the
+// daily count of seed 000's consumption policy, the job) and answers 202.
 func (s *server) createSummary(w http.ResponseWriter, r *http.Request) {
 	var body summaryRequest
 	if err := decodeJSON(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	user := userID(r)
-	fields := map[string]string{}
-	if user == "" {
-		fields["X-User-ID"] = "required: summaries are counted per user"
-	}
-	if !store.ValidModule(body.Module) {
-		fields["module"] = "a built-in module or custom_<name>"
-	}
-	if body.RecordID == "" {
-		fields["record_id"] = "required"
-	} else if msg := textProblem(body.RecordID, maxIDBytes, false); msg != "" {
-		fields["record_id"] = msg
-	}
-	if len(fields) > 0 {
-		s.fail(w, r, invalid("bad summary request", fields))
-		return
-	}
 	ctx := r.Context()
-	org := orgFrom(ctx).ID
-	state, err := s.db.RecordState(ctx, org, body.Module, body.RecordID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if state != "active" {
-		writeProblem(w, r, http.StatusConflict, "record-not-summarizable",
-			fmt.Sprintf("the record is in %s state; records in draft or incomplete state cannot be summarized", state), nil)
-		return
-	}
-	if body.Module == "accounts" {
-		has, err := s.db.AccountHasAssociatedRecords(ctx, org, body.RecordID)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if !has {
-			writeProblem(w, r, http.StatusUnprocessableEntity, "no-associated-records",
-				"an account summary needs at least one associated record (contact, deal, case, success plan, objective, KPI, playbook, project or activity)", nil)
-			return
-		}
-	}
-	hash, _, err := s.db.SummaryDataHash(ctx, org, body.Module, body.RecordID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	now := s.now().UTC()
-	counted, _, err := s.db.ConsumeSummary(ctx, org, user, body.Module, body.RecordID, hash, now, s.cfg.SummaryLimit)
-	if errors.Is(err, store.ErrQuotaExceeded) {
-		w.Header().Set("Retry-After", strconv.Itoa(secondsToMidnight(now)))
-		writeProblem(w, r, http.StatusTooManyRequests, "quota-exceeded",
-			fmt.Sprintf("the daily limit of %d summaries per user is reached; it resets at 00:00 UTC", s.cfg.SummaryLimit), nil)
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	task, err := jobs.NewSummaryTask(jobs.SummaryPayload{
-		OrgID: org, UserID: user, Module: body.Module, RecordID: body.RecordID,
-		Regenerate: body.Regenerate, Counted: counted,
+	adm, err := s.enq.AdmitSummary(ctx, jobs.SummaryRequest{
+		OrgID: orgFrom(ctx).ID, UserID: userID(r), Module: body.Module, RecordID: body.RecordID, Regenerate: body.Regenerate,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Limit: s.cfg.SummaryLimit, Now: s.now(),
 	})
-	if err != nil {
-		s.fail(w, r, err)
+	var quota *jobs.QuotaError
+	switch {
+	case errors.As(err, &quota):
+		w.Header().Set("Retry-After", strconv.Itoa(int(quota.ResetAt.Sub(s.now()).Seconds())+1))
+		writeProblem(w, r, http.StatusTooManyRequests, "quota-exceeded", quota.Error(), nil)
 		return
-	}
-	job, replayed, err := s.enq.Enqueue(ctx, jobs.Request{OrgID: org, UserID: user, IdempotencyKey: r.Header.Get("Idempotency-Key"), Task: task})
-	if err != nil {
-		if counted {
-			if _, rerr := s.db.ReleaseSummaryConsumption(ctx, org, user, body.Module, body.RecordID, hash, now); rerr != nil {
-				s.log.ErrorContext(ctx, "summary count not given back", "err", rerr)
-			}
-		}
-		s.fail(w, r, err)
+	case errors.Is(err, jobs.ErrNotSummarizable):
+		writeProblem(w, r, http.StatusConflict, "record-not-summarizable", err.Error(), nil)
 		return
-	}
-	usage, err := s.db.SummaryUsageOf(ctx, org, user, now, s.cfg.SummaryLimit)
-	if err != nil {
+	case errors.Is(err, jobs.ErrNoAssociatedRecords):
+		writeProblem(w, r, http.StatusUnprocessableEntity, "no-associated-records", err.Error(), nil)
+		return
+	case err != nil:
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, summaryAccepted{
-		accepted: acceptedHeaders(w, job, replayed),
-		Counted:  counted, Usage: usage,
+		accepted: acceptedHeaders(w, adm.Job, adm.Replayed),
+		Counted:  adm.Counted, Usage: adm.Usage,
 	})
-}
-
-func secondsToMidnight(now time.Time) int {
-	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
-	return int(next.Sub(now).Seconds()) + 1
 }
 
 func (s *server) getSummary(w http.ResponseWriter, r *http.Request) {

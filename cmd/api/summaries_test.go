@@ -351,3 +351,29 @@ func TestRefusedSummaryGivesItsCountBack(t *testing.T) {
 		t.Fatalf("a refused request was counted: %+v", u)
 	}
 }
+
+// A retried POST /v1/summaries with the same Idempotency-Key gets the first
+// job back (not 422), is not counted again, and a different record under
+// the same key is still a mismatch.
+func TestSummaryIdempotencyKeyReplaysTheFirstJob(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t)
+	e.ingest(t, "accounts", `{"external_id":"acc-1","name":"Acme Freight"}`)
+	e.ingest(t, "contacts", `{"external_id":"c-1","first_name":"Ada","account":"acc-1"}`)
+	body := `{"module":"accounts","record_id":"acc-1"}`
+	r1 := e.do(t, "POST", "/v1/summaries", e.keyA, body, "X-User-ID", "user-1", "Idempotency-Key", "sum-1")
+	first := decode[summaryAccepted](t, r1)
+	if r1.StatusCode != 202 || !first.Counted || first.Usage.Used != 1 {
+		t.Fatalf("first: %d %+v", r1.StatusCode, first)
+	}
+	r2 := e.do(t, "POST", "/v1/summaries", e.keyA, body, "X-User-ID", "user-1", "Idempotency-Key", "sum-1")
+	again := decode[summaryAccepted](t, r2)
+	if r2.StatusCode != 202 || again.JobID != first.JobID || r2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry: %d %+v (replayed %q), want the first job %s", r2.StatusCode, again, r2.Header.Get("Idempotent-Replayed"), first.JobID)
+	}
+	if !again.Counted || again.Usage.Used != 1 {
+		t.Fatalf("retry counted again or lost the first count: %+v", again)
+	}
+	other := `{"module":"contacts","record_id":"c-1"}`
+	wantProblem(t, e.do(t, "POST", "/v1/summaries", e.keyA, other, "X-User-ID", "user-1", "Idempotency-Key", "sum-1"), 422, "idempotency-mismatch")
+}

@@ -104,7 +104,12 @@ func runEnqueue(ctx context.Context, c *cli, args []string) error {
 	queue := fs.String("queue", "", "queue to probe, for system:ping: critical, default or low (default: the type's own queue)")
 	wait := fs.Bool("wait", false, "wait for a final state and print the job as JSON instead of its id; exit 1 if it failed")
 	timeout := fs.Duration("timeout", 2*time.Minute, "with --wait: how long to wait")
-	c.detail = "TYPE is one of: " + strings.Join(jobs.GenericTypes(), ", ") + "."
+	module := fs.String("module", "", "summary:generate: the record's module")
+	record := fs.String("record", "", "summary:generate: the record's external id")
+	user := fs.String("user", "", "summary:generate: the acting user, counted against the daily limit")
+	regenerate := fs.Bool("regenerate", false, "summary:generate: generate again even if a summary of the same data exists")
+	c.detail = "TYPE is one of: " + strings.Join(append(jobs.GenericTypes(), jobs.TypeSummaryGenerate), ", ") +
+		". summary:generate goes through the same admission as POST /v1/summaries (record checks, the user's daily limit)."
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -113,9 +118,14 @@ func runEnqueue(ctx context.Context, c *cli, args []string) error {
 		return usagef(c.cmd, "--timeout must be positive")
 	}
 	generic := jobs.Generic{Type: pos[0], Queue: *queue}
+	summaryReq := jobs.SummaryRequest{UserID: *user, Module: *module, RecordID: *record, Regenerate: *regenerate}
 	// Check the arguments before touching the network; org 1 stands in
 	// for the real org, which only the payload carries.
-	if _, err := jobs.FromGeneric(1, generic); err != nil {
+	if pos[0] == jobs.TypeSummaryGenerate {
+		if err := (jobs.SummaryPayload{OrgID: 1, UserID: *user, Module: *module, RecordID: *record}).Validate(); err != nil {
+			return usagef(c.cmd, "%s (use --module, --record and --user)", err.Error())
+		}
+	} else if _, err := jobs.FromGeneric(1, generic); err != nil {
 		return usagef(c.cmd, "%s", err.Error())
 	}
 
@@ -131,10 +141,6 @@ func runEnqueue(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	task, err := jobs.FromGeneric(org.ID, generic)
-	if err != nil {
-		return err
-	}
 	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
 	if err != nil {
 		return err
@@ -142,9 +148,22 @@ func runEnqueue(ctx context.Context, c *cli, args []string) error {
 	client := asynq.NewClient(redisOpt)
 	defer client.Close()
 	enq := &jobs.Enqueuer{DB: db, Client: client, Log: c.logger()}
-	job, _, err := enq.Enqueue(ctx, jobs.Request{OrgID: org.ID, Task: task})
-	if err != nil {
-		return err
+	var job store.Job
+	if pos[0] == jobs.TypeSummaryGenerate {
+		summaryReq.OrgID, summaryReq.Limit, summaryReq.Now = org.ID, cfg.SummaryLimit, time.Now()
+		adm, err := enq.AdmitSummary(ctx, summaryReq)
+		if err != nil {
+			return err
+		}
+		job = adm.Job
+	} else {
+		task, err := jobs.FromGeneric(org.ID, generic)
+		if err != nil {
+			return err
+		}
+		if job, _, err = enq.Enqueue(ctx, jobs.Request{OrgID: org.ID, Task: task}); err != nil {
+			return err
+		}
 	}
 	c.logger().InfoContext(ctx, "job enqueued", "job_id", job.ID, "type", job.Type, "queue", job.Queue, "org", org.Name)
 	if !*wait {

@@ -190,6 +190,36 @@ func TestEnqueueWaitAndJobAgainstTheRealWorker(t *testing.T) {
 			t.Errorf("job %+v, %v; want it succeeded on low", j, err)
 		}
 	})
+	t.Run("enqueue summary:generate goes through the summary admission", func(t *testing.T) {
+		ctx := context.Background()
+		org, err := s.db.OrgByName(ctx, "demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for module, row := range map[string]string{
+			"accounts": `{"external_id":"acc-1","name":"Acme Freight"}`,
+			"contacts": `{"external_id":"c-1","first_name":"Ada","account":"acc-1","state":"draft"}`,
+		} {
+			if res, err := s.db.UpsertRecords(ctx, org.ID, module, []json.RawMessage{json.RawMessage(row)}); err != nil || res.Failed != 0 {
+				t.Fatalf("ingest %s: %+v %v", module, res, err)
+			}
+		}
+		code, out, stderr := crmq(t, "enqueue", "summary:generate", "--module", "accounts", "--record", "acc-1", "--user", "user-1", "--wait")
+		if code != 0 || !strings.Contains(out, `"state": "succeeded"`) {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, stderr)
+		}
+		if u, err := s.db.SummaryUsageOf(ctx, org.ID, "user-1", time.Now(), 100); err != nil || u.Used != 1 {
+			t.Errorf("user-1's usage after the CLI summary: %+v, %v; want 1 counted", u, err)
+		}
+		code, _, stderr = crmq(t, "enqueue", "summary:generate", "--module", "contacts", "--record", "c-1", "--user", "user-1")
+		if code != 1 || !strings.Contains(stderr, "cannot be summarized") {
+			t.Errorf("draft record: exit %d, stderr %q; want the admission's refusal", code, stderr)
+		}
+		code, _, stderr = crmq(t, "enqueue", "summary:generate", "--module", "accounts", "--record", "acc-1")
+		if code != 2 || !strings.Contains(stderr, "X-User-ID") && !strings.Contains(stderr, "--user") {
+			t.Errorf("no user: exit %d, stderr %q; want a usage error", code, stderr)
+		}
+	})
 	t.Run("enqueue for a missing org fails", func(t *testing.T) {
 		code, out, stderr := crmq(t, "enqueue", "system:ping", "--org", "nobody")
 		if code != 1 || out != "" || !strings.Contains(stderr, `no org named "nobody"`) {
