@@ -211,20 +211,27 @@ func TestSucceededJobIsNotRunAgainOnRedelivery(t *testing.T) {
 	// Deliver the same task id again, as asynq does when a worker dies
 	// after the commit but before its ack.
 	b, _ := json.Marshal(jobs.OrgPayload{OrgID: e.org.ID})
-	if _, err := e.client.Enqueue(asynq.NewTask(testSpec.Type, b, asynq.Queue("critical"), asynq.MaxRetry(1)), asynq.TaskID(j.ID)); err != nil {
+	if _, err := e.client.Enqueue(asynq.NewTask(testSpec.Type, b, asynq.Queue("critical"), asynq.MaxRetry(1), asynq.Retention(time.Minute)), asynq.TaskID(j.ID)); err != nil {
 		t.Fatal(err)
 	}
+	// The redelivered task must be consumed (completed, since the job is
+	// already final), or the test proves nothing.
 	insp := asynq.NewInspector(e.opt)
 	defer insp.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if q, err := insp.GetQueueInfo("critical"); err == nil && q.Size == 0 && q.Processed == 1 {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := insp.GetTaskInfo("critical", j.ID)
+		if err == nil && info.State == asynq.TaskStateCompleted {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("the redelivered task was never consumed: %+v, %v", info, err)
+		}
 	}
 	if calls.Load() != 1 {
 		t.Fatalf("handler ran %d times, want 1", calls.Load())
+	}
+	if got := e.row(t, j.ID); got.State != store.JobSucceeded || got.Attempts != 1 {
+		t.Fatalf("row after the redelivery: %+v", got)
 	}
 }
 

@@ -18,8 +18,10 @@ type accepted struct {
 	State     string `json:"state"`
 }
 
-// enqueue is the one path from a validated task to a 202 answer, shared by
-// every enqueue route.
+// enqueue answers 202 for a task that needs no admission beyond
+// jobs.Enqueuer.Enqueue (POST /v1/jobs). Routes whose family has its own
+// admission (POST /v1/summaries: jobs.AdmitSummary) call it and answer
+// with acceptedHeaders; both end in Enqueue.
 func (s *server) enqueue(w http.ResponseWriter, r *http.Request, task jobs.Task) {
 	job, replayed, err := s.enq.Enqueue(r.Context(), jobs.Request{
 		OrgID: orgFrom(r.Context()).ID, UserID: userID(r), IdempotencyKey: r.Header.Get("Idempotency-Key"), Task: task,

@@ -1,6 +1,7 @@
-// Package maintenance holds crmq's periodic upkeep: the RFM refresh
-// fan-out, orphan recomputation and export expiry. Each is a plain function
-// over a small store interface; the asynq handlers wrap them.
+// Package maintenance holds crmq's periodic upkeep: orphan recomputation
+// (orphans:recompute), summary pruning (summaries:prune) and the job
+// reconciler (jobs:reconcile). Each task is a value with a Run method over
+// a small store interface, registered in cmd/worker.
 package maintenance
 
 import (
