@@ -5,6 +5,8 @@ package crm
 // names; llm/offline reads them back by the same names, and a model reads
 // them from the prompt.
 const (
+	Figures = "figures" // the key of the facts' org object that holds them
+
 	FigActivitiesTotal  = "activities_total"
 	FigLastActivity     = "last_activity_date"
 	FigWindowDays       = "activity_window_days"
