@@ -33,12 +33,6 @@ type graphDef struct {
 	links   []activityLink
 }
 
-// Stages that close a deal; every other stage, or none, is open pipeline.
-const (
-	stageClosedWon  = "Closed Won"
-	stageClosedLost = "Closed Lost"
-)
-
 // summaryModules are the built-in modules a summary can be made of; custom
 // modules (custom_*) can be summarised too, from the record alone.
 var summaryModules = []string{"accounts", "contacts", "leads", "deals"}

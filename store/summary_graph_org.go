@@ -1,30 +1,63 @@
 package store
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/lib/pq"
+
+	"github.com/crmq/crmq/store/crm"
+)
 
 // Org-wide figures of a graph (SummaryGraph.Org), one JSON object per
 // module, computed in SQL over the graph's CTEs. Money is the exact sum of
 // numeric amounts; "recent" is relative to the database's now().
 
-// openDeal is the condition for a deal of the open pipeline.
-const openDeal = `coalesce(%[1]s.stage, '') NOT IN ('` + stageClosedWon + `', '` + stageClosedLost + `')`
+// stageSQL writes the conditions of the deal stage rule (store/crm) over
+// the stage lists it passes as parameters; no stage name is ever part of
+// the query text.
+type stageSQL struct{ wonP, lostP, prefixP, spaceP string } // placeholders
 
-func openDealCond(alias string) string { return fmt.Sprintf(openDeal, alias) }
+// stageParams numbers the stage rule's parameters from $first on.
+func stageParams(first int) (stageSQL, []any) {
+	p := func(i int) string { return fmt.Sprintf("$%d", first+i) }
+	return stageSQL{wonP: p(0), lostP: p(1), prefixP: p(2), spaceP: p(3)},
+		[]any{pq.StringArray(crm.WonStages()), pq.StringArray(crm.LostStages()), crm.LostPrefix, crm.Space}
+}
+
+// norm is crm.Norm of alias.stage; a deal without a stage has stage ”.
+func (s stageSQL) norm(alias string) string {
+	return fmt.Sprintf("lower(btrim(coalesce(%s.stage, ''), %s))", alias, s.spaceP)
+}
+
+// won is the condition for a won deal.
+func (s stageSQL) won(alias string) string { return s.norm(alias) + " = ANY(" + s.wonP + ")" }
+
+// open is the condition for a deal of the open pipeline: neither won, nor
+// lost by name, nor starting with the lost prefix.
+func (s stageSQL) open(alias string) string {
+	n := s.norm(alias)
+	return fmt.Sprintf("NOT (%s = ANY(%s) OR %s = ANY(%s) OR starts_with(%s, %s))", n, s.wonP, n, s.lostP, n, s.prefixP)
+}
 
 // engagement30d counts the graph's activities of the last 30 days.
 const engagement30d = `(SELECT count(*) FROM g_activities WHERE occurred_at > now() - interval '30 days' AND occurred_at <= now())`
 
-// orgSQL returns the query of module's org figures, or "" for none.
-func (g graphDef) orgSQL() string {
+// orgSQL returns the query of module's org figures and its parameters
+// after the graph's own (args), or "" for none.
+func (g graphDef) orgSQL(args []any) (string, []any) {
+	// Only the queries that read stages take the stage parameters:
+	// Postgres refuses a parameter the query never uses.
+	st, stageArgs := stageParams(len(args) + 1)
+	args = append([]any{}, args...)
 	var sel string
 	switch g.subject.Name {
 	case "accounts":
 		// Seed 000: revenue of the account and its share of the org's;
 		// engagement and its trend; seed 001: open opportunities.
 		sel = `, w AS MATERIALIZED (SELECT
-				(SELECT coalesce(sum(amount), 0) FROM deals WHERE org_id = $1 AND stage = '` + stageClosedWon + `') AS org_won,
+				(SELECT coalesce(sum(amount), 0) FROM deals d WHERE d.org_id = $1 AND ` + st.won("d") + `) AS org_won,
 				(SELECT coalesce(sum(t.amount), 0) FROM g_deals g JOIN deals t ON t.id = g.id
-				 WHERE t.org_id = $1 AND t.stage = '` + stageClosedWon + `') AS account_won)
+				 WHERE t.org_id = $1 AND ` + st.won("t") + `) AS account_won)
 		SELECT json_build_object(
 			'org_won_revenue', w.org_won,
 			'account_won_revenue', w.account_won,
@@ -40,7 +73,8 @@ func (g graphDef) orgSQL() string {
 				           FROM g_activities WHERE occurred_at > now() - interval '90 days' AND occurred_at <= now()
 				           GROUP BY 1) c ON c.m = mo.m))
 		FROM w, (SELECT coalesce(sum(t.amount), 0) AS value, count(*) AS n FROM g_deals g JOIN deals t ON t.id = g.id
-		         WHERE t.org_id = $1 AND ` + openDealCond("t") + `) o`
+		         WHERE t.org_id = $1 AND ` + st.open("t") + `) o`
+		args = append(args, stageArgs...)
 	case "contacts":
 		// Seed 000: preferred channels and timings, from when the contact
 		// reaches out or answers (signals), by UTC hour, ISO weekday
@@ -85,13 +119,14 @@ func (g graphDef) orgSQL() string {
 			'open_deals', o.n,
 			'account_open_pipeline_value', CASE WHEN s.account_id IS NOT NULL THEN (
 				SELECT coalesce(sum(d.amount), 0) FROM deals d
-				WHERE d.org_id = $1 AND d.account_id = s.account_id AND ` + openDealCond("d") + `) END,
+				WHERE d.org_id = $1 AND d.account_id = s.account_id AND ` + st.open("d") + `) END,
 			'engagement_30d', ` + engagement30d + `)
 		FROM g_subject g JOIN deals s ON s.id = g.id AND s.org_id = $1
 		CROSS JOIN (SELECT coalesce(sum(d.amount), 0) AS value, count(*) AS n FROM deals d
-		            WHERE d.org_id = $1 AND ` + openDealCond("d") + `) o`
+		            WHERE d.org_id = $1 AND ` + st.open("d") + `) o`
+		args = append(args, stageArgs...)
 	default:
-		return ""
+		return "", nil
 	}
-	return g.with() + sel
+	return g.with() + sel, args
 }

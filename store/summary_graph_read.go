@@ -81,9 +81,9 @@ func (db *DB) SummaryGraph(ctx context.Context, orgID int64, module, externalID 
 			out.History[i].ChangedAt = out.History[i].ChangedAt.UTC()
 		}
 	}
-	if q := g.orgSQL(); q != "" {
+	if q, qargs := g.orgSQL(args); q != "" {
 		var raw []byte
-		if err := tx.GetContext(ctx, &raw, q, args...); err != nil {
+		if err := tx.GetContext(ctx, &raw, q, qargs...); err != nil {
 			return SummaryGraph{}, fmt.Errorf("%s: org figures: %w", what, err)
 		}
 		dec := json.NewDecoder(bytes.NewReader(raw))

@@ -104,7 +104,10 @@ func TestSummaryOfEachModuleOnDemoData(t *testing.T) {
 					}
 				}
 			}
-			if doc.Provider != "offline" || len(doc.Sections) == 0 || bullets == 0 || doc.DroppedSourceIDs != 0 {
+			// The offline provider cites only refs of its facts, so
+			// dropped_source_ids is not checked here: it can only be 0.
+			// TestSummaryThroughGeminiProtocol checks it where it can fail.
+			if doc.Provider != "offline" || len(doc.Sections) == 0 || bullets == 0 {
 				t.Fatalf("%s summary %+v", module, doc)
 			}
 		})
@@ -137,12 +140,22 @@ func (s *system) firstSummarizable(key string, orgID int64, module string) strin
 
 // fakeGemini speaks the Gemini REST generateContent protocol. Its first
 // answer is a 429 with a RetryInfo delay; then it answers every asked
-// section with one bullet citing a real ref and one citing a ref that was
-// never in the prompt.
+// section with three bullets: one citing a real ref, one citing only refs
+// that were never in the prompt, and one citing a real ref and an
+// invented one.
 type fakeGemini struct {
-	calls atomic.Int32
-	srv   *httptest.Server
+	calls    atomic.Int32
+	sections atomic.Int32 // sections of the last answer
+	srv      *httptest.Server
 }
+
+// Refs the fake cites that no prompt of the test holds: a record that does
+// not exist, and a real record of the org outside the summarised one's graph.
+const (
+	ghostRef    = "contacts/ghost"
+	outsideRef  = "leads/l-2"
+	droppedEach = 4 // per section: three unknown sources and the bullet left with none
+)
 
 func newFakeGemini(t *testing.T, realRef string) *fakeGemini {
 	f := &fakeGemini{}
@@ -174,9 +187,11 @@ func newFakeGemini(t *testing.T, realRef string) *fakeGemini {
 		for _, k := range keys {
 			sections = append(sections, map[string]any{"key": k, "bullets": []any{
 				map[string]any{"text": "Grounded statement.", "sources": []string{realRef}},
-				map[string]any{"text": "Statement about a record the prompt never had.", "sources": []string{"contacts/ghost"}},
+				map[string]any{"text": "Statement about records the prompt never had.", "sources": []string{ghostRef, outsideRef}},
+				map[string]any{"text": "Partly grounded statement.", "sources": []string{realRef, ghostRef}},
 			}})
 		}
+		f.sections.Store(int32(len(sections)))
 		answer, _ := json.Marshal(map[string]any{"sections": sections})
 		resp, _ := json.Marshal(map[string]any{
 			"candidates":    []any{map[string]any{"content": map[string]any{"role": "model", "parts": []any{map[string]any{"text": string(answer)}}}, "finishReason": "STOP"}},
@@ -191,8 +206,10 @@ func newFakeGemini(t *testing.T, realRef string) *fakeGemini {
 }
 
 // With CRMQ_LLM_PROVIDER=gemini the worker speaks the Gemini REST protocol:
-// a 429 is retried after its RetryInfo delay, the answer's unknown source
-// ids are dropped and counted, and tokens and model come from the answer.
+// a 429 is retried after its RetryInfo delay, the answer's invented source
+// ids (a record that does not exist, a record of the org outside the
+// graph) are dropped, counted and never stored, and tokens and model come
+// from the answer.
 func TestSummaryThroughGeminiProtocol(t *testing.T) {
 	t.Parallel()
 	fake := newFakeGemini(t, "leads/l-1")
@@ -200,22 +217,54 @@ func TestSummaryThroughGeminiProtocol(t *testing.T) {
 	s.startAPI()
 	s.start("worker")
 	key := s.newOrg("gemini")
-	if r := s.call("PUT", "/v1/modules/leads/records", key, []map[string]any{{"external_id": "l-1", "last_name": "Lee", "lead_source": "Referral"}}, nil); r.StatusCode != 200 {
+	if r := s.call("PUT", "/v1/modules/leads/records", key, []map[string]any{
+		{"external_id": "l-1", "last_name": "Lee", "lead_source": "Referral"},
+		{"external_id": "l-2", "last_name": "Other", "lead_source": "Referral"},
+	}, nil); r.StatusCode != 200 {
 		t.Fatalf("ingest %d", r.StatusCode)
 	}
 	j, doc := s.summarize(key, "user-1", "leads", "l-1")
 	if j.Attempts != 2 || fake.calls.Load() != 2 {
 		t.Fatalf("want a 429 then a success: attempts %d, calls %d", j.Attempts, fake.calls.Load())
 	}
-	if doc.Provider != "gemini" || doc.Model != "gemini-fake-001" || doc.DroppedSourceIDs == 0 {
+	if doc.Provider != "gemini" || doc.Model != "gemini-fake-001" {
 		t.Fatalf("summary %+v", doc)
 	}
+	n := int(fake.sections.Load())
+	if n == 0 || doc.DroppedSourceIDs != droppedEach*n {
+		t.Errorf("dropped_source_ids = %d, want %d (%d sections answered)", doc.DroppedSourceIDs, droppedEach*n, n)
+	}
+	kept := 0
 	for _, sec := range doc.Sections {
 		for _, b := range sec.Bullets {
+			if b.Text == "Statement about records the prompt never had." {
+				t.Errorf("section %s shows a bullet resting on invented refs only", sec.Key)
+			}
 			for _, src := range b.Sources {
+				kept++
 				if src != "leads/l-1" {
-					t.Fatalf("an unknown source was shown: %s", src)
+					t.Errorf("section %s shows an unknown source: %s", sec.Key, src)
 				}
+			}
+		}
+	}
+	if kept != 2*n {
+		t.Errorf("%d sources shown, want the real ref of two bullets in each of %d sections", kept, n)
+	}
+	// Nothing of the invented refs is in the stored summary, as any reader
+	// gets it.
+	var res summary.TaskResult
+	if err := json.Unmarshal(*j.Result, &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{res.URL, "/v1/modules/leads/records/l-1/summary"} {
+		var raw json.RawMessage
+		if r := s.call("GET", path, key, nil, &raw); r.StatusCode != 200 {
+			t.Fatalf("GET %s: %d", path, r.StatusCode)
+		}
+		for _, ref := range []string{ghostRef, outsideRef} {
+			if strings.Contains(string(raw), ref) {
+				t.Errorf("GET %s holds %s: %s", path, ref, raw)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // The ten account sections (seed 001), Account Highlights with seed 000's
@@ -41,12 +42,12 @@ func (v *view) accountHighlights() []llm.Bullet {
 	if b, ok := v.purchasesBullet(); ok {
 		out = append(out, b)
 	}
-	if byStatus := v.figCounts("kpis_by_status", kpiStatusOrder); byStatus != "" {
+	if byStatus := v.figCounts(crm.FigKPIsByStatus, kpiStatusOrder); byStatus != "" {
 		out = append(out, v.cite("Objective KPIs by status: "+byStatus+".", append(refsOf(v.records("kpis")), v.subject.Ref)...))
 	}
-	if n, ok := v.fig("open_cases"); ok {
+	if n, ok := v.fig(crm.FigOpenCases); ok {
 		text := "Open cases: " + n
-		if e, ok := v.fig("escalated_cases"); ok {
+		if e, ok := v.fig(crm.FigEscalatedCases); ok {
 			text += ", escalated: " + e
 		}
 		cases := v.openCases()
@@ -55,9 +56,9 @@ func (v *view) accountHighlights() []llm.Bullet {
 		}
 		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(cases)...)...))
 	}
-	if n, ok := v.fig("active_projects"); ok && (n != "0" || len(v.records("projects")) > 0) {
+	if n, ok := v.fig(crm.FigActiveProjects); ok && (n != "0" || len(v.records("projects")) > 0) {
 		text := "Active projects: " + n
-		if r, ok := v.fig("red_projects"); ok {
+		if r, ok := v.fig(crm.FigRedProjects); ok {
 			text += ", red: " + r
 		}
 		var listed []llm.Record
@@ -73,12 +74,12 @@ func (v *view) accountHighlights() []llm.Bullet {
 		}
 		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(listed)...)...))
 	}
-	if n, ok := v.fig("open_deals"); ok {
+	if n, ok := v.fig(crm.FigOpenDeals); ok {
 		text := "Open opportunities: " + n
-		if val, ok := v.fig("open_deal_value"); ok && n != "0" {
+		if val, ok := v.fig(crm.FigOpenDealValue); ok && n != "0" {
 			text += " worth " + val
 		}
-		if e, ok := v.fig("open_expansion_deals"); ok {
+		if e, ok := v.fig(crm.FigOpenExpansion); ok {
 			text += "; open expansion opportunities: " + e
 		}
 		deals := v.openDeals()
@@ -95,18 +96,18 @@ func (v *view) accountHighlights() []llm.Bullet {
 
 // wonRevenueBullet: the account's won revenue and its share of the org's.
 func (v *view) wonRevenueBullet() (llm.Bullet, bool) {
-	won, ok := v.fig("won_revenue")
+	won, ok := v.fig(crm.FigWonRevenue)
 	if !ok {
 		return llm.Bullet{}, false
 	}
 	text := "Won revenue: " + won
-	if share, ok := v.fig("won_revenue_share_percent"); ok {
+	if share, ok := v.fig(crm.FigWonShare); ok {
 		text += ", " + share + "% of the organisation's won revenue"
-		if all, ok := v.fig("org_won_revenue"); ok {
+		if all, ok := v.fig(crm.FigOrgWonRevenue); ok {
 			text += " (" + all + ")"
 		}
 	}
-	if n, ok := v.fig("won_deals"); ok && n != "0" {
+	if n, ok := v.fig(crm.FigWonDeals); ok && n != "0" {
 		text += "; won deals: " + n
 	}
 	var refs []string
@@ -120,7 +121,7 @@ func (v *view) wonRevenueBullet() (llm.Bullet, bool) {
 }
 
 func (v *view) purchasesBullet() (llm.Bullet, bool) {
-	m := v.figMap("purchases_by_product_family")
+	m := v.figMap(crm.FigPurchases)
 	if len(m) == 0 {
 		return llm.Bullet{}, false
 	}
@@ -152,7 +153,7 @@ func (v *view) purchasesBullet() (llm.Bullet, bool) {
 
 // activityBullet states the activity trend and engagement level.
 func (v *view) activityBullet() (llm.Bullet, bool) {
-	total, ok := v.fig("activities_total")
+	total, ok := v.fig(crm.FigActivitiesTotal)
 	if !ok {
 		return llm.Bullet{}, false
 	}
@@ -163,23 +164,23 @@ func (v *view) activityBullet() (llm.Bullet, bool) {
 		}
 		refs = append(refs, a.Ref)
 	}
-	if in, ok := v.fig("activities_in_window"); ok {
-		days, _ := v.fig("activity_window_days")
-		prev, _ := v.fig("activities_in_previous_window")
-		trend, _ := v.fig("activity_trend")
-		level, _ := v.fig("engagement_level")
+	if in, ok := v.fig(crm.FigInWindow); ok {
+		days, _ := v.fig(crm.FigWindowDays)
+		prev, _ := v.fig(crm.FigInPreviousWindow)
+		trend, _ := v.fig(crm.FigTrend)
+		level, _ := v.fig(crm.FigEngagement)
 		text := "Activity trend: " + in + " activities in the last " + days + " days against " + prev +
 			" in the " + days + " days before (" + trend + "); engagement level: " + level
-		if last, ok := v.fig("last_activity_date"); ok {
+		if last, ok := v.fig(crm.FigLastActivity); ok {
 			text += "; latest on " + last
 		}
 		return v.cite(text+".", refs...), true
 	}
 	text := "Activities: " + total + " in total"
-	if last, ok := v.fig("last_activity_date"); ok {
+	if last, ok := v.fig(crm.FigLastActivity); ok {
 		text += "; latest on " + last
 	}
-	if level, ok := v.fig("engagement_level"); ok {
+	if level, ok := v.fig(crm.FigEngagement); ok {
 		text += "; engagement level: " + level
 	}
 	return v.cite(text+".", refs...), true

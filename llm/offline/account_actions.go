@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // What to do now and next, and the two sections derived from the others.
@@ -80,28 +81,28 @@ func (v *view) executiveSummary(feeds map[string]bool) []llm.Bullet {
 	s := v.subject
 	if feeds[llm.AccountHighlights] {
 		text := name(s) + parens(f(s, "industry"), f(s, "city"))
-		if won, ok := v.fig("won_revenue"); ok {
+		if won, ok := v.fig(crm.FigWonRevenue); ok {
 			text += ": won revenue " + won
-			if share, ok := v.fig("won_revenue_share_percent"); ok {
+			if share, ok := v.fig(crm.FigWonShare); ok {
 				text += ", " + share + "% of the organisation's won revenue"
 			}
 		}
-		if n, ok := v.fig("open_deals"); ok {
+		if n, ok := v.fig(crm.FigOpenDeals); ok {
 			text += "; open opportunities: " + n
 		}
 		out = append(out, v.cite(text+".", s.Ref))
 	}
 	if feeds[llm.KPIProgress] {
-		if byStatus := v.figCounts("kpis_by_status", kpiStatusOrder); byStatus != "" {
+		if byStatus := v.figCounts(crm.FigKPIsByStatus, kpiStatusOrder); byStatus != "" {
 			out = append(out, v.cite("Objective KPIs: "+byStatus+".", append(refsOf(v.records("kpis")), s.Ref)...))
 		}
 	}
 	if feeds[llm.RelationalHealth] {
-		if level, ok := v.fig("engagement_level"); ok {
+		if level, ok := v.fig(crm.FigEngagement); ok {
 			text := "Engagement: " + level
-			if trend, ok := v.fig("activity_trend"); ok {
-				in, _ := v.fig("activities_in_window")
-				days, _ := v.fig("activity_window_days")
+			if trend, ok := v.fig(crm.FigTrend); ok {
+				in, _ := v.fig(crm.FigInWindow)
+				days, _ := v.fig(crm.FigWindowDays)
 				text += ", " + trend + " — " + in + " activities in the last " + days + " days"
 			}
 			refs := []string{s.Ref}
@@ -116,13 +117,13 @@ func (v *view) executiveSummary(feeds map[string]bool) []llm.Bullet {
 	}
 	if feeds[llm.RisksAndBlockers] {
 		var parts []string
-		if n, ok := v.fig("escalated_cases"); ok && n != "0" {
+		if n, ok := v.fig(crm.FigEscalatedCases); ok && n != "0" {
 			parts = append(parts, "escalated cases: "+n)
 		}
-		if n, ok := v.fig("red_projects"); ok && n != "0" {
+		if n, ok := v.fig(crm.FigRedProjects); ok && n != "0" {
 			parts = append(parts, "red projects: "+n)
 		}
-		byStatus := v.figMap("kpis_by_status")
+		byStatus := v.figMap(crm.FigKPIsByStatus)
 		for _, st := range []string{"Off Track", "Blocked"} {
 			if n := str(byStatus[st]); n != "" {
 				parts = append(parts, "KPIs "+st+": "+n)

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // Objective KPIs and the achievements they feed (seed 001, "Key
@@ -18,7 +19,7 @@ func (v *view) achievingKPIs() []llm.Record {
 			ks = append(ks, k)
 		}
 	}
-	pct := v.figMap("kpi_progress_percent")
+	pct := v.figMap(crm.FigKPIPercent)
 	slices.SortStableFunc(ks, func(a, b llm.Record) int {
 		if c := cmp.Compare(btoi(lf(b, "status") == "completed"), btoi(lf(a, "status") == "completed")); c != 0 {
 			return c
@@ -42,7 +43,7 @@ func (v *view) kpiText(k llm.Record) string {
 	if u := f(k, "unit"); u != "" {
 		text += " " + u
 	}
-	if p := str(v.figMap("kpi_progress_percent")[k.Ref]); p != "" {
+	if p := str(v.figMap(crm.FigKPIPercent)[k.Ref]); p != "" {
 		text += " (" + p + "% of target)"
 	}
 	return text + ", " + f(k, "status")

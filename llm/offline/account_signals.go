@@ -4,18 +4,19 @@ import (
 	"strings"
 
 	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // The sections read from cue phrases and the records that carry risk.
 
 func (v *view) relationalHealth() []llm.Bullet {
 	var out []llm.Bullet
-	if level, ok := v.fig("engagement_level"); ok {
+	if level, ok := v.fig(crm.FigEngagement); ok {
 		text := "Engagement level: " + level
-		if in, ok := v.fig("activities_in_window"); ok {
-			days, _ := v.fig("activity_window_days")
-			prev, _ := v.fig("activities_in_previous_window")
-			trend, _ := v.fig("activity_trend")
+		if in, ok := v.fig(crm.FigInWindow); ok {
+			days, _ := v.fig(crm.FigWindowDays)
+			prev, _ := v.fig(crm.FigInPreviousWindow)
+			trend, _ := v.fig(crm.FigTrend)
 			text += " — " + in + " activities in the last " + days + " days against " + prev +
 				" in the " + days + " days before (" + trend + ")"
 		}

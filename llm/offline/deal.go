@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // The deal sections (seed 000): progress, risks with mitigations, pipeline.
@@ -44,12 +45,12 @@ func (v *view) dealProgress() []llm.Bullet {
 		if a := f(s, "amount"); a != "" {
 			text += "; value: " + a
 		}
-		if d, ok := v.fig("days_in_stage"); ok {
+		if d, ok := v.fig(crm.FigDaysInStage); ok {
 			text += "; days in this stage: " + d
 		}
 		if c := day(s, "close_date"); c != "" {
 			text += "; close date: " + c
-			if d, ok := v.fig("days_to_close"); ok {
+			if d, ok := v.fig(crm.FigDaysToClose); ok {
 				text += " (days to close: " + d + ")"
 			}
 		}
@@ -99,13 +100,13 @@ func (v *view) dealRisks() []llm.Bullet {
 	if c := f(s, "competitor"); c != "" {
 		out = append(out, v.cite("Competitor: "+c+" — mitigation: position against it with a comparison and references.", s.Ref))
 	}
-	if d, ok := v.figNum("days_to_close"); ok && d < 0 && !dealClosed(s) {
-		days, _ := v.fig("days_to_close")
+	if d, ok := v.figNum(crm.FigDaysToClose); ok && d < 0 && !dealClosed(s) {
+		days, _ := v.fig(crm.FigDaysToClose)
 		out = append(out, v.cite("The close date "+day(s, "close_date")+" has passed while the deal is open (days to close: "+
 			days+") — mitigation: confirm a new close date with the buyer.", s.Ref))
 	}
-	if in, ok := v.fig("activities_in_window"); ok && in == "0" && !dealClosed(s) {
-		days, _ := v.fig("activity_window_days")
+	if in, ok := v.fig(crm.FigInWindow); ok && in == "0" && !dealClosed(s) {
+		days, _ := v.fig(crm.FigWindowDays)
 		out = append(out, v.cite("No activity in the last "+days+" days — mitigation: re-engage the key decision makers.", s.Ref))
 	}
 	quotes := v.quoteBullets(true, cueRisk, cueCompetitor)
@@ -118,9 +119,9 @@ func (v *view) dealRisks() []llm.Bullet {
 func (v *view) pipelineMetrics() []llm.Bullet {
 	s := v.subject
 	var out []llm.Bullet
-	if pv, ok := v.fig("open_pipeline_value"); ok {
+	if pv, ok := v.fig(crm.FigPipelineValue); ok {
 		text := "Cumulative open pipeline value: " + pv
-		if share, ok := v.fig("deal_share_of_pipeline_percent"); ok {
+		if share, ok := v.fig(crm.FigPipelineShare); ok {
 			text += "; this deal is " + share + "% of it"
 		}
 		out = append(out, v.cite(text+".", s.Ref))
@@ -132,7 +133,7 @@ func (v *view) pipelineMetrics() []llm.Bullet {
 		}
 		out = append(out, v.cite(text+".", s.Ref))
 	}
-	if e, ok := v.fig("engagement_30d"); ok {
+	if e, ok := v.fig(crm.FigEngagementScore); ok {
 		out = append(out, v.cite("Engagement score: "+e+".", s.Ref))
 	}
 	if b, ok := v.activityBullet(); ok {

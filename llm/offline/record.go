@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // The sections of contacts, leads and every other module (seed 000); the
@@ -111,9 +112,9 @@ func (v *view) decisionPower() []llm.Bullet {
 
 func (v *view) recentInteractions() []llm.Bullet {
 	var out []llm.Bullet
-	if total, ok := v.fig("activities_total"); ok {
+	if total, ok := v.fig(crm.FigActivitiesTotal); ok {
 		text := "Activities: " + total + " in total"
-		if last, ok := v.fig("last_activity_date"); ok {
+		if last, ok := v.fig(crm.FigLastActivity); ok {
 			text += "; latest on " + last
 		}
 		refs := []string{v.subject.Ref}
@@ -148,7 +149,7 @@ var partOrder = []string{"morning", "afternoon", "evening", "night"}
 
 func (v *view) preferences() []llm.Bullet {
 	s := v.subject
-	total, ok := v.fig("signals_total")
+	total, ok := v.fig(crm.FigSignalsTotal)
 	if !ok || total == "0" {
 		return []llm.Bullet{v.cite("No signals from this contact are recorded, so no preferred channel or timing can be read.", s.Ref)}
 	}
@@ -159,14 +160,14 @@ func (v *view) preferences() []llm.Bullet {
 		}
 	}
 	var out []llm.Bullet
-	if ch, ok := v.fig("preferred_channel"); ok {
-		out = append(out, v.cite("Preferred channel: "+ch+" (signals by channel: "+v.figCounts("signals_by_channel", nil)+
+	if ch, ok := v.fig(crm.FigPreferredChannel); ok {
+		out = append(out, v.cite("Preferred channel: "+ch+" (signals by channel: "+v.figCounts(crm.FigSignalsByChannel, nil)+
 			"; signals: "+total+").", refs...))
 	}
-	if part, ok := v.fig("preferred_part_of_day"); ok {
-		text := "Signals come mostly in the " + part + " (" + v.figCounts("signals_by_part_of_day", partOrder) + ", UTC)"
-		if wd, ok := v.fig("preferred_weekday"); ok {
-			text += ", most often on " + wd + " (" + v.figCounts("signals_by_weekday", nil) + ")"
+	if part, ok := v.fig(crm.FigPreferredPart); ok {
+		text := "Signals come mostly in the " + part + " (" + v.figCounts(crm.FigSignalsByPart, partOrder) + ", UTC)"
+		if wd, ok := v.fig(crm.FigPreferredWeekday); ok {
+			text += ", most often on " + wd + " (" + v.figCounts(crm.FigSignalsByWeekday, nil) + ")"
 		}
 		out = append(out, v.cite(text+".", refs...))
 	}
@@ -233,14 +234,14 @@ func (v *view) qualification() []llm.Bullet {
 		return append(out, v.cite("No lead source is recorded, so its conversion rate and the lead's conversion probability are unknown.", s.Ref))
 	}
 	out = append(out, v.cite("Origin (lead source): "+src+".", s.Ref))
-	pct, ok := v.fig("source_conversion_percent")
+	pct, ok := v.fig(crm.FigSourcePercent)
 	if !ok {
 		return append(out, v.cite("No historical conversion rate is recorded for the source "+src+
 			", so no conversion probability is given.", s.Ref))
 	}
 	text := src + " leads convert at " + pct + "% in this organisation"
-	if n, ok := v.fig("source_leads"); ok {
-		c, _ := v.fig("source_converted")
+	if n, ok := v.fig(crm.FigSourceLeads); ok {
+		c, _ := v.fig(crm.FigSourceConverted)
 		text += " (" + c + " of " + n + ")"
 	}
 	out = append(out, v.cite(text+".", s.Ref))

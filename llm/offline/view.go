@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // Bounds that keep an answer short: bullets per section, sources per
@@ -45,7 +46,7 @@ func newView(f *llm.Facts) *view {
 	for _, r := range f.Activities {
 		v.byRef[r.Ref] = r
 	}
-	if figs, ok := f.Org["figures"].(map[string]any); ok {
+	if figs, ok := f.Org[crm.Figures].(map[string]any); ok {
 		v.figs = figs
 	}
 	return v
@@ -111,18 +112,14 @@ func name(r llm.Record) string {
 	return r.Ref
 }
 
-// Status rules, the same as workers/summary's figures.
-func dealClosed(r llm.Record) bool { return strings.HasPrefix(lf(r, "stage"), "closed") }
-func dealWon(r llm.Record) bool    { return lf(r, "stage") == "closed won" }
-
-var doneStatuses = map[string]bool{"done": true, "completed": true, "complete": true, "closed": true,
-	"resolved": true, "cancelled": true, "canceled": true, "achieved": true}
-
-func done(r llm.Record) bool { return doneStatuses[lf(r, "status")] }
-
-func caseOpen(r llm.Record) bool { return !done(r) && f(r, "closed_at") == "" }
+// Status rules: store/crm's, as the figures (workers/summary) and the
+// store's SQL apply them.
+func dealClosed(r llm.Record) bool { return crm.Stage(f(r, "stage")).Closed() }
+func dealWon(r llm.Record) bool    { return crm.Stage(f(r, "stage")) == crm.Won }
+func done(r llm.Record) bool       { return crm.Done(f(r, "status")) }
+func caseOpen(r llm.Record) bool   { return crm.CaseOpen(f(r, "status"), f(r, "closed_at")) }
 func caseEscalated(r llm.Record) bool {
-	return r.Fields["escalated"] == true || lf(r, "status") == "escalated"
+	return crm.CaseEscalated(f(r, "status"), r.Fields["escalated"] == true)
 }
 
 // kpiAchieving is seed 001's rule for key achievements: On Track or

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // Figures are the numbers a summary states that no single record holds:
@@ -11,47 +12,9 @@ import (
 // graph (every activity it loaded, not only those the budget lets into the
 // prompt), and rendered into the facts as org.figures, so a model copies
 // them instead of doing arithmetic and the offline provider never invents
-// a number. The names below are the prompt's vocabulary; llm/offline reads
-// the same names.
+// a number. Their names (crm.Fig*) are the prompt's vocabulary; llm/offline
+// reads the same names.
 const (
-	figActivitiesTotal    = "activities_total"
-	figLastActivity       = "last_activity_date"
-	figWindowDays         = "activity_window_days"
-	figInWindow           = "activities_in_window"
-	figInPreviousWindow   = "activities_in_previous_window"
-	figTrend              = "activity_trend"
-	figEngagement         = "engagement_level"
-	figWonRevenue         = "won_revenue"
-	figOrgWonRevenue      = "org_won_revenue"
-	figWonShare           = "won_revenue_share_percent"
-	figWonDeals           = "won_deals"
-	figPurchases          = "purchases_by_product_family"
-	figKPIsByStatus       = "kpis_by_status"
-	figKPIPercent         = "kpi_progress_percent"
-	figOpenCases          = "open_cases"
-	figEscalatedCases     = "escalated_cases"
-	figActiveProjects     = "active_projects"
-	figRedProjects        = "red_projects"
-	figOpenDeals          = "open_deals"
-	figOpenDealValue      = "open_deal_value"
-	figOpenExpansion      = "open_expansion_deals"
-	figOpenTasks          = "open_playbook_tasks"
-	figOverdueTasks       = "overdue_playbook_tasks"
-	figSignalsTotal       = "signals_total"
-	figSignalsByChannel   = "signals_by_channel"
-	figSignalsByPart      = "signals_by_part_of_day"
-	figSignalsByWeekday   = "signals_by_weekday"
-	figPreferredChannel   = "preferred_channel"
-	figPreferredPart      = "preferred_part_of_day"
-	figPreferredWeekday   = "preferred_weekday"
-	figSourcePercent      = "source_conversion_percent"
-	figSourceLeads        = "source_leads"
-	figSourceConverted    = "source_converted"
-	figDaysInStage        = "days_in_stage"
-	figDaysToClose        = "days_to_close"
-	figPipelineValue      = "open_pipeline_value"
-	figPipelineShare      = "deal_share_of_pipeline_percent"
-	figEngagementScore    = "engagement_30d"
 	activityWindowDays    = 30
 	engagementHighAtLeast = 15 // activities in the window for "high"
 	engagementMedAtLeast  = 5  // ... for "medium"; 1 to 4 is "low", 0 "none"
@@ -76,7 +39,7 @@ func figures(g store.SummaryGraph, module string, today time.Time) map[string]an
 		accountFigures(f, g, today)
 	case "contacts":
 		signalFigures(f, g)
-		f[figOpenDeals] = countOpenDeals(g.Related)
+		f[crm.FigOpenDeals] = countOpenDeals(g.Related)
 	case "leads":
 		leadFigures(f, g.Org)
 	case "deals":
@@ -98,10 +61,10 @@ func occurred(r store.GraphRecord) time.Time {
 // window not covered, no count is given rather than a low one.
 func activityFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 	total := max(g.ActivityTotal, len(g.Activities))
-	f[figActivitiesTotal] = total
+	f[crm.FigActivitiesTotal] = total
 	if len(g.Activities) == 0 {
 		if total == 0 {
-			f[figEngagement] = "none"
+			f[crm.FigEngagement] = "none"
 		}
 		return
 	}
@@ -115,7 +78,7 @@ func activityFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 			oldest = t
 		}
 	}
-	f[figLastActivity] = newest.Format(time.DateOnly)
+	f[crm.FigLastActivity] = newest.Format(time.DateOnly)
 	window := activityWindowDays * 24 * time.Hour
 	from, prevFrom := today.Add(-window), today.Add(-2*window)
 	if total > len(g.Activities) && !oldest.Before(prevFrom) {
@@ -131,26 +94,26 @@ func activityFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 			prev++
 		}
 	}
-	f[figWindowDays] = activityWindowDays
-	f[figInWindow] = in
-	f[figInPreviousWindow] = prev
+	f[crm.FigWindowDays] = activityWindowDays
+	f[crm.FigInWindow] = in
+	f[crm.FigInPreviousWindow] = prev
 	switch {
 	case in > prev:
-		f[figTrend] = "rising"
+		f[crm.FigTrend] = crm.TrendRising
 	case in < prev:
-		f[figTrend] = "falling"
+		f[crm.FigTrend] = crm.TrendFalling
 	default:
-		f[figTrend] = "steady"
+		f[crm.FigTrend] = crm.TrendSteady
 	}
 	switch {
 	case in >= engagementHighAtLeast:
-		f[figEngagement] = "high"
+		f[crm.FigEngagement] = "high"
 	case in >= engagementMedAtLeast:
-		f[figEngagement] = "medium"
+		f[crm.FigEngagement] = "medium"
 	case in > 0:
-		f[figEngagement] = "low"
+		f[crm.FigEngagement] = "low"
 	default:
-		f[figEngagement] = "none"
+		f[crm.FigEngagement] = "none"
 	}
 }
 
@@ -167,7 +130,7 @@ func byModule(rs []store.GraphRecord, module string) []store.GraphRecord {
 func countOpenDeals(related []store.GraphRecord) int {
 	n := 0
 	for _, d := range byModule(related, "deals") {
-		if !dealClosed(d.Fields["stage"]) {
+		if !stage(d).Closed() {
 			n++
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // Figures of each module's sections.
@@ -18,10 +19,10 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 	for _, d := range deals {
 		amount, _ := llm.Number(d.Fields["amount"])
 		switch {
-		case dealWon(d.Fields["stage"]):
+		case stage(d) == crm.Won:
 			won[d.ID] = true
 			wonSum += amount
-		case !dealClosed(d.Fields["stage"]):
+		case !stage(d).Closed():
 			open++
 			openSum += amount
 			if lower(d.Fields["deal_type"]) == "expansion" {
@@ -29,29 +30,29 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 			}
 		}
 	}
-	f[figWonDeals] = len(won)
-	f[figOpenDeals] = open
-	f[figOpenDealValue] = money(openSum)
-	f[figOpenExpansion] = expansion
+	f[crm.FigWonDeals] = len(won)
+	f[crm.FigOpenDeals] = open
+	f[crm.FigOpenDealValue] = money(openSum)
+	f[crm.FigOpenExpansion] = expansion
 
 	// Won revenue: the store's figure when it gives one (it sees every
 	// deal), else the won deals of the graph.
 	accountWon, haveAccount := llm.Number(g.Org[orgAccountWon])
 	if haveAccount {
-		f[figWonRevenue] = g.Org[orgAccountWon]
+		f[crm.FigWonRevenue] = g.Org[orgAccountWon]
 	} else if len(won) > 0 {
 		accountWon, haveAccount = wonSum, true
-		f[figWonRevenue] = money(wonSum)
+		f[crm.FigWonRevenue] = money(wonSum)
 	}
 	if orgWonV, ok := llm.Number(g.Org[orgWon]); ok {
-		f[figOrgWonRevenue] = g.Org[orgWon]
+		f[crm.FigOrgWonRevenue] = g.Org[orgWon]
 		if haveAccount && orgWonV > 0 {
-			f[figWonShare] = percent(accountWon, orgWonV)
+			f[crm.FigWonShare] = percent(accountWon, orgWonV)
 		}
 	}
 
 	if p := purchases(g.Related, won); len(p) > 0 {
-		f[figPurchases] = p
+		f[crm.FigPurchases] = p
 	}
 
 	byStatus := map[string]any{}
@@ -68,28 +69,28 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 		}
 	}
 	if len(byStatus) > 0 {
-		f[figKPIsByStatus] = byStatus
+		f[crm.FigKPIsByStatus] = byStatus
 	}
 	if len(progress) > 0 {
-		f[figKPIPercent] = progress
+		f[crm.FigKPIPercent] = progress
 	}
 
 	var openCases, escalated int
 	for _, c := range byModule(g.Related, "cases") {
-		if done(c.Fields["status"]) || text(c.Fields["closed_at"]) != "" {
+		if !crm.CaseOpen(text(c.Fields["status"]), text(c.Fields["closed_at"])) {
 			continue
 		}
 		openCases++
-		if c.Fields["escalated"] == true || lower(c.Fields["status"]) == "escalated" {
+		if crm.CaseEscalated(text(c.Fields["status"]), c.Fields["escalated"] == true) {
 			escalated++
 		}
 	}
-	f[figOpenCases] = openCases
-	f[figEscalatedCases] = escalated
+	f[crm.FigOpenCases] = openCases
+	f[crm.FigEscalatedCases] = escalated
 
 	var active, red int
 	for _, p := range byModule(g.Related, "projects") {
-		if done(p.Fields["status"]) {
+		if isDone(p) {
 			continue
 		}
 		active++
@@ -97,12 +98,12 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 			red++
 		}
 	}
-	f[figActiveProjects] = active
-	f[figRedProjects] = red
+	f[crm.FigActiveProjects] = active
+	f[crm.FigRedProjects] = red
 
 	var openTasks, overdue int
 	for _, t := range byModule(g.Related, "playbook_tasks") {
-		if done(t.Fields["status"]) {
+		if isDone(t) {
 			continue
 		}
 		openTasks++
@@ -110,8 +111,8 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 			overdue++
 		}
 	}
-	f[figOpenTasks] = openTasks
-	f[figOverdueTasks] = overdue
+	f[crm.FigOpenTasks] = openTasks
+	f[crm.FigOverdueTasks] = overdue
 }
 
 func startOfDay(t time.Time) time.Time {
@@ -188,18 +189,18 @@ func signalFigures(f map[string]any, g store.SummaryGraph) {
 		parts[partOfDay(t)]++
 		days[weekdays[t.Weekday()]]++
 	}
-	f[figSignalsTotal] = total
+	f[crm.FigSignalsTotal] = total
 	if total == 0 {
 		return
 	}
-	f[figSignalsByChannel] = counts(channels)
-	f[figSignalsByPart] = counts(parts)
-	f[figSignalsByWeekday] = counts(days)
+	f[crm.FigSignalsByChannel] = counts(channels)
+	f[crm.FigSignalsByPart] = counts(parts)
+	f[crm.FigSignalsByWeekday] = counts(days)
 	if c := top(channels); c != "" {
-		f[figPreferredChannel] = c
+		f[crm.FigPreferredChannel] = c
 	}
-	f[figPreferredPart] = top(parts)
-	f[figPreferredWeekday] = top(days)
+	f[crm.FigPreferredPart] = top(parts)
+	f[crm.FigPreferredWeekday] = top(days)
 }
 
 func counts(m map[string]int) map[string]any {
@@ -233,16 +234,16 @@ func leadFigures(f map[string]any, org map[string]any) {
 	leads, okL := llm.Number(org[orgSourceLeads])
 	converted, okC := llm.Number(org[orgSourceConverted])
 	if okL && okC {
-		f[figSourceLeads] = org[orgSourceLeads]
-		f[figSourceConverted] = org[orgSourceConverted]
+		f[crm.FigSourceLeads] = org[orgSourceLeads]
+		f[crm.FigSourceConverted] = org[orgSourceConverted]
 	}
 	if rate, ok := llm.Number(org[orgSourceRate]); ok && rate >= 0 {
 		if rate <= 1 {
 			rate *= 100
 		}
-		f[figSourcePercent] = percent(rate, 100)
+		f[crm.FigSourcePercent] = percent(rate, 100)
 	} else if okL && okC && leads > 0 {
-		f[figSourcePercent] = percent(converted, leads)
+		f[crm.FigSourcePercent] = percent(converted, leads)
 	}
 }
 
@@ -255,19 +256,19 @@ func dealFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 		}
 	}
 	if !lastChange.IsZero() {
-		f[figDaysInStage] = int(day.Sub(startOfDay(lastChange)).Hours() / 24)
+		f[crm.FigDaysInStage] = int(day.Sub(startOfDay(lastChange)).Hours() / 24)
 	}
 	if c, ok := when(g.Subject.Fields["close_date"]); ok {
-		f[figDaysToClose] = int(startOfDay(c).Sub(day).Hours() / 24)
+		f[crm.FigDaysToClose] = int(startOfDay(c).Sub(day).Hours() / 24)
 	}
 	if pv, ok := llm.Number(g.Org[orgPipelineValue]); ok {
-		f[figPipelineValue] = g.Org[orgPipelineValue]
+		f[crm.FigPipelineValue] = g.Org[orgPipelineValue]
 		amount, okA := llm.Number(g.Subject.Fields["amount"])
-		if okA && pv > 0 && !dealClosed(g.Subject.Fields["stage"]) {
-			f[figPipelineShare] = percent(amount, pv)
+		if okA && pv > 0 && !stage(g.Subject).Closed() {
+			f[crm.FigPipelineShare] = percent(amount, pv)
 		}
 	}
 	if _, ok := llm.Number(g.Org[orgEngagementScore]); ok {
-		f[figEngagementScore] = g.Org[orgEngagementScore]
+		f[crm.FigEngagementScore] = g.Org[orgEngagementScore]
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/llm/offline"
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/crm"
 	"github.com/crmq/crmq/workers/summary"
 )
 
@@ -65,13 +67,21 @@ func offlineAnswer(t testing.TB, g store.SummaryGraph, module string, budget int
 }
 
 // inventedFacts lists what an answer states that the facts do not hold:
-// numbers and dates, capitalised name-like words (beyond titles and
-// template words) not in the facts' JSON, sources that are not refs of the
-// facts, empty sections; and anything Validate would drop.
+// a number, date or judgement word that is not the fact it claims to state
+// (claims_test.go), a number no claim covers that is not a field value of
+// a record the bullet cites, capitalised name-like words (beyond titles
+// and template words) not in the facts' JSON, sources that are not refs of
+// the facts, empty sections; and anything Validate would drop.
 func inventedFacts(t testing.TB, req llm.Request, resp llm.Response) []string {
 	js := renderJSON(t, req.Facts)
-	numbers := setOf(numberRE.FindAllString(js, -1)...)
 	names := setOf(nameRE.FindAllString(js, -1)...)
+	figs, _ := req.Facts.Org[crm.Figures].(map[string]any)
+	byRef := map[string]llm.Record{req.Facts.Subject.Ref: req.Facts.Subject}
+	ids := map[string]bool{}
+	for _, r := range append(append([]llm.Record{req.Facts.Subject}, req.Facts.Related...), req.Facts.Activities...) {
+		byRef[r.Ref] = r
+		ids[r.Ref[strings.IndexByte(r.Ref, '/')+1:]] = true
+	}
 	for _, s := range req.Sections {
 		for _, w := range nameRE.FindAllString(s.Title, -1) {
 			names[w] = true
@@ -87,9 +97,24 @@ func inventedFacts(t testing.TB, req llm.Request, resp llm.Response) []string {
 			bad = append(bad, s.Key+": no bullet")
 		}
 		for _, b := range s.Bullets {
-			for _, num := range numberRE.FindAllString(b.Text, -1) {
-				if !numbers[num] {
-					bad = append(bad, fmt.Sprintf("%s: number %s is not in the facts: %q", s.Key, num, b.Text))
+			// A number either states a fact a claim names, or is a field
+			// value of a record the bullet cites.
+			var cited []llm.Record
+			for _, src := range b.Sources {
+				if r, ok := byRef[src]; ok {
+					cited = append(cited, r)
+				}
+			}
+			c := &claimCtx{figs: figs, subject: req.Facts.Subject, cited: cited}
+			wrong, covered := c.checkClaims(b.Text)
+			for _, w := range wrong {
+				bad = append(bad, fmt.Sprintf("%s: %s: %q", s.Key, w, b.Text))
+			}
+			fields := citedNumbers(cited, ids)
+			for _, ix := range numberRE.FindAllStringIndex(b.Text, -1) {
+				num := b.Text[ix[0]:ix[1]]
+				if !slices.ContainsFunc(covered, func(sp [2]int) bool { return sp[0] <= ix[0] && ix[1] <= sp[1] }) && !fields[num] {
+					bad = append(bad, fmt.Sprintf("%s: number %s is no fact a claim names nor a field of a cited record: %q", s.Key, num, b.Text))
 				}
 			}
 			for _, w := range nameRE.FindAllString(b.Text, -1) {
@@ -150,6 +175,59 @@ func TestOfflineInventsNoFacts(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The check reads each number and judgement word as the fact it claims to
+// state: a count off by one, a trend or engagement word the window counts
+// do not give, or a decision-maker the title does not make is caught,
+// though each such digit or word appears elsewhere in the facts.
+func TestTheInventionCheckReadsClaimsAsTheirFacts(t *testing.T) {
+	for _, c := range []struct {
+		module, from, to, want string
+	}{
+		{"accounts", "Open cases: 2", "Open cases: 3", "open_cases"},
+		{"accounts", "escalated: 1", "escalated: 2", "escalated_cases"},
+		{"accounts", "Active projects: 1", "Active projects: 0", "active_projects"},
+		{"accounts", "Open opportunities: 1", "Open opportunities: 2", "open_deals"},
+		{"accounts", "(rising)", "(falling)", `says "falling" of 6 against 2`},
+		{"accounts", "engagement level: medium", "engagement level: high", `engagement "high" of 6`},
+		{"accounts", "(105.6% of target)", "(95% of target)", "says of a KPI"},
+		{"contacts", "email 4, call 1", "email 4, call 4", "signals_by_channel[call]"},
+		{"contacts", "Title VP Operations: a senior title, likely a decision-maker",
+			"Title IT Manager: a senior title, likely a decision-maker", `calls title "IT Manager" senior`},
+		{"leads", "(47 of 200)", "(48 of 200)", "source_converted"},
+		{"deals", "days in this stage: 14", "days in this stage: 4", "days_in_stage"},
+		{"deals", "probability 75%", "probability 7%", "probability"},
+	} {
+		t.Run(fmt.Sprintf("%s: %q for %q is caught", c.module, c.to, c.from), func(t *testing.T) {
+			var g store.SummaryGraph
+			for _, fx := range realistic() {
+				if fx.module == c.module {
+					g = fx.graph
+				}
+			}
+			req, resp := offlineAnswer(t, g, c.module, 0)
+			if bad := inventedFacts(t, req, resp); len(bad) > 0 {
+				t.Fatalf("the true answer fails: %v", bad)
+			}
+			changed := false
+			for i, s := range resp.Answer.Sections {
+				for j, b := range s.Bullets {
+					if strings.Contains(b.Text, c.from) {
+						resp.Answer.Sections[i].Bullets[j].Text = strings.Replace(b.Text, c.from, c.to, 1)
+						changed = true
+					}
+				}
+			}
+			if !changed {
+				t.Fatalf("no bullet says %q", c.from)
+			}
+			bad := inventedFacts(t, req, resp)
+			if !slices.ContainsFunc(bad, func(b string) bool { return strings.Contains(b, c.want) }) {
+				t.Errorf("not caught (want %q): %v", c.want, bad)
+			}
+		})
+	}
 }
 
 // TestOfflineSummariesSayWhatTheFactsHold pins what each module's summary

@@ -12,6 +12,7 @@ import (
 
 	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // Errors of BuildPrompt.
@@ -114,7 +115,7 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	for k, v := range g.Org {
 		facts.Org[k] = v
 	}
-	facts.Org["figures"] = figs
+	facts.Org[crm.Figures] = figs
 
 	var trunc Truncation
 	base, err := render(facts)
@@ -365,7 +366,7 @@ func pruneFigures(figs map[string]any, related []llm.Record) {
 	for _, r := range related {
 		in[r.Ref] = true
 	}
-	if m, ok := figs[figKPIPercent].(map[string]any); ok {
+	if m, ok := figs[crm.FigKPIPercent].(map[string]any); ok {
 		for ref := range m {
 			if !in[ref] {
 				delete(m, ref)

@@ -1,9 +1,22 @@
-// Package summary turns a CRM record and its associated records into an
-// AI record summary: the sections of the record's module (seed 000; seed
-// 001 for accounts), a prompt within a token budget that records what it
-// cut, a provider's answer, and the answer checked against the prompt so
-// every bullet shown cites records the prompt held. The asynq handler,
-// quotas and storage live elsewhere; this package is plain functions.
+// Package summary makes AI record summaries: the summary:generate task and
+// the work behind it.
+//
+// For a CRM record it reads the record's graph (Graphs, implemented by the
+// store), picks the module's sections (Catalog, Sections; seed 000, seed
+// 001 for accounts) that the org shows, computes the figures a summary
+// states (counts, sums, shares, activity windows) over the whole graph,
+// builds the prompt within a token budget and records what the budget cut
+// (BuildPrompt), asks an llm.Provider, and keeps of the answer only what
+// cites records the prompt held (Validate), counting what it dropped.
+// Generate does all of that and stores nothing.
+//
+// Task.Run is the typed handler of summary:generate (cmd/worker registers
+// it through workers.Handle): it reuses a stored summary of the same record
+// at the same data hash when the consumption policy allows, otherwise
+// generates one, and saves it under the job's id so a retried job
+// overwrites its own row; a record deleted meanwhile fails the job at once. The daily quota is counted by the API when it accepts
+// the request (the payload says whether it was counted); the rows are
+// written by the store.
 package summary
 
 import (

@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/crm"
 )
 
 // Field values come from store.Record (json.Number for numbers, RFC 3339
@@ -61,13 +64,9 @@ func money(v float64) json.Number {
 
 func lower(v any) string { return strings.ToLower(strings.TrimSpace(text(v))) }
 
-// Status rules. The offline provider applies the same ones when it lists
-// records; TestOfflineCountsMatchCitedRecords keeps the two in step.
+// stage is where the deal r's stage leaves it (crm.Stage, the rule the
+// store's SQL and the offline provider apply too).
+func stage(r store.GraphRecord) crm.Outcome { return crm.Stage(text(r.Fields["stage"])) }
 
-func dealClosed(stage any) bool { return strings.HasPrefix(lower(stage), "closed") }
-func dealWon(stage any) bool    { return lower(stage) == "closed won" }
-
-var doneStatuses = map[string]bool{"done": true, "completed": true, "complete": true, "closed": true,
-	"resolved": true, "cancelled": true, "canceled": true, "achieved": true}
-
-func done(status any) bool { return doneStatuses[lower(status)] }
+// isDone: the record's status ends it (crm.Done).
+func isDone(r store.GraphRecord) bool { return crm.Done(text(r.Fields["status"])) }

@@ -1,0 +1,55 @@
+package crm
+
+// Figures are the numbers a summary states that no single record holds.
+// workers/summary computes them into the facts (org.figures) under these
+// names; llm/offline reads them back by the same names, and a model reads
+// them from the prompt.
+const (
+	Figures = "figures" // the key of the facts' org object that holds them
+
+	FigActivitiesTotal  = "activities_total"
+	FigLastActivity     = "last_activity_date"
+	FigWindowDays       = "activity_window_days"
+	FigInWindow         = "activities_in_window"
+	FigInPreviousWindow = "activities_in_previous_window"
+	FigTrend            = "activity_trend" // TrendRising, TrendFalling or TrendSteady
+	FigEngagement       = "engagement_level"
+	FigWonRevenue       = "won_revenue"
+	FigOrgWonRevenue    = "org_won_revenue"
+	FigWonShare         = "won_revenue_share_percent"
+	FigWonDeals         = "won_deals"
+	FigPurchases        = "purchases_by_product_family"
+	FigKPIsByStatus     = "kpis_by_status"
+	FigKPIPercent       = "kpi_progress_percent"
+	FigOpenCases        = "open_cases"
+	FigEscalatedCases   = "escalated_cases"
+	FigActiveProjects   = "active_projects"
+	FigRedProjects      = "red_projects"
+	FigOpenDeals        = "open_deals"
+	FigOpenDealValue    = "open_deal_value"
+	FigOpenExpansion    = "open_expansion_deals"
+	FigOpenTasks        = "open_playbook_tasks"
+	FigOverdueTasks     = "overdue_playbook_tasks"
+	FigSignalsTotal     = "signals_total"
+	FigSignalsByChannel = "signals_by_channel"
+	FigSignalsByPart    = "signals_by_part_of_day"
+	FigSignalsByWeekday = "signals_by_weekday"
+	FigPreferredChannel = "preferred_channel"
+	FigPreferredPart    = "preferred_part_of_day"
+	FigPreferredWeekday = "preferred_weekday"
+	FigSourcePercent    = "source_conversion_percent"
+	FigSourceLeads      = "source_leads"
+	FigSourceConverted  = "source_converted"
+	FigDaysInStage      = "days_in_stage"
+	FigDaysToClose      = "days_to_close"
+	FigPipelineValue    = "open_pipeline_value"
+	FigPipelineShare    = "deal_share_of_pipeline_percent"
+	FigEngagementScore  = "engagement_30d"
+)
+
+// Values of FigTrend.
+const (
+	TrendRising  = "rising"
+	TrendFalling = "falling"
+	TrendSteady  = "steady"
+)
