@@ -253,7 +253,7 @@ func TestSummaryThroughGeminiProtocol(t *testing.T) {
 	}
 	// Nothing of the invented refs is in the stored summary, as any reader
 	// gets it.
-	var res summary.TaskResult
+	var res jobs.SummaryResult
 	if err := json.Unmarshal(*j.Result, &res); err != nil {
 		t.Fatal(err)
 	}
