@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -204,5 +206,57 @@ func TestAdminIssuesKeys(t *testing.T) {
 	var n int
 	if err := e.db.GetContext(ctx, &n, `SELECT count(*) FROM api_keys WHERE org_id = $1`, e.orgA.ID); err != nil || n != 4 {
 		t.Fatalf("org a has %d keys (%v); want its first and the three issued", n, err)
+	}
+}
+
+// README's scope table has a row for every scope and names each org
+// route in the row of the scope the route table gives it, and no route
+// the server does not serve.
+func TestREADMEScopeTableMatchesRoutes(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n### Scopes\n")
+	if !ok {
+		t.Fatal("README.md has no Scopes section")
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	rowOf := map[string]string{} // route pattern -> the row's scope
+	rows := map[string]bool{}
+	pattern := regexp.MustCompile("`((?:GET|PUT|POST|DELETE|PATCH) /[^`]*)`")
+	for line := range strings.SplitSeq(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 || strings.HasPrefix(strings.TrimSpace(cells[1]), "---") || strings.TrimSpace(cells[1]) == "scope" {
+			continue
+		}
+		access := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		if access == "any org key" {
+			access = accessOrg
+		}
+		rows[access] = true
+		for _, m := range pattern.FindAllStringSubmatch(cells[3], -1) {
+			rowOf[m[1]] = access
+		}
+	}
+	for _, s := range append(store.Scopes(), accessOrg) {
+		if !rows[s] {
+			t.Errorf("README's scope table has no row for %q", s)
+		}
+	}
+	served := map[string]bool{}
+	for _, r := range (&server{}).routeTable() {
+		served[r.pattern] = true
+		if r.access == accessPublic || r.access == accessAdmin {
+			continue
+		}
+		if got, ok := rowOf[r.pattern]; !ok || got != r.access {
+			t.Errorf("README's scope table puts %s under %q, the route table under %q", r.pattern, got, r.access)
+		}
+	}
+	for p := range rowOf {
+		if !served[p] {
+			t.Errorf("README's scope table names %s, which the server does not serve", p)
+		}
 	}
 }
