@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // Org is a tenant.
@@ -73,7 +74,7 @@ func (db *DB) CreateOrgWithKey(ctx context.Context, name string) (Org, string, e
 		if err != nil {
 			return fmt.Errorf("create org: %w", err)
 		}
-		return insertKey(ctx, tx, o.ID, key)
+		return insertKey(ctx, tx, o.ID, key, nil)
 	})
 	if err != nil {
 		return Org{}, "", err
@@ -101,38 +102,69 @@ func (db *DB) OrgByName(ctx context.Context, name string) (Org, error) {
 	return o, nil
 }
 
-// CreateAPIKey issues a new key for the org and returns it; only its hash is kept.
+// CreateAPIKey issues a new key with every scope for the org and returns
+// it; only its hash is kept.
 func (db *DB) CreateAPIKey(ctx context.Context, orgID int64) (string, error) {
 	key := NewKey()
-	if err := insertKey(ctx, db, orgID, key); err != nil {
+	if err := insertKey(ctx, db, orgID, key, nil); err != nil {
 		return "", err
 	}
 	return key, nil
 }
 
-func insertKey(ctx context.Context, ex sqlx.ExecerContext, orgID int64, key string) error {
-	_, err := ex.ExecContext(ctx, `INSERT INTO api_keys (org_id, prefix, key_hash) VALUES ($1, $2, $3)`,
-		orgID, key[:len(keyPrefix)+6], HashKey(key))
+// CreateScopedAPIKey issues a new key for the org that carries only the
+// given scopes (checked by ParseScopes). ErrNotFound when there is no
+// such org.
+func (db *DB) CreateScopedAPIKey(ctx context.Context, orgID int64, scopes []string) (string, error) {
+	scopes, err := ParseScopes(scopes)
+	if err != nil {
+		return "", err
+	}
+	key := NewKey()
+	if err := insertKey(ctx, db, orgID, key, scopes); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// insertKey stores key's hash; nil scopes is stored as NULL: every scope.
+func insertKey(ctx context.Context, ex sqlx.ExecerContext, orgID int64, key string, scopes []string) error {
+	_, err := ex.ExecContext(ctx, `INSERT INTO api_keys (org_id, prefix, key_hash, scopes) VALUES ($1, $2, $3, $4)`,
+		orgID, key[:len(keyPrefix)+6], HashKey(key), pq.StringArray(scopes))
+	if isForeignKeyViolation(err) {
+		return fmt.Errorf("create api key: org %d: %w", orgID, ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("create api key: %w", err)
 	}
 	return nil
 }
 
-// OrgByKey resolves a bearer key to its org; ErrNotFound for an unknown or revoked key.
-func (db *DB) OrgByKey(ctx context.Context, key string) (Org, error) {
+// GrantByKey resolves a bearer key to its org and scopes; ErrNotFound for
+// an unknown or revoked key.
+func (db *DB) GrantByKey(ctx context.Context, key string) (KeyGrant, error) {
 	if !strings.HasPrefix(key, keyPrefix) {
-		return Org{}, fmt.Errorf("api key: %w", ErrNotFound)
+		return KeyGrant{}, fmt.Errorf("api key: %w", ErrNotFound)
 	}
-	var o Org
-	err := db.GetContext(ctx, &o, `
-		SELECT o.id, o.name, o.created_at
+	var row struct {
+		Org
+		Scopes pq.StringArray `db:"scopes"`
+	}
+	err := db.GetContext(ctx, &row, `
+		SELECT o.id, o.name, o.created_at, k.scopes
 		FROM api_keys k JOIN orgs o ON o.id = k.org_id
 		WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, HashKey(key))
 	if err != nil {
-		return Org{}, notFound(err, "api key")
+		return KeyGrant{}, notFound(err, "api key")
 	}
-	return o, nil
+	return KeyGrant{Org: row.Org, Scopes: []string(row.Scopes)}, nil
+}
+
+// OrgByKey resolves a bearer key to its org, whatever its scopes;
+// ErrNotFound for an unknown or revoked key.
+func (db *DB) OrgByKey(ctx context.Context, key string) (Org, error) {
+	g, err := db.GrantByKey(ctx, key)
+	return g.Org, err
 }
 
 // OrgIDs lists every org, for the periodic tasks that run per org.

@@ -121,6 +121,12 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pqErr) && pqErr.Code == "23505"
 }
 
+// isForeignKeyViolation: a row refers to one that does not exist.
+func isForeignKeyViolation(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "23503"
+}
+
 // notFound turns sql.ErrNoRows into ErrNotFound and leaves other errors be.
 func notFound(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {

@@ -67,3 +67,49 @@ func (s *server) createOrg(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusCreated, createOrgResponse{Org: org, APIKey: key})
 }
+
+type createKeyRequest struct {
+	// Scopes absent (or null) gives the key every scope, including scopes
+	// added later; a list gives it those alone.
+	Scopes *[]string `json:"scopes"`
+}
+
+type createKeyResponse struct {
+	Org    store.Org `json:"org"`
+	APIKey string    `json:"api_key"`
+	Scopes []string  `json:"scopes"` // null: every scope
+}
+
+// createKey issues another key for an org; the key is shown only here.
+func (s *server) createKey(w http.ResponseWriter, r *http.Request) {
+	orgID, ok := s.pathOrg(w, r)
+	if !ok {
+		return
+	}
+	var body createKeyRequest
+	if err := decodeJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var (
+		key    string
+		scopes []string
+		err    error
+	)
+	if body.Scopes == nil {
+		key, err = s.db.CreateAPIKey(r.Context(), orgID)
+	} else if scopes, err = store.ParseScopes(*body.Scopes); err == nil {
+		key, err = s.db.CreateScopedAPIKey(r.Context(), orgID, scopes)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	org, err := s.db.OrgByID(r.Context(), orgID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.InfoContext(r.Context(), "api key issued", "org_id", orgID, "scopes", scopes, "request_id", requestID(r.Context()))
+	writeJSON(w, http.StatusCreated, createKeyResponse{Org: org, APIKey: key, Scopes: scopes})
+}

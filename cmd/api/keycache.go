@@ -8,29 +8,30 @@ import (
 	"github.com/crmq/crmq/store"
 )
 
-// keyCache remembers which org a key belongs to for a short time, so a
-// client polling a job does not cost a Postgres lookup per request. A
-// revoked key keeps working for at most the TTL. Unknown keys are not
-// cached. Entries are keyed by the key's hash, as in the database.
+// keyCache remembers which org a key belongs to, and its scopes, for a
+// short time, so a client polling a job does not cost a Postgres lookup
+// per request. A revoked key keeps working for at most the TTL. Unknown
+// keys are not cached. Entries are keyed by the key's hash, as in the
+// database.
 type keyCache struct {
-	lookup func(ctx context.Context, key string) (store.Org, error)
+	lookup func(ctx context.Context, key string) (store.KeyGrant, error)
 	ttl    time.Duration
 	max    int
 
 	mu sync.Mutex
-	m  map[string]cachedOrg
+	m  map[string]cachedGrant
 }
 
-type cachedOrg struct {
-	org   store.Org
+type cachedGrant struct {
+	grant store.KeyGrant
 	until time.Time
 }
 
-func newKeyCache(ttl time.Duration, lookup func(context.Context, string) (store.Org, error)) *keyCache {
-	return &keyCache{lookup: lookup, ttl: ttl, max: 10000, m: map[string]cachedOrg{}}
+func newKeyCache(ttl time.Duration, lookup func(context.Context, string) (store.KeyGrant, error)) *keyCache {
+	return &keyCache{lookup: lookup, ttl: ttl, max: 10000, m: map[string]cachedGrant{}}
 }
 
-func (c *keyCache) org(ctx context.Context, key string) (store.Org, error) {
+func (c *keyCache) grant(ctx context.Context, key string) (store.KeyGrant, error) {
 	if c.ttl <= 0 {
 		return c.lookup(ctx, key)
 	}
@@ -40,11 +41,11 @@ func (c *keyCache) org(ctx context.Context, key string) (store.Org, error) {
 	e, ok := c.m[h]
 	c.mu.Unlock()
 	if ok && now.Before(e.until) {
-		return e.org, nil
+		return e.grant, nil
 	}
-	org, err := c.lookup(ctx, key)
+	g, err := c.lookup(ctx, key)
 	if err != nil {
-		return org, err
+		return g, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -58,6 +59,6 @@ func (c *keyCache) org(ctx context.Context, key string) (store.Org, error) {
 			clear(c.m)
 		}
 	}
-	c.m[h] = cachedOrg{org: org, until: now.Add(c.ttl)}
-	return org, nil
+	c.m[h] = cachedGrant{grant: g, until: now.Add(c.ttl)}
+	return g, nil
 }

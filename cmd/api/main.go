@@ -52,7 +52,7 @@ func main() {
 		metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		monitoring: mon,
 		reqDur:     reqDur,
-		keys:       newKeyCache(cfg.KeyCacheTTL, db.OrgByKey),
+		keys:       newKeyCache(cfg.KeyCacheTTL, db.GrantByKey),
 	}
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,

@@ -2,11 +2,14 @@ package main
 
 import (
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/crmq/crmq/store"
 )
 
 // The OpenAPI document lists exactly the routes the server has.
@@ -109,4 +112,81 @@ func TestRouteQueryParametersMatchOpenAPI(t *testing.T) {
 			t.Errorf("%s: the route table declares query %v, openapi.yaml documents %v", r.pattern, declared, documented)
 		}
 	}
+}
+
+// Each operation's security requirement in openapi.yaml is the route's
+// declared access: none for public routes, the admin key for admin
+// routes, an org key with the route's scope (or with none, for routes
+// open to any key of the org) for the rest; a route that needs a scope
+// documents the 403 insufficient-scope answer. The Scope enum is
+// store.Scopes().
+func TestOpenAPISecurityMatchesRouteAccess(t *testing.T) {
+	type ref struct {
+		Ref string `yaml:"$ref"`
+	}
+	type operation struct {
+		Security  *[]map[string][]string `yaml:"security"`
+		Responses map[string]ref         `yaml:"responses"`
+	}
+	var doc struct {
+		Security   []map[string][]string                  `yaml:"security"`
+		Paths      map[string]map[string]yaml.Node        `yaml:"paths"`
+		Components struct{ Schemas map[string]yaml.Node } `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	var scope struct {
+		Enum []string `yaml:"enum"`
+	}
+	scopeNode := doc.Components.Schemas["Scope"]
+	if err := scopeNode.Decode(&scope); err != nil || !slices.Equal(scope.Enum, store.Scopes()) {
+		t.Errorf("openapi.yaml Scope enum %v (%v), want %v", scope.Enum, err, store.Scopes())
+	}
+	for _, r := range (&server{}).routeTable() {
+		method, path, _ := strings.Cut(r.pattern, " ")
+		n, ok := doc.Paths[path][strings.ToLower(method)]
+		if !ok {
+			continue // TestOpenAPIMatchesRoutes reports it
+		}
+		var op operation
+		if err := n.Decode(&op); err != nil {
+			t.Fatalf("%s: %v", r.pattern, err)
+		}
+		security := doc.Security
+		if op.Security != nil {
+			security = *op.Security
+		}
+		var want []map[string][]string
+		want403 := ""
+		switch r.access {
+		case accessPublic:
+			want = []map[string][]string{}
+		case accessAdmin:
+			want, want403 = []map[string][]string{{"adminKey": {}}}, "#/components/responses/Forbidden"
+		case accessOrg:
+			want = []map[string][]string{{"orgKey": {}}}
+		default:
+			want, want403 = []map[string][]string{{"orgKey": {r.access}}}, "#/components/responses/InsufficientScope"
+		}
+		if !reflect.DeepEqual(normalise(security), normalise(want)) {
+			t.Errorf("%s: openapi.yaml security %v, the route table says %q (want %v)", r.pattern, security, r.access, want)
+		}
+		if got := op.Responses["403"].Ref; got != want403 {
+			t.Errorf("%s: openapi.yaml 403 %q, want %q", r.pattern, got, want403)
+		}
+	}
+}
+
+// normalise makes nil and empty lists compare equal.
+func normalise(reqs []map[string][]string) []map[string][]string {
+	out := []map[string][]string{}
+	for _, req := range reqs {
+		m := map[string][]string{}
+		for k, v := range req {
+			m[k] = append([]string{}, v...)
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -30,6 +30,9 @@ type problem struct {
 	RequestID string            `json:"request_id,omitempty"`
 	// Checks is an extension member of /readyz's 503: each dependency's state.
 	Checks map[string]string `json:"checks,omitempty"`
+	// Scope is an extension member of insufficient-scope: the scope the
+	// route needs.
+	Scope string `json:"scope,omitempty"`
 }
 
 const problemPrefix = "urn:crmq:problem:"
@@ -100,6 +103,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusNotFound, "unknown-module", err.Error(), nil)
 	case errors.As(err, &feedbackErrs):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the feedback has invalid fields", feedbackErrs)
+	case errors.Is(err, store.ErrUnknownScope), errors.Is(err, store.ErrNoScopes):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the request has invalid fields", map[string]string{"scopes": err.Error()})
 	case errors.Is(err, store.ErrInvalidQuery):
 		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error(), nil)
 	case errors.Is(err, store.ErrNotFound):

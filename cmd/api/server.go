@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -164,8 +165,9 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// org authenticates an org key and puts the org in the context.
-func (s *server) org(h http.HandlerFunc) http.Handler {
+// org authenticates an org key, checks that it carries scope (any key of
+// the org passes when scope is accessOrg) and puts the org in the context.
+func (s *server) org(scope string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := bearer(r)
 		if key == "" {
@@ -173,7 +175,7 @@ func (s *server) org(h http.HandlerFunc) http.Handler {
 			writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "send Authorization: Bearer <org API key>", nil)
 			return
 		}
-		o, err := s.orgByKey(r.Context(), key)
+		g, err := s.grantByKey(r.Context(), key)
 		if errors.Is(err, store.ErrNotFound) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="crmq", error="invalid_token"`)
 			writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "unknown or revoked API key", nil)
@@ -184,18 +186,28 @@ func (s *server) org(h http.HandlerFunc) http.Handler {
 			return
 		}
 		if info, ok := r.Context().Value(logInfoKey).(*logInfo); ok {
-			info.orgID = o.ID
+			info.orgID = g.Org.ID
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), orgKey, o)))
+		if scope != accessOrg && !g.Allows(scope) {
+			// RFC 6750 section 3.1 names the error and the scope too.
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="crmq", error="insufficient_scope", scope=%q`, scope))
+			writeProblemBody(w, r, problem{
+				Type: problemPrefix + "insufficient-scope", Status: http.StatusForbidden,
+				Detail: fmt.Sprintf("this API key lacks the %q scope this route needs; an operator can issue a key with it", scope),
+				Scope:  scope,
+			})
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), orgKey, g.Org)))
 	})
 }
 
-// orgByKey resolves a key through the cache when there is one.
-func (s *server) orgByKey(ctx context.Context, key string) (store.Org, error) {
+// grantByKey resolves a key through the cache when there is one.
+func (s *server) grantByKey(ctx context.Context, key string) (store.KeyGrant, error) {
 	if s.keys != nil {
-		return s.keys.org(ctx, key)
+		return s.keys.grant(ctx, key)
 	}
-	return s.db.OrgByKey(ctx, key)
+	return s.db.GrantByKey(ctx, key)
 }
 
 // admin requires the admin key (constant-time compare). An org key on an
@@ -212,7 +224,7 @@ func (s *server) admin(h http.Handler) http.Handler {
 			return
 		}
 		if key != "" {
-			_, err := s.orgByKey(r.Context(), key)
+			_, err := s.grantByKey(r.Context(), key)
 			switch {
 			case err == nil:
 				writeProblem(w, r, http.StatusForbidden, "forbidden", "this route needs the admin key", nil)

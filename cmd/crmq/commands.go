@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -35,7 +36,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 }
 
 func runOrgCreate(ctx context.Context, c *cli, args []string) error {
-	name, err := c.orgNameArg(args)
+	name, err := c.orgNameArg(c.flags(), args)
 	if err != nil {
 		return err
 	}
@@ -56,9 +57,18 @@ func runOrgCreate(ctx context.Context, c *cli, args []string) error {
 }
 
 func runOrgKey(ctx context.Context, c *cli, args []string) error {
-	name, err := c.orgNameArg(args)
+	fs := c.flags()
+	scopeList := fs.String("scopes", "", "comma-separated scopes the key carries (default: every scope, also scopes added later)")
+	c.detail = "Scopes: " + strings.Join(store.Scopes(), ", ") + "."
+	name, err := c.orgNameArg(fs, args)
 	if err != nil {
 		return err
+	}
+	var scopes []string // nil: every scope
+	if flagSet(fs, "scopes") {
+		if scopes, err = store.ParseScopes(splitList(*scopeList)); err != nil {
+			return usagef(c.cmd, "--scopes: %s", err.Error())
+		}
 	}
 	db, err := c.openDB(ctx)
 	if err != nil {
@@ -68,18 +78,42 @@ func runOrgKey(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	key, err := db.CreateAPIKey(ctx, org.ID)
+	var key string
+	if scopes == nil {
+		key, err = db.CreateAPIKey(ctx, org.ID)
+	} else {
+		key, err = db.CreateScopedAPIKey(ctx, org.ID, scopes)
+	}
 	if err != nil {
 		return err
 	}
-	c.logger().InfoContext(ctx, "api key issued", "org_id", org.ID, "name", org.Name)
+	c.logger().InfoContext(ctx, "api key issued", "org_id", org.ID, "name", org.Name, "scopes", scopes)
 	_, err = fmt.Fprintln(c.stdout, key)
 	return err
 }
 
-// orgNameArg reads the NAME of org create / org key, with the API's rule.
-func (c *cli) orgNameArg(args []string) (string, error) {
-	pos, err := c.parse(c.flags(), args, 1, 1)
+// flagSet tells whether the command line set the flag, even to "".
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// orgNameArg reads the NAME of org create / org key, with the API's rule,
+// and the command's flags.
+func (c *cli) orgNameArg(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return "", err
 	}

@@ -40,7 +40,7 @@ func commandTable() []command {
 	return []command{
 		{"migrate", "", "apply every database migration not yet applied (idempotent)", runMigrate},
 		{"org create", "NAME", "create an org and print its first API key (only the key, on stdout)", runOrgCreate},
-		{"org key", "NAME", "issue another API key for an existing org and print it", runOrgKey},
+		{"org key", "NAME", "issue another API key for an existing org (every scope, or --scopes a,b) and print it", runOrgKey},
 		{"enqueue", "TYPE", "enqueue a job (writes its job row) and print its id", runEnqueue},
 		{"job", "ID", "print a job's status row as JSON", runJob},
 		{"seed", "", "load the deterministic demo dataset into an org (default demo) and print a new key for it", runSeed},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,9 @@ func TestCommandLine(t *testing.T) {
 		{"-h prints usage to stdout and succeeds", []string{"enqueue", "-h"}, 0, "TYPE is one of: " + strings.Join(jobs.GenericTypes(), ", "), ""},
 		{"an unknown flag is a usage error", []string{"migrate", "--force"}, 2, "", "crmq migrate: flag provided but not defined: -force"},
 		{"org create needs a name", []string{"org", "create"}, 2, "", "missing NAME"},
+		{"org key refuses an unknown scope and lists the valid ones", []string{"org", "key", "acme", "--scopes", "summaries,records"}, 2, "", `unknown scope "records" (valid scopes: ` + strings.Join(store.Scopes(), ", ") + ")"},
+		{"org key refuses an empty scope list", []string{"org", "key", "acme", "--scopes", " , "}, 2, "", "no scopes given"},
+		{"org key -h lists the scopes", []string{"org", "key", "-h"}, 0, "Scopes: " + strings.Join(store.Scopes(), ", "), ""},
 		{"org create takes one name", []string{"org", "create", "a", "b"}, 2, "", `unexpected argument "b"`},
 		{"a blank org name is refused", []string{"org", "create", "  "}, 2, "", "1 to 100 characters"},
 		{"enqueue refuses an unknown type", []string{"enqueue", "mail:send"}, 2, "", "unknown job type"},
@@ -106,10 +110,11 @@ func TestOrgCreatePrintsOnlyTheKey(t *testing.T) {
 	if strings.ContainsAny(key, " \n") || !strings.HasPrefix(key, "crmq_") {
 		t.Fatalf("stdout %q, want only the key", stdout)
 	}
-	org, err := s.db.OrgByKey(ctx, key)
-	if err != nil || org.Name != "acme" {
-		t.Fatalf("printed key resolves to %+v, %v; want org acme", org, err)
+	g, err := s.db.GrantByKey(ctx, key)
+	if err != nil || g.Org.Name != "acme" || g.Scopes != nil {
+		t.Fatalf("printed key resolves to %+v, %v; want org acme with every scope", g, err)
 	}
+	org := g.Org
 
 	t.Run("a taken name fails with one clear line", func(t *testing.T) {
 		code, stdout, stderr := crmq(t, "org", "create", "acme")
@@ -126,8 +131,19 @@ func TestOrgCreatePrintsOnlyTheKey(t *testing.T) {
 		if code != 0 || second == key {
 			t.Fatalf("exit %d, key %q (first %q), stderr %q", code, second, key, stderr)
 		}
-		if got, err := s.db.OrgByKey(ctx, second); err != nil || got.ID != org.ID {
-			t.Errorf("second key resolves to %+v, %v; want org %d", got, err, org.ID)
+		if got, err := s.db.GrantByKey(ctx, second); err != nil || got.Org.ID != org.ID || got.Scopes != nil {
+			t.Errorf("second key resolves to %+v, %v; want org %d with every scope", got, err, org.ID)
+		}
+	})
+	t.Run("org key --scopes issues a key with those scopes alone", func(t *testing.T) {
+		code, stdout, stderr := crmq(t, "org", "key", "acme", "--scopes", "records:read, summaries")
+		scoped := strings.TrimSuffix(stdout, "\n")
+		if code != 0 || !store.OrgKeyShaped(scoped) {
+			t.Fatalf("exit %d, stdout %q, stderr %q; want only the key", code, stdout, stderr)
+		}
+		got, err := s.db.GrantByKey(ctx, scoped)
+		if err != nil || got.Org.ID != org.ID || !slices.Equal(got.Scopes, []string{"summaries", "records:read"}) {
+			t.Errorf("scoped key resolves to %+v, %v; want org %d with summaries and records:read", got, err, org.ID)
 		}
 	})
 	t.Run("org key for a missing org fails", func(t *testing.T) {
