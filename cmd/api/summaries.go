@@ -188,10 +188,15 @@ func (s *server) createExpansion(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusConflict, "not-an-account-summary", "expansion opportunities come from account summaries", nil)
 		return
 	}
-	desc, ok := expansionText(sum)
-	if !ok {
+	desc, found := expansionText(sum)
+	switch {
+	case !found:
 		writeProblem(w, r, http.StatusConflict, "no-expansion-section",
 			"this summary has no Suggested Expansion Opportunities section (it is hidden for the org)", nil)
+		return
+	case desc == "":
+		writeProblem(w, r, http.StatusConflict, "no-expansion-suggestion",
+			"this summary suggests no expansion: no bullet of its Suggested Expansion Opportunities section rests on a record", nil)
 		return
 	}
 	if name == "" {
@@ -275,14 +280,16 @@ func (s *server) pathOrg(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	return id, true
 }
 
-// expansionText joins the bullets of the Suggested Expansion
-// Opportunities section; false when the summary has no such section.
-func expansionText(sum store.Summary) (string, bool) {
+// expansionText joins the suggestions of the Suggested Expansion
+// Opportunities section: the bullets that cite at least one record. A
+// bullet citing nothing says there is nothing to suggest ("no activity
+// notes ... mention expansion signals"); it is no deal description. found
+// is false when the summary has no such section; the text is empty when
+// the section suggests nothing.
+func expansionText(sum store.Summary) (text string, found bool) {
 	var sections []struct {
-		Key     string `json:"key"`
-		Bullets []struct {
-			Text string `json:"text"`
-		} `json:"bullets"`
+		Key     string       `json:"key"`
+		Bullets []llm.Bullet `json:"bullets"`
 	}
 	if err := json.Unmarshal(sum.Sections, &sections); err != nil {
 		return "", false
@@ -293,9 +300,11 @@ func expansionText(sum store.Summary) (string, bool) {
 		}
 		lines := make([]string, 0, len(sec.Bullets))
 		for _, b := range sec.Bullets {
-			lines = append(lines, "- "+b.Text)
+			if len(b.Sources) > 0 {
+				lines = append(lines, "- "+b.Text)
+			}
 		}
-		return strings.Join(lines, "\n"), len(lines) > 0
+		return strings.Join(lines, "\n"), true
 	}
 	return "", false
 }

@@ -377,3 +377,21 @@ func TestSummaryIdempotencyKeyReplaysTheFirstJob(t *testing.T) {
 	other := `{"module":"contacts","record_id":"c-1"}`
 	wantProblem(t, e.do(t, "POST", "/v1/summaries", e.keyA, other, "X-User-ID", "user-1", "Idempotency-Key", "sum-1"), 422, "idempotency-mismatch")
 }
+
+// An account summary whose Suggested Expansion Opportunities section
+// suggests nothing (no note, case or KPI comment names an expansion
+// signal) gives no expansion deal: 409, and no deal is created.
+func TestExpansionWithoutASuggestionIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t)
+	e.startWorker(t)
+	e.ingest(t, "accounts", `{"external_id":"acc-1","name":"Quiet Freight"}`)
+	e.ingest(t, "contacts", `{"external_id":"c-1","first_name":"Ada","account":"acc-1"}`)
+	_, acc := e.summarize(t, "user-1", "accounts", "acc-1", false)
+	_, sum := e.finished(t, acc.JobID)
+	wantProblem(t, e.do(t, "POST", "/v1/summaries/"+sum.ID+"/expansion-opportunities", e.keyA, ""), 409, "no-expansion-suggestion")
+	deals := decode[map[string]any](t, e.do(t, "GET", "/v1/modules/deals/records", e.keyA, ""))
+	if n := len(deals["records"].([]any)); n != 0 {
+		t.Fatalf("%d deals after a refused expansion, want none: %v", n, deals)
+	}
+}
