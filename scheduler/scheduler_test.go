@@ -199,17 +199,12 @@ func (failingOrgs) OrgIDs(context.Context) ([]int64, error) {
 func TestSystemEntryEnqueuesOneTaskPerTick(t *testing.T) {
 	t.Parallel()
 	db, _ := storetest.NewDB(t)
-	opt, err := asynq.ParseRedisURI(storetest.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.NewOrg(t, db, "one")
-	storetest.NewOrg(t, db, "two")
+	q := storetest.NewQueue(t)
 	entry := scheduler.Entry{Spec: "* * * * *", Type: jobs.TypeJobsReconcile, Build: jobs.NewReconcileTask}
 	tick := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
 	var total scheduler.TickResult
 	for range 2 {
-		c := asynq.NewClient(opt)
+		c := asynq.NewClient(q.Opt)
 		t.Cleanup(func() { c.Close() })
 		s, err := scheduler.New([]scheduler.Entry{entry}, &jobs.Enqueuer{DB: db, Client: c, Log: quiet}, failingOrgs{}, quiet)
 		if err != nil {
@@ -225,9 +220,7 @@ func TestSystemEntryEnqueuesOneTaskPerTick(t *testing.T) {
 	if total.Enqueued != 1 || total.AlreadyEnqueued != 1 {
 		t.Fatalf("two schedulers, one tick: %+v, want 1 enqueued and 1 already enqueued", total)
 	}
-	insp := asynq.NewInspector(opt)
-	defer insp.Close()
-	info, err := insp.GetTaskInfo(jobs.QueueLow, jobs.TickTaskID(jobs.TypeJobsReconcile, 0, tick))
+	info, err := q.Inspector.GetTaskInfo(jobs.QueueLow, jobs.TickTaskID(jobs.TypeJobsReconcile, 0, tick))
 	if err != nil || info.Type != jobs.TypeJobsReconcile {
 		t.Fatalf("reconcile task: %+v, %v", info, err)
 	}

@@ -102,8 +102,7 @@ func TestCancelStopsABatchHandlerAtItsNextProgress(t *testing.T) {
 	if j := e.row(t, id); j.State != store.JobCancelled || j.FinishedAt == nil {
 		t.Fatalf("row after cancel: %+v", j)
 	}
-	insp := asynq.NewInspector(e.opt)
-	defer insp.Close()
+	insp := e.insp
 	waitUntil(t, "the task revoked", func() bool {
 		_, err := insp.GetTaskInfo(testSpec.Queue, id)
 		return errors.Is(err, asynq.ErrTaskNotFound)
@@ -124,8 +123,7 @@ func TestCancelRunningJobThroughAsynq(t *testing.T) {
 			return result{}, ctx.Err()
 		}))
 	})
-	insp := asynq.NewInspector(e.opt)
-	defer insp.Close()
+	insp := e.insp
 	e.enq.Queue = insp
 	id := e.enqueue(t, testSpec).ID
 	waitUntil(t, "running", func() bool { return e.row(t, id).State == store.JobRunning })
@@ -156,8 +154,7 @@ func TestCancelRunningJobThroughAsynq(t *testing.T) {
 func TestCancelQueuedJobDeletesItsTask(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	insp := asynq.NewInspector(e.opt)
-	defer insp.Close()
+	insp := e.insp
 	e.enq.Queue = insp
 	id := e.enqueue(t, testSpec).ID // no worker runs
 	if _, err := e.enq.Cancel(context.Background(), e.org.ID, id); err != nil {

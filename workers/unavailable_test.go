@@ -29,23 +29,16 @@ func TestMain(m *testing.M) {
 type outageEnv struct {
 	env
 	cut   *storetest.Cut
-	insp  *asynq.Inspector
 	calls atomic.Int32
 }
 
 func newOutageEnv(t *testing.T, hold time.Duration) *outageEnv {
 	t.Helper()
 	direct, viaRelay, cut := storetest.NewCutDB(t, 8)
-	opt, err := asynq.ParseRedisURI(storetest.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := asynq.NewClient(opt)
-	t.Cleanup(func() { client.Close() })
-	insp := asynq.NewInspector(opt)
-	t.Cleanup(func() { insp.Close() })
+	q := storetest.NewQueue(t)
+	opt, client, insp := q.Opt, q.Client, q.Inspector
 	org, _ := storetest.NewOrg(t, direct, "outage")
-	e := &outageEnv{env: env{db: direct, opt: opt, enq: &jobs.Enqueuer{DB: direct, Client: client, Log: quiet}, org: org, client: client}, cut: cut, insp: insp}
+	e := &outageEnv{env: env{db: direct, opt: opt, enq: &jobs.Enqueuer{DB: direct, Client: client, Log: quiet}, org: org, client: client, insp: insp}, cut: cut}
 
 	srv := asynq.NewServer(opt, asynq.Config{
 		Concurrency:              4,

@@ -28,19 +28,15 @@ type env struct {
 	enq    *jobs.Enqueuer
 	org    store.Org
 	client *asynq.Client
+	insp   *asynq.Inspector
 }
 
 func newEnv(t *testing.T) env {
 	t.Helper()
 	db, _ := storetest.NewDB(t)
-	opt, err := asynq.ParseRedisURI(storetest.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := asynq.NewClient(opt)
-	t.Cleanup(func() { client.Close() })
+	q := storetest.NewQueue(t)
 	org, _ := storetest.NewOrg(t, db, "acme")
-	return env{db: db, opt: opt, enq: &jobs.Enqueuer{DB: db, Client: client, Log: quiet}, org: org, client: client}
+	return env{db: db, opt: q.Opt, enq: &jobs.Enqueuer{DB: db, Client: q.Client, Log: quiet}, org: org, client: q.Client, insp: q.Inspector}
 }
 
 // serve runs a worker with the real middleware; stop it with the returned func.
@@ -216,8 +212,7 @@ func TestSucceededJobIsNotRunAgainOnRedelivery(t *testing.T) {
 	}
 	// The redelivered task must be consumed (completed, since the job is
 	// already final), or the test proves nothing.
-	insp := asynq.NewInspector(e.opt)
-	defer insp.Close()
+	insp := e.insp
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		info, err := insp.GetTaskInfo("critical", j.ID)
 		if err == nil && info.State == asynq.TaskStateCompleted {

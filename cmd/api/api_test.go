@@ -45,14 +45,8 @@ type apiEnv struct {
 func newAPI(t *testing.T) *apiEnv {
 	t.Helper()
 	db, _ := storetest.NewDB(t)
-	opt, err := asynq.ParseRedisURI(storetest.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := asynq.NewClient(opt)
-	t.Cleanup(func() { client.Close() })
-	insp := asynq.NewInspector(opt)
-	t.Cleanup(func() { insp.Close() })
+	q := storetest.NewQueue(t)
+	opt, client, insp := q.Opt, q.Client, q.Inspector
 	cfg, err := config.Load(false)
 	if err != nil {
 		t.Fatal(err)

@@ -33,14 +33,8 @@ type reconcileEnv struct {
 func newReconcileEnv(t *testing.T) *reconcileEnv {
 	t.Helper()
 	db, _ := storetest.NewDB(t)
-	opt, err := asynq.ParseRedisURI(storetest.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := asynq.NewClient(opt)
-	t.Cleanup(func() { client.Close() })
-	insp := asynq.NewInspector(opt)
-	t.Cleanup(func() { insp.Close() })
+	q := storetest.NewQueue(t)
+	opt, client, insp := q.Opt, q.Client, q.Inspector
 	org, _ := storetest.NewOrg(t, db, "acme")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return &reconcileEnv{
