@@ -25,3 +25,24 @@ func Number(v any) (float64, bool) {
 	}
 	return 0, false
 }
+
+// Text reads a field value as text, as the facts hold it: json.Number
+// keeps its digits, floats print without exponent, booleans as true or
+// false; anything else is "".
+func Text(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	return ""
+}

@@ -2,9 +2,7 @@ package offline
 
 import (
 	"cmp"
-	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,26 +54,13 @@ func newView(f *llm.Facts) *view {
 // digits, floats print without exponent, timestamps are cut to their date.
 
 func str(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return strings.TrimSpace(x)
-	case json.Number:
-		return x.String()
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case int:
-		return strconv.Itoa(x)
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case bool:
-		if x {
+	if b, ok := v.(bool); ok {
+		if b {
 			return "yes"
 		}
 		return "no"
 	}
-	return ""
+	return strings.TrimSpace(llm.Text(v))
 }
 
 // f is a field of r as text.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/store/crm"
 )
@@ -15,25 +16,7 @@ import (
 // strings for timestamps) or from hand-built graphs (float64, int); these
 // helpers read either.
 
-func text(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case json.Number:
-		return x.String()
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case int:
-		return strconv.Itoa(x)
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case bool:
-		return strconv.FormatBool(x)
-	}
-	return ""
-}
+func text(v any) string { return llm.Text(v) }
 
 // when reads a date ("2006-01-02") or an RFC 3339 timestamp.
 func when(v any) (time.Time, bool) {
