@@ -1,0 +1,226 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/crmq/crmq/store/crm"
+)
+
+// Filter writes a SQL boolean expression over the accounts alias a,
+// appending its values to args as parameters numbered after those already
+// there. A nil Filter keeps every account.
+type Filter func(args *[]any) (string, error)
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RFM settings (seed 004 "RFM"): the deals module feeds it. Which deals
+// count is a deal criteria (default: the won stages of store/crm); recency
+// is a date field of those deals, frequency their number or the quantity of
+// products on them, monetary the sum of a numeric field. Scores run 1..Scale.
+type RFMSettings struct {
+	Mode          string     `json:"mode"`           // "automatic" (percentiles) or "manual" (bands)
+	Scale         int        `json:"scale"`          // k: scores 1..k, 2 <= k <= 5
+	RecencyField  string     `json:"recency_field"`  // close_date, created_at or updated_at of deals
+	Frequency     string     `json:"frequency"`      // "deals" or "products" (quantity on deal line items)
+	MonetaryField string     `json:"monetary_field"` // amount
+	Manual        *RFMManual `json:"manual,omitempty"`
+}
+
+// RFMManual holds, per metric, a band per score value; bands are tried
+// from the highest score down and an account in none scores 1.
+type RFMManual struct {
+	Recency   []RecencyBand `json:"recency"`
+	Frequency []RangeBand   `json:"frequency"`
+	Monetary  []RangeBand   `json:"monetary"`
+}
+
+// RecencyBand: the last qualifying deal is at most WithinDays days old.
+type RecencyBand struct {
+	Score      int `json:"score"`
+	WithinDays int `json:"within_days"`
+}
+
+// RangeBand: Min <= value < Max; an absent end is open.
+type RangeBand struct {
+	Score int      `json:"score"`
+	Min   *float64 `json:"min,omitempty"`
+	Max   *float64 `json:"max,omitempty"`
+}
+
+// The deal columns RFM may read: an allow-list, so a setting never
+// becomes an identifier it does not name here.
+var (
+	rfmDateColumns   = map[string]string{"close_date": "d.close_date", "created_at": "d.created_at::date", "updated_at": "d.updated_at::date"}
+	rfmNumberColumns = map[string]string{"amount": "d.amount"}
+)
+
+// RFMDateFields and RFMNumberFields name the deal fields the settings may use.
+func RFMDateFields() []string   { return keys(rfmDateColumns) }
+func RFMNumberFields() []string { return keys(rfmNumberColumns) }
+
+// RFMRun counts what a scoring run wrote.
+type RFMRun struct {
+	Scored  int `json:"scored"`  // accounts in scope with a qualifying deal
+	Removed int `json:"removed"` // earlier scores of accounts that no longer have one
+}
+
+// ScoreRFM computes every in-scope account's raw recency (days since its
+// last qualifying deal, as of now's UTC day), frequency and monetary
+// values and its r, f and m scores, in one set-based statement, and writes
+// them to account_labels under runID; scores of accounts that no longer
+// qualify are deleted. Nothing is loaded into Go.
+//
+// Automatic mode is the seed's percentile method: each metric is sorted
+// from worst to best (oldest purchase, fewest, least) and an account's
+// score is ceil(k * c / n), where c counts the accounts whose value is no
+// better than its own and n all of them: the cumulative distribution, in
+// integer arithmetic. Equal raw values get the same score, which NTILE
+// would not give. Manual mode applies the bands.
+//
+// Labels are written by LabelAccounts, after scoring.
+func (db *DB) ScoreRFM(ctx context.Context, orgID int64, s RFMSettings, scope Filter, now time.Time, runID string) (RFMRun, error) {
+	recency, ok := rfmDateColumns[s.RecencyField]
+	if !ok {
+		return RFMRun{}, fmt.Errorf("rfm recency field %q: %w", s.RecencyField, ErrInvalidQuery)
+	}
+	monetary, ok := rfmNumberColumns[s.MonetaryField]
+	if !ok {
+		return RFMRun{}, fmt.Errorf("rfm monetary field %q: %w", s.MonetaryField, ErrInvalidQuery)
+	}
+	if s.Scale < 2 || s.Scale > 5 {
+		return RFMRun{}, fmt.Errorf("rfm scale %d: %w", s.Scale, ErrInvalidQuery)
+	}
+	args := []any{orgID, now.UTC().Format(time.DateOnly), runID, pq.StringArray(crm.WonStages()), crm.Space}
+	dealCond := stageSQL{wonP: "$4", spaceP: "$5"}.won("d") // the won stages of store/crm
+	if s.Frequency != "deals" && s.Frequency != "products" {
+		return RFMRun{}, fmt.Errorf("rfm frequency %q: %w", s.Frequency, ErrInvalidQuery)
+	}
+	frequency := "count(*)"
+	if s.Frequency == "products" {
+		frequency = `coalesce(sum((SELECT sum(li.quantity) FROM deal_line_items li WHERE li.deal_id = q.id AND li.state = 'active')), 0)`
+	}
+	scopeSQL := "true"
+	if scope != nil {
+		var err error
+		if scopeSQL, err = scope(&args); err != nil {
+			return RFMRun{}, fmt.Errorf("rfm scope: %w", err)
+		}
+	}
+	var r, f, m string
+	switch s.Mode {
+	case "automatic":
+		// c counts the accounts ordered at or before this one (peers
+		// included: the default RANGE frame); the best value comes last.
+		args = append(args, s.Scale)
+		k := len(args)
+		pct := func(order string) string {
+			return fmt.Sprintf("(($%d::bigint * count(*) OVER (ORDER BY %s) + n.n - 1) / n.n)", k, order)
+		}
+		r, f, m = pct("recency_days DESC"), pct("frequency ASC"), pct("monetary ASC")
+	case "manual":
+		if s.Manual == nil {
+			return RFMRun{}, fmt.Errorf("rfm manual mode without bands: %w", ErrInvalidQuery)
+		}
+		r = bandsSQL("recency_days", recencyBands(s.Manual.Recency), &args)
+		f = bandsSQL("frequency", s.Manual.Frequency, &args)
+		m = bandsSQL("monetary", s.Manual.Monetary, &args)
+	default:
+		return RFMRun{}, fmt.Errorf("rfm mode %q: %w", s.Mode, ErrInvalidQuery)
+	}
+	query := `
+		WITH q AS (
+			SELECT d.id, d.account_id, ` + recency + ` AS at, ` + monetary + ` AS money
+			FROM deals d
+			WHERE d.org_id = $1 AND d.account_id IS NOT NULL AND d.state = 'active' AND ` + dealCond + `
+		), agg AS (
+			SELECT account_id, max(at) AS last_at, ` + frequency + ` AS frequency, coalesce(sum(money), 0) AS monetary
+			FROM q GROUP BY account_id
+		), raw AS (
+			SELECT a.id AS account_id, ($2::date - agg.last_at) AS recency_days, agg.frequency::numeric AS frequency, agg.monetary, agg.last_at
+			FROM accounts a JOIN agg ON agg.account_id = a.id
+			WHERE a.org_id = $1 AND a.state = 'active' AND agg.last_at IS NOT NULL AND (` + scopeSQL + `)
+		), n AS (SELECT greatest(count(*), 1) AS n FROM raw
+		), scored AS (
+			SELECT raw.*, ` + r + ` AS r, ` + f + ` AS f, ` + m + ` AS m FROM raw, n
+		), written AS (
+			INSERT INTO account_labels (org_id, technique, account_id, raw, r, f, m, label, computed_at, run_id)
+			SELECT $1, 'rfm', account_id,
+				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary),
+				r, f, m, NULL, $2::date, $3
+			FROM scored
+			ON CONFLICT (org_id, technique, account_id) DO UPDATE SET
+				raw = EXCLUDED.raw, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
+				label = NULL, computed_at = EXCLUDED.computed_at, run_id = EXCLUDED.run_id
+			RETURNING 1
+		)
+		SELECT count(*) FROM written`
+	var run RFMRun
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &run.Scored, query, args...); err != nil {
+			return fmt.Errorf("score rfm of org %d: %w", orgID, err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM account_labels WHERE org_id = $1 AND technique = 'rfm' AND run_id <> $2`, orgID, runID)
+		if err != nil {
+			return fmt.Errorf("drop stale rfm scores of org %d: %w", orgID, err)
+		}
+		n, _ := res.RowsAffected()
+		run.Removed = int(n)
+		return nil
+	})
+	return run, err
+}
+
+// recencyBands turns "within N days" into ranges over recency_days.
+func recencyBands(bands []RecencyBand) []RangeBand {
+	out := make([]RangeBand, len(bands))
+	for i, b := range bands {
+		hi := float64(b.WithinDays) + 1 // recency_days <= N
+		out[i] = RangeBand{Score: b.Score, Max: &hi}
+	}
+	return out
+}
+
+// bandsSQL is CASE over the bands, highest score first, ELSE 1; every
+// bound is a parameter.
+func bandsSQL(col string, bands []RangeBand, args *[]any) string {
+	sorted := append([]RangeBand(nil), bands...)
+	for i := range sorted { // insertion sort, highest score first (at most 4 bands)
+		for j := i; j > 0 && sorted[j].Score > sorted[j-1].Score; j-- {
+			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
+		}
+	}
+	var b strings.Builder
+	b.WriteString("CASE")
+	for _, band := range sorted {
+		conds := []string{}
+		if band.Min != nil {
+			*args = append(*args, *band.Min)
+			conds = append(conds, fmt.Sprintf("%s >= $%d::numeric", col, len(*args)))
+		}
+		if band.Max != nil {
+			*args = append(*args, *band.Max)
+			conds = append(conds, fmt.Sprintf("%s < $%d::numeric", col, len(*args)))
+		}
+		if len(conds) == 0 {
+			conds = append(conds, "true")
+		}
+		*args = append(*args, band.Score)
+		fmt.Fprintf(&b, " WHEN %s THEN $%d::int", strings.Join(conds, " AND "), len(*args))
+	}
+	b.WriteString(" ELSE 1 END")
+	return b.String()
+}
