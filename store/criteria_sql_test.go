@@ -366,5 +366,3 @@ func TestACriteriaWithoutConditionsSelectsEveryRow(t *testing.T) {
 		t.Fatalf("%q %v %v", where, args, err)
 	}
 }
-
-
