@@ -16,6 +16,13 @@
 // parameterised SQL (store.CompileCriteria): user text never becomes an
 // identifier or a literal in SQL. The package imports no other project
 // package, so the store can use it.
+//
+// The rules both sides follow: text compares trimmed and with ASCII letters
+// lower-cased; a missing value or a blank text is empty, and an empty value
+// satisfies is_empty and the negative operators (each is NOT its positive
+// twin) and nothing else; numbers compare as exact decimals; dates by UTC
+// day; a criteria without conditions matches every row. README.md
+// ("Criteria language") has the whole language and its limits.
 package criteria
 
 // Type is a field's type; it decides which operators and values a
