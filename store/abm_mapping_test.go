@@ -246,3 +246,29 @@ func TestAnInvalidMappingStoresNothing(t *testing.T) {
 		t.Fatalf("an org that does not exist: %v", err)
 	}
 }
+
+// Concurrent PUTs of different mappings are serialised: each succeeds and
+// the org ends with one of them whole.
+func TestConcurrentMappingWritesAreSerialised(t *testing.T) {
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org := newOrg(t, db, "acme")
+	const n = 12
+	errs := make(chan error, n)
+	for i := range n {
+		in := mappingOf(t, `{"roles": {"accounts": {"fields": {"tier": {"org_field": "attributes.tier`+string(rune('a'+i))+`", "type": "text"}}}}}`)
+		go func() {
+			_, err := db.SetABMMapping(ctx, org, in)
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	m, err := db.ABMMapping(ctx, org)
+	if err != nil || len(m.Roles) != 4 || m.Roles["accounts"].Fields["tier"].OrgField == "" {
+		t.Fatalf("after concurrent writes: %+v, %v", m, err)
+	}
+}
