@@ -80,6 +80,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		tooLarge     *http.MaxBytesError
 		netErr       *net.OpError
 		feedbackErrs store.FeedbackErrors
+		mappingErrs  store.MappingErrors
 		pqErr        *pq.Error
 	)
 	switch {
@@ -103,6 +104,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusNotFound, "unknown-module", err.Error(), nil)
 	case errors.As(err, &feedbackErrs):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the feedback has invalid fields", feedbackErrs)
+	case errors.As(err, &mappingErrs):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the mapping is invalid; errors names each problem", mappingErrs)
 	case errors.Is(err, store.ErrUnknownScope), errors.Is(err, store.ErrNoScopes):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the request has invalid fields", map[string]string{"scopes": err.Error()})
 	case errors.Is(err, store.ErrInvalidQuery):

@@ -68,6 +68,11 @@ func (s *server) routeTable() []route {
 		{"POST /v1/summaries/{id}/expansion-opportunities", store.ScopeSummaries, http.HandlerFunc(s.createExpansion), nil},
 		{"GET /v1/summaries/feedback/stats", store.ScopeSummaries, http.HandlerFunc(s.summaryFeedbackStats), nil},
 		{"GET /v1/usage/summaries", store.ScopeSummaries, http.HandlerFunc(s.summaryUsage), nil},
+
+		// Setting the mapping is ABM setup (seed 004's "ABM for Zoho CRM
+		// Setup" permission); reading it is ABM use.
+		{"GET /v1/abm/mapping", store.ScopeABM, http.HandlerFunc(s.getABMMapping), nil},
+		{"PUT /v1/abm/mapping", store.ScopeABMSetup, http.HandlerFunc(s.putABMMapping), nil},
 	}
 	if s.monitoring != nil {
 		// asynqmon routes on the full path: no StripPrefix.
