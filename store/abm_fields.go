@@ -44,8 +44,8 @@ func (m ABMMapping) roleFields(role, alias string) (map[string]AccountField, err
 	}
 	out := map[string]AccountField{
 		"state":      {Type: criteria.Text, SQL: alias + ".state"},
-		"created_at": {Type: criteria.Date, SQL: alias + ".created_at"},
-		"updated_at": {Type: criteria.Date, SQL: alias + ".updated_at"},
+		"created_at": {Type: criteria.Date, SQL: utcDay(alias + ".created_at")},
+		"updated_at": {Type: criteria.Date, SQL: utcDay(alias + ".updated_at")},
 	}
 	cols := columns(rm.Module)
 	for name, f := range rm.Fields {
@@ -62,9 +62,28 @@ func (m ABMMapping) roleFields(role, alias string) (map[string]AccountField, err
 		if !ok || t != f.Type {
 			return nil, fmt.Errorf("%s.%s: %q is not a %s column of module %s", role, name, f.OrgField, f.Type, rm.Module)
 		}
-		out[name] = AccountField{Type: t, SQL: alias + "." + f.OrgField}
+		col := alias + "." + f.OrgField
+		if isTimestampColumn(rm.Module, f.OrgField) {
+			col = utcDay(col)
+		}
+		out[name] = AccountField{Type: t, SQL: col}
 	}
 	return out, nil
+}
+
+// utcDay is a timestamptz column's UTC day: the criteria language compares
+// dates by UTC day, and its compiler wants a date.
+func utcDay(col string) string { return "(" + col + " AT TIME ZONE 'UTC')::date" }
+
+// isTimestampColumn tells whether a built-in module's column is a
+// timestamp (a date column is already a date).
+func isTimestampColumn(module, col string) bool {
+	for _, f := range builtinByName[module].Fields {
+		if f.Name == col {
+			return f.Type == TypeTimestamp
+		}
+	}
+	return false
 }
 
 // attributeSQL reads attribute key of the row aliased alias as typ.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/store/criteria"
@@ -158,5 +159,51 @@ func TestTheCatalogRefusesAStoredKeyItCannotEmbed(t *testing.T) {
 	fields, err := db.AccountFields(ctx, org)
 	if err == nil || fields != nil || !strings.Contains(err.Error(), "attribute key") {
 		t.Fatalf("fields %v, err %v; want an error naming the attribute key", fields, err)
+	}
+}
+
+// The catalog's date fields are UTC days, as the criteria language
+// compares them, whatever the session's time zone: an account created at
+// 23:30 UTC on June 30 was created on "2026-06-30" even for a session in
+// UTC+14, where that instant is already July 1.
+func TestCatalogDatesCompileAsUTCDays(t *testing.T) {
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org := newOrg(t, db, "acme")
+	if _, err := db.ExecContext(ctx, `INSERT INTO accounts (org_id, external_id, name, created_at) VALUES ($1, 'late', 'Late', '2026-06-30T23:30:00Z')`, org); err != nil {
+		t.Fatal(err)
+	}
+	fields, err := db.AccountFields(ctx, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types, cols := map[string]criteria.Type{}, map[string]string{}
+	for name, f := range fields {
+		types[name], cols[name] = f.Type, f.SQL
+	}
+	checked, err := criteria.Check(criteria.Criteria{Conditions: []criteria.Condition{
+		{Field: "created_at", Op: criteria.Equals, Value: []byte(`"2026-06-30"`)}}}, types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []any{org}
+	where, err := store.CompileCriteria(checked, cols, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), &args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SET TIME ZONE 'Pacific/Kiritimati'`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM accounts a WHERE a.org_id = $1 AND `+where, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("created_at equals 2026-06-30 matched %d accounts in a UTC+14 session, want 1 (SQL %s)", n, where)
 	}
 }
