@@ -5,6 +5,15 @@
 -- account_labels: the raw values and scores that decided, the label, and
 -- the run that wrote them.
 
+-- The org's ABM setup beyond the mapping: which accounts take part
+-- (global criteria; none: all) and when it was configured.
+CREATE TABLE abm_configs (
+    org_id          bigint PRIMARY KEY REFERENCES orgs (id) ON DELETE CASCADE,
+    global_criteria jsonb NOT NULL DEFAULT '{"conditions": []}',
+    configured_at   timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE techniques (
     org_id            bigint NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
     technique         text NOT NULL CHECK (technique IN ('rfm', 'firmographics', 'engagement', 'voc', 'recommendations')),
@@ -43,4 +52,4 @@ CREATE TABLE account_labels (
 );
 
 -- +goose Down
-DROP TABLE account_labels, technique_edits, techniques;
+DROP TABLE account_labels, technique_edits, techniques, abm_configs;

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/crmq/crmq/store/criteria"
+)
+
+// GlobalCriteria is the org's global criteria (seed 004): which accounts
+// take part in ABM. No conditions: every active account.
+func (db *DB) GlobalCriteria(ctx context.Context, orgID int64) (criteria.Criteria, error) {
+	var raw []byte
+	err := db.GetContext(ctx, &raw, `SELECT global_criteria FROM abm_configs WHERE org_id = $1`, orgID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return criteria.Criteria{Conditions: []criteria.Condition{}}, nil
+	}
+	if err != nil {
+		return criteria.Criteria{}, fmt.Errorf("global criteria of org %d: %w", orgID, err)
+	}
+	var c criteria.Criteria
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return criteria.Criteria{}, fmt.Errorf("global criteria of org %d: %w", orgID, err)
+	}
+	if c.Conditions == nil {
+		c.Conditions = []criteria.Condition{}
+	}
+	return c, nil
+}
+
+// SetGlobalCriteria checks c against the org's account fields and stores
+// it; a criteria.Errors says what is wrong.
+func (db *DB) SetGlobalCriteria(ctx context.Context, orgID int64, c criteria.Criteria) error {
+	fields, err := db.AccountFields(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	if _, err := criteria.Check(c, fieldTypes(fields)); err != nil {
+		return err
+	}
+	if c.Conditions == nil {
+		c.Conditions = []criteria.Condition{}
+	}
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `
+		INSERT INTO abm_configs (org_id, global_criteria) VALUES ($1, $2)
+		ON CONFLICT (org_id) DO UPDATE SET global_criteria = EXCLUDED.global_criteria, updated_at = now()`, orgID, raw)
+	if err != nil {
+		return fmt.Errorf("set global criteria of org %d: %w", orgID, err)
+	}
+	return nil
+}
+
+// ScopeFilter is the org's global criteria as a Filter over the accounts
+// alias a, as of now (in_last_days and the like).
+func (db *DB) ScopeFilter(ctx context.Context, orgID int64, now time.Time) (Filter, error) {
+	c, err := db.GlobalCriteria(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	fields, err := db.AccountFields(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	return CriteriaFilter(c, fields, now)
+}
+
+// CriteriaFilter checks c against fields and returns it as a Filter.
+func CriteriaFilter(c criteria.Criteria, fields map[string]AccountField, now time.Time) (Filter, error) {
+	checked, err := criteria.Check(c, fieldTypes(fields))
+	if err != nil {
+		return nil, err
+	}
+	cols := make(map[string]string, len(fields))
+	for name, f := range fields {
+		cols[name] = f.SQL
+	}
+	return func(args *[]any) (string, error) { return CompileCriteria(checked, cols, now, args) }, nil
+}
+
+func fieldTypes(fields map[string]AccountField) map[string]criteria.Type {
+	out := make(map[string]criteria.Type, len(fields))
+	for name, f := range fields {
+		out[name] = f.Type
+	}
+	return out
+}
+
+// Techniques whose labels and scores segments and exports may name.
+const (
+	TechniqueRFM           = "rfm"
+	TechniqueFirmographics = "firmographics"
+)
+
+// SegmentFields is AccountFields plus what the techniques computed for
+// each account: label.<technique> (text), and for RFM score.rfm.r, .f and
+// .m and the raw rfm.recency_days, rfm.frequency and rfm.monetary
+// (numbers). An account a technique did not label reads as empty.
+func (db *DB) SegmentFields(ctx context.Context, orgID int64) (map[string]AccountField, error) {
+	fields, err := db.AccountFields(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	result := func(technique, expr string) string {
+		return "(SELECT " + expr + " FROM account_labels l WHERE l.org_id = a.org_id AND l.technique = '" + technique + "' AND l.account_id = a.id)"
+	}
+	for _, t := range []string{TechniqueRFM, TechniqueFirmographics} {
+		fields["label."+t] = AccountField{Type: criteria.Text, SQL: result(t, "l.label")}
+	}
+	for _, s := range []string{"r", "f", "m"} {
+		fields["score.rfm."+s] = AccountField{Type: criteria.Number, SQL: result(TechniqueRFM, "l."+s)}
+	}
+	for _, raw := range []string{"recency_days", "frequency", "monetary"} {
+		fields["rfm."+raw] = AccountField{Type: criteria.Number, SQL: result(TechniqueRFM, "(l.raw->>'"+raw+"')::numeric")}
+	}
+	return fields, nil
+}
