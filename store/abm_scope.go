@@ -122,3 +122,25 @@ func (db *DB) SegmentFields(ctx context.Context, orgID int64) (map[string]Accoun
 	}
 	return fields, nil
 }
+
+// ABMConfigured tells whether the org has configured ABM (POST
+// /v1/abm/configure); the seed's edit limits apply from then on.
+func (db *DB) ABMConfigured(ctx context.Context, orgID int64) (bool, error) {
+	var ok bool
+	err := db.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM abm_configs WHERE org_id = $1 AND configured_at IS NOT NULL)`, orgID)
+	if err != nil {
+		return false, fmt.Errorf("abm configured of org %d: %w", orgID, err)
+	}
+	return ok, nil
+}
+
+// MarkABMConfigured records that the org configured ABM.
+func (db *DB) MarkABMConfigured(ctx context.Context, orgID int64, at time.Time) error {
+	_, err := db.ExecContext(ctx, `
+		INSERT INTO abm_configs (org_id, configured_at) VALUES ($1, $2)
+		ON CONFLICT (org_id) DO UPDATE SET configured_at = COALESCE(abm_configs.configured_at, EXCLUDED.configured_at), updated_at = now()`, orgID, at)
+	if err != nil {
+		return fmt.Errorf("mark org %d configured: %w", orgID, err)
+	}
+	return nil
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/workers"
 	"github.com/crmq/crmq/workers/maintenance"
+	"github.com/crmq/crmq/workers/segment"
 	"github.com/crmq/crmq/workers/summary"
 	"github.com/crmq/crmq/workers/system"
 )
@@ -73,6 +74,7 @@ func registry(d deps) []workers.Registration {
 				}
 			},
 		}),
+		workers.Register(jobs.SegmentRefreshSpec, d.db, segment.Refresher{Store: d.db, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ReconcileSpec, d.db, maintenance.Reconciler{
 			Store: d.db, Queue: d.inspector, Client: d.client, Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log,
 		}),

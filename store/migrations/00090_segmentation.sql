@@ -23,6 +23,10 @@ CREATE TABLE techniques (
     version           integer NOT NULL DEFAULT 1,
     refreshed_version integer,
     refreshed_at      timestamptz,
+    -- what the last successful refresh saw (technique version, setup, data);
+    -- a refresh that would see the same skips its work
+    refreshed_input   text,
+    refresh_job       text, -- the segment:refresh job that set state refreshing
     updated_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (org_id, technique)
 );

@@ -1,0 +1,72 @@
+package jobs
+
+import "time"
+
+// TypeSegmentRefresh computes an org's technique scores and labels (one
+// technique or every active one) and then every segment's membership.
+const TypeSegmentRefresh = "segment:refresh"
+
+// SegmentRefreshSpec: set-based SQL over the org's accounts and deals; a
+// rerun writes the same rows.
+var SegmentRefreshSpec = Spec{Type: TypeSegmentRefresh, Queue: QueueDefault, MaxRetry: 3, Timeout: 30 * time.Minute, Retention: 2 * time.Hour}
+
+// Techniques a refresh may name.
+var refreshTechniques = []string{"rfm", "firmographics"}
+
+// SegmentRefreshPayload names the org and, optionally, one technique.
+type SegmentRefreshPayload struct {
+	OrgID     int64  `json:"org_id"`
+	Technique string `json:"technique,omitempty"` // "" for every active technique
+	// Force recomputes even when nothing the refresh reads has changed.
+	Force bool `json:"force,omitempty"`
+}
+
+// Validate implements Payload.
+func (p SegmentRefreshPayload) Validate() error {
+	fe := FieldErrors{}
+	if p.OrgID <= 0 {
+		fe["org_id"] = "must be a positive org id"
+	}
+	if p.Technique != "" && p.Technique != "rfm" && p.Technique != "firmographics" {
+		fe["technique"] = "rfm or firmographics (or absent: every active technique)"
+	}
+	if len(fe) > 0 {
+		return fe
+	}
+	return nil
+}
+
+// Techniques lists the techniques the payload asks for.
+func (p SegmentRefreshPayload) Techniques() []string {
+	if p.Technique != "" {
+		return []string{p.Technique}
+	}
+	return refreshTechniques
+}
+
+// TechniqueRun is what a refresh did for one technique.
+type TechniqueRun struct {
+	Technique string `json:"technique"`
+	Version   int    `json:"version"`
+	Skipped   bool   `json:"skipped,omitempty"` // nothing it reads changed since its last refresh
+	Scored    int    `json:"scored,omitempty"`  // RFM: accounts with a qualifying deal
+	Labelled  int    `json:"labelled,omitempty"`
+	Note      string `json:"note,omitempty"`
+}
+
+// SegmentRefreshResult is the result of a segment:refresh job.
+type SegmentRefreshResult struct {
+	Techniques []TechniqueRun `json:"techniques"`
+	Segments   int            `json:"segments"` // segments whose membership was recomputed
+	Skipped    bool           `json:"skipped"`  // no technique needed work
+}
+
+// NewSegmentRefreshTask builds the task.
+func NewSegmentRefreshTask(p SegmentRefreshPayload) (Task, error) {
+	return newTask(SegmentRefreshSpec, p, "")
+}
+
+// NewRFMRefreshTask is the nightly refresh of one org's RFM technique.
+func NewRFMRefreshTask(orgID int64) (Task, error) {
+	return NewSegmentRefreshTask(SegmentRefreshPayload{OrgID: orgID, Technique: "rfm"})
+}

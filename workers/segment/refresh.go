@@ -1,0 +1,166 @@
+package segment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/workers"
+)
+
+// Segments recomputes the org's segment memberships after a refresh.
+type Segments interface {
+	RecomputeSegments(ctx context.Context, orgID int64, now time.Time) (int, error)
+}
+
+// Refresher is the segment:refresh task. Scores, labels and memberships are
+// computed by set-based SQL in Postgres; nothing is loaded into Go.
+type Refresher struct {
+	Store    *store.DB
+	Segments Segments // nil: memberships are not recomputed
+	Now      func() time.Time
+	Log      *slog.Logger
+}
+
+// Run implements workers.Handler. Each requested active technique shows
+// refreshing while it runs; one whose inputs (setup, data, version, day)
+// did not change since its last refresh is skipped, and says so.
+func (r Refresher) Run(ctx context.Context, job workers.Job[jobs.SegmentRefreshPayload]) (jobs.SegmentRefreshResult, error) {
+	p := job.Payload
+	now := r.Now()
+	res := jobs.SegmentRefreshResult{Techniques: []jobs.TechniqueRun{}}
+	techs, err := r.Store.BeginRefresh(ctx, p.OrgID, p.Techniques(), job.ID, now)
+	if err != nil {
+		return res, err
+	}
+	ended := map[string]bool{}
+	defer func() { // a failed refresh leaves the technique active, not refreshing
+		for _, t := range techs {
+			if !ended[t.Name] {
+				if err := r.Store.EndRefresh(context.WithoutCancel(ctx), p.OrgID, t.Name, t.Version, nil, now); err != nil {
+					r.Log.WarnContext(ctx, "technique left refreshing", "technique", t.Name, "err", err)
+				}
+			}
+		}
+	}()
+	input, err := r.Store.RefreshInput(ctx, p.OrgID, now)
+	if err != nil {
+		return res, err
+	}
+	res.Skipped = true
+	for i, t := range techs {
+		run := jobs.TechniqueRun{Technique: t.Name, Version: t.Version}
+		stamp := strconv.Itoa(t.Version) + "|" + input
+		if !p.Force && t.RefreshedInput != nil && *t.RefreshedInput == stamp {
+			run.Skipped, run.Note = true, "nothing it reads changed since its last refresh"
+			ended[t.Name] = true
+			if err := r.Store.EndRefresh(ctx, p.OrgID, t.Name, t.Version, nil, now); err != nil {
+				return res, err
+			}
+			res.Techniques = append(res.Techniques, run)
+			continue
+		}
+		res.Skipped = false
+		if err := r.refresh(ctx, p.OrgID, t, now, job.ID, &run); err != nil {
+			return res, workers.Permanent(fmt.Errorf("%s: %w", t.Name, err))
+		}
+		ended[t.Name] = true
+		if err := r.Store.EndRefresh(ctx, p.OrgID, t.Name, t.Version, &stamp, now); err != nil {
+			return res, err
+		}
+		res.Techniques = append(res.Techniques, run)
+		if err := job.Progress(ctx, 80*(i+1)/max(len(techs), 1)); err != nil {
+			return res, err
+		}
+	}
+	if res.Skipped {
+		return res, nil
+	}
+	if r.Segments != nil {
+		if res.Segments, err = r.Segments.RecomputeSegments(ctx, p.OrgID, now); err != nil {
+			return res, fmt.Errorf("recompute segments: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// refresh computes one technique.
+func (r Refresher) refresh(ctx context.Context, orgID int64, t store.Technique, now time.Time, runID string, run *jobs.TechniqueRun) error {
+	scope, err := r.Store.ScopeFilter(ctx, orgID, now)
+	if err != nil {
+		return err
+	}
+	switch t.Name {
+	case store.TechniqueRFM:
+		settings, labels, err := DecodeRFM(t)
+		if err != nil {
+			return err
+		}
+		rules, err := CheckRFM(settings, labels)
+		if err != nil {
+			return permanent(err)
+		}
+		scored, err := r.Store.ScoreRFM(ctx, orgID, settings.RFMSettings, scope, now, runID)
+		if err != nil {
+			return err
+		}
+		run.Scored = scored.Scored
+		return r.Store.LabelRFM(ctx, orgID, rules, now)
+	case store.TechniqueFirmographics:
+		labels, err := DecodeLabels(t, DefaultFirmographicLabels())
+		if err != nil {
+			return err
+		}
+		fields, err := r.Store.AccountFields(ctx, orgID)
+		if err != nil {
+			return err
+		}
+		rules, err := CheckFirmographics(labels, fields)
+		if err != nil {
+			return permanent(err)
+		}
+		run.Labelled, err = r.Store.LabelFirmographics(ctx, orgID, rules, fields, scope, now, runID)
+		return err
+	}
+	return permanent(fmt.Errorf("unknown technique %q", t.Name))
+}
+
+// DecodeRFM reads a stored RFM technique, defaults filled in.
+func DecodeRFM(t store.Technique) (RFM, []Label, error) {
+	s := DefaultRFM()
+	if len(t.Settings) > 0 && string(t.Settings) != "{}" {
+		if err := json.Unmarshal(t.Settings, &s); err != nil {
+			return s, nil, fmt.Errorf("rfm settings: %w", err)
+		}
+	}
+	labels, err := DecodeLabels(t, DefaultRFMLabels())
+	return s, labels, err
+}
+
+// DecodeLabels reads a stored technique's labels; a technique never
+// saved (no row, or a row without labels) has its defaults.
+func DecodeLabels(t store.Technique, defaults []Label) ([]Label, error) {
+	if len(t.Labels) == 0 || string(t.Labels) == "null" {
+		return defaults, nil
+	}
+	var labels []Label
+	if err := json.Unmarshal(t.Labels, &labels); err != nil {
+		return nil, fmt.Errorf("%s labels: %w", t.Name, err)
+	}
+	return labels, nil
+}
+
+// permanent marks a stored setting no retry can fix.
+func permanent(err error) error { return permanentError{err} }
+
+type permanentError struct{ error }
+
+func (permanentError) Permanent() bool   { return true }
+func (e permanentError) Unwrap() error   { return e.error }
+func (e permanentError) Is(t error) bool { return errors.Is(e.error, t) }

@@ -1,0 +1,304 @@
+package segment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store"
+)
+
+// DailyEdits is the seed's limit: once ABM is configured, a technique
+// takes at most two edits or activations per UTC day (renaming labels and
+// deactivating are exempt).
+const DailyEdits = 2
+
+// Names of the techniques this package configures.
+var Names = []string{store.TechniqueRFM, store.TechniqueFirmographics}
+
+// View is a technique as GET /v1/abm/techniques shows it and PUT takes it:
+// a client can GET, change and PUT back. Read-only fields are ignored on
+// PUT.
+type View struct {
+	Technique string          `json:"technique"`
+	State     string          `json:"state"`
+	Settings  json.RawMessage `json:"settings"`
+	Labels    []Label         `json:"labels"`
+	// Read-only.
+	Version     int        `json:"version"`
+	RefreshedAt *time.Time `json:"refreshed_at,omitempty"`
+	EditsToday  int        `json:"edits_today"`
+	EditLimit   int        `json:"edit_limit"` // per UTC day once configured; 0 before
+}
+
+// Why a technique change is refused.
+var (
+	ErrUnknownTechnique = errors.New("unknown technique")
+	ErrInUse            = errors.New("used by segments")
+)
+
+// InUseError names the segments that lock a technique or its labels.
+type InUseError struct {
+	Technique string
+	Segments  []string
+}
+
+func (e *InUseError) Error() string {
+	return fmt.Sprintf("%s is used by segments %s; remove it from them first", e.Technique, strings.Join(e.Segments, ", "))
+}
+
+// Unwrap lets errors.Is(err, ErrInUse) hold.
+func (e *InUseError) Unwrap() error { return ErrInUse }
+
+// Locks tells which segments read a technique (labels empty) or some of
+// its labels.
+type Locks interface {
+	SegmentNamesUsing(ctx context.Context, orgID int64, technique string, labels []string) ([]string, error)
+}
+
+// Setup is technique configuration, shared by the API and the CLI.
+type Setup struct {
+	DB    *store.DB
+	Enq   *jobs.Enqueuer
+	Locks Locks // nil: no segment locks anything
+	Now   func() time.Time
+}
+
+// Views lists every technique, defaults filled in.
+func (s Setup) Views(ctx context.Context, orgID int64) ([]View, error) {
+	stored, err := s.DB.Techniques(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	configured, err := s.DB.ABMConfigured(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]View, 0, len(Names))
+	for _, name := range Names {
+		v, err := s.view(ctx, orgID, name, stored[name], configured)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s Setup) view(ctx context.Context, orgID int64, name string, t store.Technique, configured bool) (View, error) {
+	v := View{Technique: name, State: store.TechniqueInactive, Version: t.Version, RefreshedAt: t.RefreshedAt}
+	if t.State != "" {
+		v.State = t.State
+	}
+	t.Name = name
+	var err error
+	switch name {
+	case store.TechniqueRFM:
+		var rfm RFM
+		rfm, v.Labels, err = DecodeRFM(t)
+		if err == nil {
+			v.Settings, err = json.Marshal(rfm)
+		}
+	default:
+		v.Settings = json.RawMessage(`{}`)
+		v.Labels, err = DecodeLabels(t, DefaultFirmographicLabels())
+	}
+	if err != nil {
+		return View{}, err
+	}
+	if configured {
+		v.EditLimit = DailyEdits
+		if v.EditsToday, err = s.DB.EditsOn(ctx, orgID, name, s.Now()); err != nil {
+			return View{}, err
+		}
+	}
+	return v, nil
+}
+
+// Put saves a technique's settings and labels. A change of settings or of
+// any label's criteria counts against the day's limit and is refused
+// while a segment uses the technique (settings) or the label; renaming
+// labels is free but refused for labels a segment names. An active
+// technique is refreshed (the job is returned).
+func (s Setup) Put(ctx context.Context, orgID int64, name string, in View) (View, *store.Job, error) {
+	if !slices.Contains(Names, name) {
+		return View{}, nil, fmt.Errorf("%q: %w", name, ErrUnknownTechnique)
+	}
+	stored, err := s.DB.Techniques(ctx, orgID)
+	if err != nil {
+		return View{}, nil, err
+	}
+	cur, err := s.view(ctx, orgID, name, stored[name], false)
+	if err != nil {
+		return View{}, nil, err
+	}
+	settings := json.RawMessage(`{}`)
+	switch name {
+	case store.TechniqueRFM:
+		var rfm RFM
+		if err := strictJSON(in.Settings, &rfm); err != nil {
+			return View{}, nil, Errors{"settings": err.Error()}
+		}
+		if _, err := CheckRFM(rfm, in.Labels); err != nil {
+			return View{}, nil, err
+		}
+		settings, _ = json.Marshal(rfm)
+	default:
+		fields, err := s.DB.AccountFields(ctx, orgID)
+		if err != nil {
+			return View{}, nil, err
+		}
+		if len(in.Settings) > 0 && string(in.Settings) != "{}" && string(in.Settings) != "null" {
+			return View{}, nil, Errors{"settings": "firmographics has no settings"}
+		}
+		if _, err := CheckFirmographics(in.Labels, fields); err != nil {
+			return View{}, nil, err
+		}
+	}
+	settingsChanged := !jsonEqual(cur.Settings, settings)
+	changed, renamed := labelChanges(cur.Labels, in.Labels)
+	if s.Locks != nil {
+		var locked []string
+		if settingsChanged || len(in.Labels) != len(cur.Labels) {
+			locked, err = s.Locks.SegmentNamesUsing(ctx, orgID, name, nil)
+		} else if len(changed)+len(renamed) > 0 {
+			locked, err = s.Locks.SegmentNamesUsing(ctx, orgID, name, append(changed, renamed...))
+		}
+		if err != nil {
+			return View{}, nil, err
+		}
+		if len(locked) > 0 {
+			return View{}, nil, &InUseError{Technique: name, Segments: locked}
+		}
+	}
+	kind := ""
+	if settingsChanged || len(changed) > 0 || len(in.Labels) != len(cur.Labels) {
+		kind = "edit"
+	}
+	labels, _ := json.Marshal(in.Labels)
+	t, err := s.DB.WriteTechnique(ctx, orgID, name, store.TechniqueWrite{Settings: settings, Labels: labels, Kind: kind, Limit: DailyEdits, Now: s.Now()})
+	if err != nil {
+		return View{}, nil, err
+	}
+	return s.afterWrite(ctx, orgID, t, kind != "")
+}
+
+// Activate turns a technique on (counted against the day's limit) and
+// refreshes it; Deactivate turns it off (free), refused while a segment
+// uses it.
+func (s Setup) Activate(ctx context.Context, orgID int64, name string) (View, *store.Job, error) {
+	return s.setState(ctx, orgID, name, store.TechniqueActive, "activate")
+}
+
+// Deactivate turns a technique off; its results stay until it refreshes again.
+func (s Setup) Deactivate(ctx context.Context, orgID int64, name string) (View, *store.Job, error) {
+	if s.Locks != nil && slices.Contains(Names, name) {
+		locked, err := s.Locks.SegmentNamesUsing(ctx, orgID, name, nil)
+		if err != nil {
+			return View{}, nil, err
+		}
+		if len(locked) > 0 {
+			return View{}, nil, &InUseError{Technique: name, Segments: locked}
+		}
+	}
+	return s.setState(ctx, orgID, name, store.TechniqueInactive, "")
+}
+
+func (s Setup) setState(ctx context.Context, orgID int64, name, state, kind string) (View, *store.Job, error) {
+	if !slices.Contains(Names, name) {
+		return View{}, nil, fmt.Errorf("%q: %w", name, ErrUnknownTechnique)
+	}
+	stored, err := s.DB.Techniques(ctx, orgID)
+	if err != nil {
+		return View{}, nil, err
+	}
+	w := store.TechniqueWrite{State: state, Kind: kind, Limit: DailyEdits, Now: s.Now()}
+	if _, ok := stored[name]; !ok { // first save: write the defaults out
+		cur, err := s.view(ctx, orgID, name, store.Technique{}, false)
+		if err != nil {
+			return View{}, nil, err
+		}
+		w.Settings = cur.Settings
+		w.Labels, _ = json.Marshal(cur.Labels)
+	}
+	if stored[name].State == state {
+		w.Kind = "" // no change, nothing to count
+	}
+	t, err := s.DB.WriteTechnique(ctx, orgID, name, w)
+	if err != nil {
+		return View{}, nil, err
+	}
+	return s.afterWrite(ctx, orgID, t, state == store.TechniqueActive && w.Kind != "")
+}
+
+// afterWrite refreshes an active technique that changed and returns its view.
+func (s Setup) afterWrite(ctx context.Context, orgID int64, t store.Technique, refresh bool) (View, *store.Job, error) {
+	var job *store.Job
+	if refresh && t.State == store.TechniqueActive && s.Enq != nil {
+		j, err := s.Refresh(ctx, orgID, t.Name)
+		if err != nil {
+			return View{}, nil, err
+		}
+		job = &j
+	}
+	configured, err := s.DB.ABMConfigured(ctx, orgID)
+	if err != nil {
+		return View{}, nil, err
+	}
+	v, err := s.view(ctx, orgID, t.Name, t, configured)
+	return v, job, err
+}
+
+// Refresh enqueues segment:refresh for the org (technique "" for all).
+func (s Setup) Refresh(ctx context.Context, orgID int64, technique string) (store.Job, error) {
+	task, err := jobs.NewSegmentRefreshTask(jobs.SegmentRefreshPayload{OrgID: orgID, Technique: technique})
+	if err != nil {
+		return store.Job{}, err
+	}
+	j, _, err := s.Enq.Enqueue(ctx, jobs.Request{OrgID: orgID, Task: task})
+	return j, err
+}
+
+// labelChanges compares label lists of the same length position by
+// position: the names whose criteria changed, and the names that were
+// renamed (their old names).
+func labelChanges(old, new []Label) (changed, renamed []string) {
+	for i := range min(len(old), len(new)) {
+		if !reflect.DeepEqual(normalize(old[i].Criteria), normalize(new[i].Criteria)) {
+			changed = append(changed, old[i].Name)
+		} else if !strings.EqualFold(strings.TrimSpace(old[i].Name), strings.TrimSpace(new[i].Name)) {
+			renamed = append(renamed, old[i].Name)
+		}
+	}
+	return changed, renamed
+}
+
+func normalize(c any) any {
+	b, _ := json.Marshal(c)
+	var v any
+	_ = json.Unmarshal(b, &v)
+	return v
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func strictJSON(raw json.RawMessage, dst any) error {
+	if len(raw) == 0 {
+		return errors.New("required")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	return dec.Decode(dst)
+}
