@@ -8,6 +8,8 @@ type Generic struct {
 	Type   string `json:"type"`
 	Queue  string `json:"queue,omitempty"`
 	HoldMS int    `json:"hold_ms,omitempty"`
+	// Technique narrows segment:refresh to rfm or firmographics.
+	Technique string `json:"technique,omitempty"`
 }
 
 // generic are the task types POST /v1/jobs accepts.
@@ -18,6 +20,12 @@ var generic = map[string]func(orgID int64, g Generic) (Task, error){
 			return Task{}, FieldErrors{"queue": "orphans:recompute takes no options; it always runs on queue low"}
 		}
 		return NewOrphansTask(orgID)
+	},
+	TypeSegmentRefresh: func(orgID int64, g Generic) (Task, error) {
+		if g.Queue != "" || g.HoldMS != 0 {
+			return Task{}, FieldErrors{"queue": "segment:refresh takes only technique; it always runs on queue default"}
+		}
+		return NewSegmentRefreshTask(SegmentRefreshPayload{OrgID: orgID, Technique: g.Technique})
 	},
 	TypeSummariesPrune: func(orgID int64, g Generic) (Task, error) {
 		if g.Queue != "" || g.HoldMS != 0 {

@@ -104,7 +104,7 @@ func (db *DB) ScoreRFM(ctx context.Context, orgID int64, s RFMSettings, scope Fi
 	if s.Scale < 2 || s.Scale > 5 {
 		return RFMRun{}, fmt.Errorf("rfm scale %d: %w", s.Scale, ErrInvalidQuery)
 	}
-	args := []any{orgID, now.UTC().Format(time.DateOnly), runID, pq.StringArray(crm.WonStages()), crm.Space}
+	args := []any{orgID, now.UTC().Format(time.DateOnly), runID, pq.StringArray(crm.WonStages()), crm.Space, now}
 	dealCond := stageSQL{wonP: "$4", spaceP: "$5"}.won("d") // the won stages of store/crm
 	if s.Frequency != "deals" && s.Frequency != "products" {
 		return RFMRun{}, fmt.Errorf("rfm frequency %q: %w", s.Frequency, ErrInvalidQuery)
@@ -160,7 +160,7 @@ func (db *DB) ScoreRFM(ctx context.Context, orgID int64, s RFMSettings, scope Fi
 			INSERT INTO account_labels (org_id, technique, account_id, raw, r, f, m, label, computed_at, run_id)
 			SELECT $1, 'rfm', account_id,
 				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary),
-				r, f, m, NULL, $2::date, $3
+				r, f, m, NULL, $6::timestamptz, $3
 			FROM scored
 			ON CONFLICT (org_id, technique, account_id) DO UPDATE SET
 				raw = EXCLUDED.raw, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,

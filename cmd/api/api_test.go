@@ -25,6 +25,7 @@ import (
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/store/storetest"
 	"github.com/crmq/crmq/workers"
+	"github.com/crmq/crmq/workers/segment"
 	"github.com/crmq/crmq/workers/summary"
 	"github.com/crmq/crmq/workers/system"
 )
@@ -60,6 +61,7 @@ func newAPI(t *testing.T) *apiEnv {
 		pingRedis: client.Ping,
 		metrics:   promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{}),
 	}
+	s.abm = segment.Setup{DB: db, Enq: s.enq, Now: time.Now}
 	e := &apiEnv{s: s, db: db, opt: opt}
 	e.orgA, e.keyA = storetest.NewOrg(t, db, "org-a")
 	_, e.keyB = storetest.NewOrg(t, db, "org-b")

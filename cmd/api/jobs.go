@@ -35,11 +35,16 @@ func (s *server) enqueue(w http.ResponseWriter, r *http.Request, task jobs.Task)
 
 // acceptedHeaders sets the headers of a 202 and returns its body.
 func acceptedHeaders(w http.ResponseWriter, job store.Job, replayed bool) accepted {
-	status := "/v1/jobs/" + job.ID
-	w.Header().Set("Location", status)
+	w.Header().Set("Location", "/v1/jobs/"+job.ID)
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
+	return acceptedBody(job)
+}
+
+// acceptedBody is the body of a 202 for job.
+func acceptedBody(job store.Job) accepted {
+	status := "/v1/jobs/" + job.ID
 	return accepted{JobID: job.ID, StatusURL: status, EventsURL: status + "/events", State: job.State}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/workers/segment"
 )
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 		reqDur:     reqDur,
 		keys:       newKeyCache(cfg.KeyCacheTTL, db.GrantByKey),
 	}
+	s.abm = segment.Setup{DB: db, Enq: s.enq, Now: time.Now}
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
 		Handler:           s.routes(),

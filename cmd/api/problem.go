@@ -10,12 +10,16 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lib/pq"
 
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/criteria"
+	"github.com/crmq/crmq/workers/segment"
 )
 
 // problem is an RFC 9457 problem details body. Type is a stable URN a
@@ -33,6 +37,9 @@ type problem struct {
 	// Scope is an extension member of insufficient-scope: the scope the
 	// route needs.
 	Scope string `json:"scope,omitempty"`
+	// Segments is an extension member of technique-in-use: the segments
+	// that lock the technique or its labels.
+	Segments []string `json:"segments,omitempty"`
 }
 
 const problemPrefix = "urn:crmq:problem:"
@@ -80,6 +87,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		tooLarge     *http.MaxBytesError
 		netErr       *net.OpError
 		feedbackErrs store.FeedbackErrors
+		segErrs      segment.Errors
+		critErrs     criteria.Errors
+		inUse        *segment.InUseError
 		mappingErrs  store.MappingErrors
 		pqErr        *pq.Error
 	)
@@ -112,6 +122,22 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", err.Error(), nil)
 	case errors.Is(err, store.ErrNotFound):
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such resource in this org", nil)
+	case errors.As(err, &segErrs):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the technique has invalid fields", segErrs)
+	case errors.As(err, &critErrs):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the criteria has invalid conditions", critErrs)
+	case errors.Is(err, segment.ErrUnknownTechnique):
+		writeProblem(w, r, http.StatusNotFound, "unknown-technique", "techniques are rfm and firmographics", nil)
+	case errors.Is(err, store.ErrTechniqueRefreshing):
+		writeProblem(w, r, http.StatusConflict, "technique-refreshing", "the technique is refreshing; try again when its refresh job ends", nil)
+	case errors.As(err, &inUse):
+		writeProblemBody(w, r, problem{Type: problemPrefix + "technique-in-use", Status: http.StatusConflict, Detail: inUse.Error(), Segments: inUse.Segments})
+	case errors.Is(err, store.ErrEditLimit):
+		now := s.now().UTC()
+		midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+		w.Header().Set("Retry-After", strconv.Itoa(int(midnight.Sub(now).Seconds())+1))
+		writeProblem(w, r, http.StatusTooManyRequests, "technique-edit-limit",
+			"once ABM is configured a technique takes two edits or activations per UTC day (renaming labels and deactivating are free); it resets at 00:00 UTC", nil)
 	case errors.Is(err, store.ErrJobFinal):
 		writeProblem(w, r, http.StatusConflict, "job-final", err.Error(), nil)
 	case errors.Is(err, jobs.ErrIdempotencyMismatch):

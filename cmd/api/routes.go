@@ -73,6 +73,16 @@ func (s *server) routeTable() []route {
 		// Setup" permission); reading it is ABM use.
 		{"GET /v1/abm/mapping", store.ScopeABM, http.HandlerFunc(s.getABMMapping), nil},
 		{"PUT /v1/abm/mapping", store.ScopeABMSetup, http.HandlerFunc(s.putABMMapping), nil},
+		{"GET /v1/abm/global-criteria", store.ScopeABM, http.HandlerFunc(s.getGlobalCriteria), nil},
+		{"PUT /v1/abm/global-criteria", store.ScopeABMSetup, http.HandlerFunc(s.putGlobalCriteria), nil},
+		{"GET /v1/abm/accounts", store.ScopeABM, http.HandlerFunc(s.listABMAccounts), []string{"limit", "cursor"}},
+		{"GET /v1/abm/techniques", store.ScopeABM, http.HandlerFunc(s.getTechniques), nil},
+		{"PUT /v1/abm/techniques/{technique}", store.ScopeABMSetup, http.HandlerFunc(s.putTechnique), nil},
+		{"POST /v1/abm/techniques/{technique}/activate", store.ScopeABMSetup, http.HandlerFunc(s.activateTechnique), nil},
+		{"POST /v1/abm/techniques/{technique}/deactivate", store.ScopeABMSetup, http.HandlerFunc(s.deactivateTechnique), nil},
+		{"POST /v1/abm/configure", store.ScopeABMSetup, http.HandlerFunc(s.configureABM), nil},
+		{"POST /v1/abm/refresh", store.ScopeABMSetup, http.HandlerFunc(s.refreshABM), nil},
+		{"GET /v1/accounts/{id}/labels", store.ScopeABM, http.HandlerFunc(s.accountLabels), nil},
 	}
 	if s.monitoring != nil {
 		// asynqmon routes on the full path: no StripPrefix.

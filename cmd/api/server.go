@@ -19,6 +19,7 @@ import (
 	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/workers/segment"
 )
 
 // server holds what the handlers share. Handlers decode, validate, call one
@@ -34,6 +35,7 @@ type server struct {
 	monitoring http.Handler
 	reqDur     *prometheus.HistogramVec
 	keys       *keyCache
+	abm        segment.Setup // ABM techniques, configuration and explanations
 }
 
 type ctxKey int

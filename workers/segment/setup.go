@@ -302,3 +302,50 @@ func strictJSON(raw json.RawMessage, dst any) error {
 	dec.DisallowUnknownFields()
 	return dec.Decode(dst)
 }
+
+// NotReadyError lists what an org lacks before ABM can be configured.
+type NotReadyError struct{ Missing []string }
+
+func (e *NotReadyError) Error() string {
+	return "ABM cannot be configured yet: " + strings.Join(e.Missing, "; ")
+}
+
+// Configure checks the mapping, the global criteria and that at least one
+// technique is active, marks the org configured (from now on the daily
+// edit limit applies) and enqueues the first full refresh.
+func (s Setup) Configure(ctx context.Context, orgID int64) (store.Job, error) {
+	var missing []string
+	m, err := s.DB.ABMMapping(ctx, orgID)
+	if err != nil {
+		return store.Job{}, err
+	}
+	if _, err := store.ResolveABMMapping(m); err != nil {
+		missing = append(missing, "a valid mapping ("+err.Error()+")")
+	}
+	if _, err := s.DB.ScopeFilter(ctx, orgID, s.Now()); err != nil {
+		missing = append(missing, "global criteria that check against the mapping ("+err.Error()+")")
+	}
+	stored, err := s.DB.Techniques(ctx, orgID)
+	if err != nil {
+		return store.Job{}, err
+	}
+	active := false
+	for _, name := range Names {
+		active = active || stored[name].State == store.TechniqueActive || stored[name].State == store.TechniqueRefreshing
+	}
+	if !active {
+		missing = append(missing, "at least one active technique (POST /v1/abm/techniques/{technique}/activate)")
+	}
+	if len(missing) > 0 {
+		return store.Job{}, &NotReadyError{Missing: missing}
+	}
+	if err := s.DB.MarkABMConfigured(ctx, orgID, s.Now()); err != nil {
+		return store.Job{}, err
+	}
+	task, err := jobs.NewSegmentRefreshTask(jobs.SegmentRefreshPayload{OrgID: orgID, Force: true})
+	if err != nil {
+		return store.Job{}, err
+	}
+	j, _, err := s.Enq.Enqueue(ctx, jobs.Request{OrgID: orgID, Task: task})
+	return j, err
+}
