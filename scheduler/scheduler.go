@@ -24,6 +24,9 @@ type Entry struct {
 	Spec  string                               // cron spec, UTC; optional seconds field
 	Type  string                               // task type, also the task id prefix
 	Build func(orgID int64) (jobs.Task, error) // the task for one org
+	// Orgs, when set, lists the orgs this entry runs for instead of every
+	// org (rfm:refresh runs for the orgs that configured ABM).
+	Orgs func(ctx context.Context) ([]int64, error)
 }
 
 // Enqueuer is the part of jobs.Enqueuer the scheduler needs.
@@ -161,8 +164,12 @@ func (s *Scheduler) tick(ctx context.Context, e Entry, tick time.Time, only []in
 		ids = []int64{0} // one task for the whole deployment
 	}
 	if ids == nil {
+		list := s.orgs.OrgIDs
+		if e.Orgs != nil {
+			list = e.Orgs
+		}
 		var err error
-		if ids, err = s.orgs.OrgIDs(ctx); err != nil {
+		if ids, err = list(ctx); err != nil {
 			return res, nil, fmt.Errorf("list orgs: %w", err)
 		}
 	}

@@ -229,3 +229,31 @@ func TestSystemEntryEnqueuesOneTaskPerTick(t *testing.T) {
 		t.Fatalf("%d job rows (%v), want none for a system task", rows, err)
 	}
 }
+
+// An entry with its own org list (rfm:refresh: the orgs that configured
+// ABM) enqueues for those orgs only, with tick ids of its own type.
+func TestEntryWithItsOwnOrgList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	q := storetest.NewQueue(t)
+	one, _ := storetest.NewOrg(t, db, "configured")
+	storetest.NewOrg(t, db, "not-configured")
+	if err := db.MarkABMConfigured(ctx, one.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	entry := scheduler.Entry{Spec: "0 2 * * *", Type: "rfm:refresh", Build: jobs.NewRFMRefreshTask, Orgs: db.ConfiguredOrgIDs}
+	s, err := scheduler.New([]scheduler.Entry{entry}, &jobs.Enqueuer{DB: db, Client: q.Client, Log: quiet}, db, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	res, err := s.Tick(ctx, entry, tick)
+	if err != nil || res.Enqueued != 1 {
+		t.Fatalf("tick: %+v, %v; want one task, for the configured org", res, err)
+	}
+	j, err := db.Job(ctx, one.ID, jobs.TickTaskID("rfm:refresh", one.ID, tick))
+	if err != nil || j.Type != jobs.TypeSegmentRefresh {
+		t.Fatalf("job %+v, %v; want a segment:refresh under the rfm:refresh tick id", j, err)
+	}
+}

@@ -144,3 +144,12 @@ func (db *DB) MarkABMConfigured(ctx context.Context, orgID int64, at time.Time) 
 	}
 	return nil
 }
+
+// ConfiguredOrgIDs lists the orgs that configured ABM.
+func (db *DB) ConfiguredOrgIDs(ctx context.Context) ([]int64, error) {
+	var ids []int64
+	if err := db.SelectContext(ctx, &ids, `SELECT org_id FROM abm_configs WHERE configured_at IS NOT NULL ORDER BY org_id`); err != nil {
+		return nil, fmt.Errorf("configured orgs: %w", err)
+	}
+	return ids, nil
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/scheduler"
+	"github.com/crmq/crmq/store"
 )
 
 func main() {
@@ -18,25 +19,30 @@ func main() {
 	client := asynq.NewClient(redisOpt)
 	defer client.Close()
 
-	s, err := scheduler.New(Table(cfg), &jobs.Enqueuer{DB: db, Client: client, Log: log}, db, log)
+	s, err := scheduler.New(Table(cfg, db), &jobs.Enqueuer{DB: db, Client: client, Log: log}, db, log)
 	if err != nil {
 		proc.Fatal(log, "cron table", err)
 	}
 	s.Start()
-	log.Info("scheduler started", "entries", len(Table(cfg)))
+	log.Info("scheduler started", "entries", len(Table(cfg, db)))
 	<-ctx.Done()
 	log.Info("scheduler stopping")
 	s.Stop()
 }
 
 // Table is the cron table from config; an empty spec disables its entry.
-func Table(cfg config.Config) []scheduler.Entry {
+func Table(cfg config.Config, db *store.DB) []scheduler.Entry {
 	var t []scheduler.Entry
 	if cfg.CronOrphans != "" {
 		t = append(t, scheduler.Entry{Spec: cfg.CronOrphans, Type: jobs.TypeOrphansRecompute, Build: jobs.NewOrphansTask})
 	}
 	if cfg.CronPrune != "" {
 		t = append(t, scheduler.Entry{Spec: cfg.CronPrune, Type: jobs.TypeSummariesPrune, Build: jobs.NewPruneTask})
+	}
+	if cfg.CronRFM != "" {
+		// The tick's task ids are rfm:refresh:<org>:<tick>; the task is a
+		// segment:refresh of the RFM technique.
+		t = append(t, scheduler.Entry{Spec: cfg.CronRFM, Type: "rfm:refresh", Build: jobs.NewRFMRefreshTask, Orgs: db.ConfiguredOrgIDs})
 	}
 	if cfg.CronReconcile != "" {
 		t = append(t, scheduler.Entry{Spec: cfg.CronReconcile, Type: jobs.TypeJobsReconcile, Build: jobs.NewReconcileTask})

@@ -37,6 +37,7 @@ type Config struct {
 	CronOrphans      string
 	CronPrune        string
 	CronReconcile    string
+	CronRFM          string
 	ReconcileMargin  time.Duration
 	SummaryRetention time.Duration
 
@@ -80,6 +81,7 @@ var Vars = []Var{
 	{"CRMQ_METRICS_INTERVAL", "15s", "how often the API refreshes the cached queue metrics"},
 	{"CRMQ_CRON_ORPHANS", "0 3 * * 1", "cron spec (UTC) of orphans:recompute for every org; empty disables it"},
 	{"CRMQ_CRON_SUMMARY_PRUNE", "30 4 * * *", "cron spec (UTC) of summaries:prune for every org; empty disables it"},
+	{"CRMQ_CRON_RFM", "0 2 * * *", "cron spec (UTC) of the nightly rfm:refresh (segment:refresh of RFM) for every org that configured ABM; empty disables it"},
 	{"CRMQ_CRON_RECONCILE", "* * * * *", "cron spec (UTC) of jobs:reconcile, which settles job rows left non-final (task lost by Redis, or archived while Postgres was away); empty disables it"},
 	{"CRMQ_RECONCILE_MARGIN", "2m", "how long past its task's timeout a job row may stay unchanged and non-final before the reconciler looks at it"},
 	{"CRMQ_SUMMARY_RETENTION_DAYS", "90", "unsaved summaries older than this many days are pruned; saved ones never are"},
@@ -122,6 +124,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		CronOrphans:        p.raw("CRMQ_CRON_ORPHANS"),
 		CronPrune:          p.raw("CRMQ_CRON_SUMMARY_PRUNE"),
 		CronReconcile:      p.raw("CRMQ_CRON_RECONCILE"),
+		CronRFM:            p.raw("CRMQ_CRON_RFM"),
 		ReconcileMargin:    p.duration("CRMQ_RECONCILE_MARGIN", 0, 24*time.Hour),
 		SummaryRetention:   time.Duration(p.int("CRMQ_SUMMARY_RETENTION_DAYS", 1, 36500)) * 24 * time.Hour,
 		WorkerMetricsAddr:  p.str("CRMQ_WORKER_METRICS_ADDR"),
