@@ -264,6 +264,8 @@ func TestSegmentStats(t *testing.T) {
 
 	t.Run("Zylker: labels, won revenue over members without deals too", func(t *testing.T) {
 		seg := createSegment(t, db, org.ID, "Healthcare at risk (DE)", zylkerCriteria)
+		// A blank label is no label, as the criteria language reads it.
+		setLabel(t, db, org.ID, store.TechniqueFirmographics, "H6", " \t")
 		d, err := db.SegmentDetail(ctx, org.ID, seg.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -400,7 +402,8 @@ func TestSegmentsUsingTechniquesAndLabels(t *testing.T) {
 	zylker := createSegment(t, db, org.ID, "Healthcare at risk (DE)", zylkerCriteria) // label.rfm equals At risk
 	prefix := createSegment(t, db, org.ID, "Starts with at", crit(`{"conditions": [{"field": "label.rfm", "op": "starts_with", "value": " AT"}]}`))
 	notChampions := createSegment(t, db, org.ID, "Not champions", crit(`{"conditions": [{"field": "label.rfm", "op": "not_equals", "value": "Champions"}]}`))
-	scores := createSegment(t, db, org.ID, "Recent", crit(`{"conditions": [{"field": "score.rfm.r", "op": "gte", "value": 4}, {"field": "rfm.recency_days", "op": "lt", "value": 365}]}`))
+	score := createSegment(t, db, org.ID, "High recency score", crit(`{"conditions": [{"field": "score.rfm.r", "op": "gte", "value": 4}]}`))
+	raw := createSegment(t, db, org.ID, "Bought this year", crit(`{"conditions": [{"field": "rfm.recency_days", "op": "lt", "value": 365}]}`))
 	firmo := createSegment(t, db, org.ID, "Enterprise", crit(`{"conditions": [{"field": "label.firmographics", "op": "in", "value": ["Enterprise", "Mid-market"]}, {"field": "country", "op": "is_not_empty"}], "pattern": "NOT 1 OR 2"}`))
 	fieldsOnly := createSegment(t, db, org.ID, "Germany", crit(`{"conditions": [{"field": "country", "op": "equals", "value": "DE"}]}`))
 	_ = fieldsOnly
@@ -418,7 +421,7 @@ func TestSegmentsUsingTechniquesAndLabels(t *testing.T) {
 		labels    []string
 		want      []int64
 	}{
-		{"any use of rfm: its label, its scores, its raw values", "rfm", nil, []int64{zylker.ID, prefix.ID, notChampions.ID, scores.ID}},
+		{"any use of rfm: its label, its scores, its raw values", "rfm", nil, []int64{zylker.ID, prefix.ID, notChampions.ID, score.ID, raw.ID}},
 		{"the label At risk: named by equals, matched by the prefix, and the negative condition", "rfm", []string{"At risk"}, []int64{zylker.ID, prefix.ID, notChampions.ID}},
 		{"Champions: only the negative condition names it (not_equals depends on every label)", "rfm", []string{"Champions"}, []int64{notChampions.ID}},
 		{"Attentive matches the prefix alone", "rfm", []string{"Loyal", "Attentive"}, []int64{prefix.ID, notChampions.ID}},
