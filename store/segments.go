@@ -197,17 +197,20 @@ func (db *DB) CreateSegment(ctx context.Context, orgID int64, in SegmentInput, n
 	var id int64
 	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
 		// The org row's lock makes counting and inserting one step, so two
-		// creations cannot both take the last place.
+		// creations cannot both take the last place. The count is a
+		// statement of its own: one taken in the locking statement would
+		// read the snapshot from before the wait for the lock.
 		var n int
-		err := tx.GetContext(ctx, &n, `
-			SELECT (SELECT count(*) FROM segments WHERE org_id = o.id) FROM orgs o WHERE o.id = $1 FOR NO KEY UPDATE`, orgID)
-		if err != nil {
+		if err := tx.GetContext(ctx, &n, `SELECT 1 FROM orgs WHERE id = $1 FOR NO KEY UPDATE`, orgID); err != nil {
 			return notFound(err, fmt.Sprintf("org %d", orgID))
+		}
+		if err := tx.GetContext(ctx, &n, `SELECT count(*) FROM segments WHERE org_id = $1`, orgID); err != nil {
+			return fmt.Errorf("count segments: %w", err)
 		}
 		if n >= MaxSegments {
 			return fmt.Errorf("the org has %d segments, the most it may have; delete one first: %w", MaxSegments, ErrConflict)
 		}
-		err = tx.GetContext(ctx, &id, `
+		err := tx.GetContext(ctx, &id, `
 			INSERT INTO segments (org_id, name, description, criteria) VALUES ($1, $2, $3, $4) RETURNING id`,
 			orgID, in.Name, in.Description, raw)
 		if isUniqueViolation(err) {

@@ -113,7 +113,8 @@ type SegmentStats struct {
 	// WonRevenue sums the amounts of the members' active won deals (won
 	// by the stage rule of store/crm); Average is that total over the
 	// members, a member without a won deal counting as zero, rounded to
-	// the cent, and null without members. Decimal strings, exact.
+	// the cent, and null without members. JSON numbers with their exact
+	// decimal digits, as records render amounts.
 	WonRevenue struct {
 		Total   json.Number  `json:"total"`
 		Average *json.Number `json:"average"`

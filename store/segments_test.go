@@ -532,3 +532,79 @@ func TestSegmentInputIsChecked(t *testing.T) {
 		t.Fatalf("%d segments, %v", len(list), err)
 	}
 }
+
+// A segment whose criteria the mapping no longer supports keeps its last
+// membership and computed_at, and the recomputation names it; the org's
+// other segments are recomputed all the same.
+func TestRecomputeKeepsASegmentTheMappingBroke(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "broken")
+	if _, err := db.SetABMMapping(ctx, org.ID, mappingOf(t, `{"roles": {"accounts": {"fields": {
+		"tier": {"org_field": "attributes.tier", "type": "text"}}}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	rows := []json.RawMessage{
+		json.RawMessage(`{"external_id": "G", "country": "DE", "attributes": {"tier": "gold"}}`),
+		json.RawMessage(`{"external_id": "S", "country": "DE", "attributes": {"tier": "silver"}}`)}
+	if res, err := db.UpsertRecords(ctx, org.ID, "accounts", rows); err != nil || res.Failed != 0 {
+		t.Fatalf("accounts: %+v %v", res, err)
+	}
+	gold := createSegment(t, db, org.ID, "Gold", crit(`{"conditions": [{"field": "tier", "op": "equals", "value": "gold"}]}`))
+	germany := createSegment(t, db, org.ID, "Germany", crit(`{"conditions": [{"field": "country", "op": "equals", "value": "DE"}]}`))
+	if _, err := db.SetABMMapping(ctx, org.ID, mappingOf(t, `{}`)); err != nil { // tier is gone
+		t.Fatal(err)
+	}
+	rows = append(rows, json.RawMessage(`{"external_id": "N", "country": "DE", "attributes": {"tier": "gold"}}`))
+	if res, err := db.UpsertRecords(ctx, org.ID, "accounts", rows); err != nil || res.Failed != 0 {
+		t.Fatalf("accounts: %+v %v", res, err)
+	}
+
+	n, err := db.RecomputeSegments(ctx, org.ID, rfmToday.Add(time.Hour))
+	if n != 1 || !errors.Is(err, criteria.ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("segment %d", gold.ID)) {
+		t.Fatalf("recomputed %d, %v; want 1 and an error naming segment %d", n, err, gold.ID)
+	}
+	if got := members(t, db, germany.ID); !slices.Equal(got, []string{"G", "N", "S"}) {
+		t.Errorf("germany %v, want [G N S]", got)
+	}
+	s, err := db.Segment(ctx, org.ID, gold.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := members(t, db, gold.ID); !slices.Equal(got, []string{"G"}) || s.ComputedAt == nil || !s.ComputedAt.Equal(rfmToday) {
+		t.Errorf("gold: members %v as of %v, want its last [G] as of %v", got, s.ComputedAt, rfmToday)
+	}
+}
+
+// Creations racing for the last places of an org take exactly those.
+func TestConcurrentCreationsKeepTheSegmentLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "race")
+	for i := 2; i < store.MaxSegments; i++ {
+		createSegment(t, db, org.ID, fmt.Sprintf("segment %d", i), crit(`{"conditions": []}`))
+	}
+	const racers = 8
+	errs := make(chan error, racers)
+	for i := range racers {
+		go func() {
+			_, err := db.CreateSegment(ctx, org.ID, store.SegmentInput{Name: fmt.Sprintf("racer %d", i), Criteria: crit(`{"conditions": []}`)}, rfmToday)
+			errs <- err
+		}()
+	}
+	created := 0
+	for range racers {
+		switch err := <-errs; {
+		case err == nil:
+			created++
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("racer: %v", err)
+		}
+	}
+	var n int
+	if err := db.GetContext(ctx, &n, `SELECT count(*) FROM segments WHERE org_id = $1`, org.ID); err != nil || created != 2 || n != store.MaxSegments {
+		t.Fatalf("%d racers created, the org has %d segments (%v); want 2 and %d", created, n, err, store.MaxSegments)
+	}
+}
