@@ -81,6 +81,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		netErr       *net.OpError
 		feedbackErrs store.FeedbackErrors
 		mappingErrs  store.MappingErrors
+		segmentErrs  store.SegmentErrors
 		pqErr        *pq.Error
 	)
 	switch {
@@ -106,6 +107,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the feedback has invalid fields", feedbackErrs)
 	case errors.As(err, &mappingErrs):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the mapping is invalid; errors names each problem", mappingErrs)
+	case errors.As(err, &segmentErrs):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the segment is invalid; errors names each problem", segmentErrs)
 	case errors.Is(err, store.ErrUnknownScope), errors.Is(err, store.ErrNoScopes):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the request has invalid fields", map[string]string{"scopes": err.Error()})
 	case errors.Is(err, store.ErrInvalidQuery):

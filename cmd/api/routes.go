@@ -73,6 +73,15 @@ func (s *server) routeTable() []route {
 		// Setup" permission); reading it is ABM use.
 		{"GET /v1/abm/mapping", store.ScopeABM, http.HandlerFunc(s.getABMMapping), nil},
 		{"PUT /v1/abm/mapping", store.ScopeABMSetup, http.HandlerFunc(s.putABMMapping), nil},
+
+		// Segments are ABM use, not setup: the seed's ABM permission covers
+		// segments.
+		{"POST /v1/segments", store.ScopeABM, http.HandlerFunc(s.createSegment), nil},
+		{"GET /v1/segments", store.ScopeABM, http.HandlerFunc(s.listSegments), nil},
+		{"GET /v1/segments/{id}", store.ScopeABM, http.HandlerFunc(s.getSegment), nil},
+		{"PUT /v1/segments/{id}", store.ScopeABM, http.HandlerFunc(s.putSegment), nil},
+		{"DELETE /v1/segments/{id}", store.ScopeABM, http.HandlerFunc(s.deleteSegment), nil},
+		{"GET /v1/segments/{id}/accounts", store.ScopeABM, http.HandlerFunc(s.segmentAccounts), []string{"limit", "cursor"}},
 	}
 	if s.monitoring != nil {
 		// asynqmon routes on the full path: no StripPrefix.
