@@ -58,7 +58,10 @@ type TechniqueRun struct {
 type SegmentRefreshResult struct {
 	Techniques []TechniqueRun `json:"techniques"`
 	Segments   int            `json:"segments"` // segments whose membership was recomputed
-	Skipped    bool           `json:"skipped"`  // no technique needed work
+	// SegmentErrors names the segments whose criteria no longer check
+	// against the mapping: they keep their last membership.
+	SegmentErrors string `json:"segment_errors,omitempty"`
+	Skipped       bool   `json:"skipped"` // no technique needed work
 }
 
 // NewSegmentRefreshTask builds the task.

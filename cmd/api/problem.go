@@ -91,6 +91,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		critErrs     criteria.Errors
 		inUse        *segment.InUseError
 		mappingErrs  store.MappingErrors
+		segmentErrs  store.SegmentErrors
 		pqErr        *pq.Error
 	)
 	switch {
@@ -116,6 +117,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the feedback has invalid fields", feedbackErrs)
 	case errors.As(err, &mappingErrs):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the mapping is invalid; errors names each problem", mappingErrs)
+	case errors.As(err, &segmentErrs):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the segment is invalid; errors names each problem", segmentErrs)
 	case errors.Is(err, store.ErrUnknownScope), errors.Is(err, store.ErrNoScopes):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the request has invalid fields", map[string]string{"scopes": err.Error()})
 	case errors.Is(err, store.ErrInvalidQuery):

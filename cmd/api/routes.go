@@ -83,6 +83,15 @@ func (s *server) routeTable() []route {
 		{"POST /v1/abm/configure", store.ScopeABMSetup, http.HandlerFunc(s.configureABM), nil},
 		{"POST /v1/abm/refresh", store.ScopeABMSetup, http.HandlerFunc(s.refreshABM), nil},
 		{"GET /v1/accounts/{id}/labels", store.ScopeABM, http.HandlerFunc(s.accountLabels), nil},
+
+		// Segments are ABM use, not setup: the seed's ABM permission covers
+		// segments.
+		{"POST /v1/segments", store.ScopeABM, http.HandlerFunc(s.createSegment), nil},
+		{"GET /v1/segments", store.ScopeABM, http.HandlerFunc(s.listSegments), nil},
+		{"GET /v1/segments/{id}", store.ScopeABM, http.HandlerFunc(s.getSegment), nil},
+		{"PUT /v1/segments/{id}", store.ScopeABM, http.HandlerFunc(s.putSegment), nil},
+		{"DELETE /v1/segments/{id}", store.ScopeABM, http.HandlerFunc(s.deleteSegment), nil},
+		{"GET /v1/segments/{id}/accounts", store.ScopeABM, http.HandlerFunc(s.segmentAccounts), []string{"limit", "cursor"}},
 	}
 	if s.monitoring != nil {
 		// asynqmon routes on the full path: no StripPrefix.

@@ -74,7 +74,7 @@ func registry(d deps) []workers.Registration {
 				}
 			},
 		}),
-		workers.Register(jobs.SegmentRefreshSpec, d.db, segment.Refresher{Store: d.db, Now: time.Now, Log: d.log}),
+		workers.Register(jobs.SegmentRefreshSpec, d.db, segment.Refresher{Store: d.db, Segments: d.db, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ReconcileSpec, d.db, maintenance.Reconciler{
 			Store: d.db, Queue: d.inspector, Client: d.client, Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log,
 		}),

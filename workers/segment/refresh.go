@@ -11,6 +11,7 @@ import (
 
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/criteria"
 	"github.com/crmq/crmq/workers"
 )
 
@@ -83,9 +84,17 @@ func (r Refresher) Run(ctx context.Context, job workers.Job[jobs.SegmentRefreshP
 		return res, nil
 	}
 	if r.Segments != nil {
-		if res.Segments, err = r.Segments.RecomputeSegments(ctx, p.OrgID, now); err != nil {
+		res.Segments, err = r.Segments.RecomputeSegments(ctx, p.OrgID, now)
+		switch {
+		case errors.Is(err, criteria.ErrInvalid):
+			// Segments the mapping broke keep their last membership; the
+			// refresh itself succeeded, and its result names them.
+			res.SegmentErrors = err.Error()
+			r.Log.WarnContext(ctx, "segments not recomputed: their criteria no longer check", "org_id", p.OrgID, "err", err)
+		case err != nil:
 			return res, fmt.Errorf("recompute segments: %w", err)
 		}
+		_ = job.Progress(ctx, 100)
 	}
 	return res, nil
 }

@@ -277,3 +277,74 @@ func TestTechniqueEditLimits(t *testing.T) {
 		t.Fatalf("edit while refreshing: %v, want ErrTechniqueRefreshing", err)
 	}
 }
+
+// A segment locks what it reads: the label it names cannot change its
+// criteria or its name, its technique cannot change settings or be
+// deactivated; other labels stay editable; deleting the segment unlocks.
+// A refresh recomputes the segment's membership.
+func TestSegmentsLockTheirLabelsAndFollowRefreshes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.ingest(t, "accounts", `{"external_id":"h1","name":"H1","industry":"Healthcare","country":"DE"}`, `{"external_id":"r1","name":"R1","industry":"Retail","country":"DE"}`)
+	day := today.AddDate(0, 0, -400).Format(time.DateOnly)
+	f.ingest(t, "deals",
+		`{"external_id":"d1","account":"h1","stage":"Closed Won","amount":100,"close_date":"`+day+`"}`,
+		`{"external_id":"d2","account":"h1","stage":"Closed Won","amount":100,"close_date":"`+day+`"}`,
+		`{"external_id":"d3","account":"h1","stage":"Closed Won","amount":100,"close_date":"`+day+`"}`,
+		`{"external_id":"d4","account":"r1","stage":"Closed Won","amount":9000,"close_date":"`+today.Format(time.DateOnly)+`"}`)
+	if _, _, err := f.setup.Activate(ctx, f.org, "rfm"); err != nil {
+		t.Fatal(err)
+	}
+	loyal := criteria.Criteria{Conditions: []criteria.Condition{cond("label.rfm", criteria.Equals, `"Loyal"`), cond("industry", criteria.Equals, `"Healthcare"`)}}
+	seg, err := f.db.CreateSegment(ctx, f.org, store.SegmentInput{Name: "Loyal healthcare", Criteria: &loyal}, today)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := f.ref
+	ref.Segments = f.db
+	res, err := ref.Run(ctx, workers.Job[jobs.SegmentRefreshPayload]{ID: "j", Payload: jobs.SegmentRefreshPayload{OrgID: f.org}})
+	if err != nil || res.Segments != 1 {
+		t.Fatalf("refresh: %+v, %v", res, err)
+	}
+	// Two accounts, so scores are ceil(5c/2): 3 or 5. h1 (400 days, 3
+	// deals, 300) is r3 f5 m3: Loyal; r1 (today, 1 deal, 9000) r5 f3 m5:
+	// Potential loyalists.
+	if labels := f.labels(t, "rfm"); labels["h1"] != "Loyal" || labels["r1"] != "Potential loyalists" {
+		t.Fatalf("labels %v", labels)
+	}
+	got, err := f.db.Segment(ctx, f.org, seg.ID)
+	if err != nil || got.MemberCount != 1 {
+		t.Fatalf("segment after the refresh: %+v, %v; want h1 alone", got, err)
+	}
+	view, err := f.setup.Views(ctx, f.org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rfm := view[0]
+	edited := append([]segment.Label(nil), rfm.Labels...)
+	edited[1].Criteria = criteria.Criteria{Conditions: []criteria.Condition{cond("r", criteria.Gte, "4")}} // Loyal
+	var inUse *segment.InUseError
+	if _, _, err := f.setup.Put(ctx, f.org, "rfm", segment.View{Settings: rfm.Settings, Labels: edited}); !errors.As(err, &inUse) || inUse.Segments[0] != "Loyal healthcare" {
+		t.Fatalf("editing a label a segment names: %v, want technique-in-use naming the segment", err)
+	}
+	renamed := append([]segment.Label(nil), rfm.Labels...)
+	renamed[1].Name = "Faithful"
+	if _, _, err := f.setup.Put(ctx, f.org, "rfm", segment.View{Settings: rfm.Settings, Labels: renamed}); !errors.As(err, &inUse) {
+		t.Fatalf("renaming a label a segment names: %v, want technique-in-use", err)
+	}
+	other := append([]segment.Label(nil), rfm.Labels...)
+	other[7].Criteria = criteria.Criteria{Conditions: []criteria.Condition{cond("r", criteria.Equals, "1")}} // Lost
+	if _, _, err := f.setup.Put(ctx, f.org, "rfm", segment.View{Settings: rfm.Settings, Labels: other}); err != nil {
+		t.Fatalf("editing a label no segment names: %v", err)
+	}
+	if _, _, err := f.setup.Deactivate(ctx, f.org, "rfm"); !errors.As(err, &inUse) {
+		t.Fatalf("deactivating a technique a segment reads: %v, want technique-in-use", err)
+	}
+	if err := f.db.DeleteSegment(ctx, f.org, seg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.setup.Put(ctx, f.org, "rfm", segment.View{Settings: rfm.Settings, Labels: edited}); err != nil {
+		t.Fatalf("after the segment is deleted: %v", err)
+	}
+}

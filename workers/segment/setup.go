@@ -56,18 +56,25 @@ func (e *InUseError) Error() string {
 // Unwrap lets errors.Is(err, ErrInUse) hold.
 func (e *InUseError) Unwrap() error { return ErrInUse }
 
-// Locks tells which segments read a technique (labels empty) or some of
-// its labels.
-type Locks interface {
-	SegmentNamesUsing(ctx context.Context, orgID int64, technique string, labels []string) ([]string, error)
-}
-
 // Setup is technique configuration, shared by the API and the CLI.
 type Setup struct {
-	DB    *store.DB
-	Enq   *jobs.Enqueuer
-	Locks Locks // nil: no segment locks anything
-	Now   func() time.Time
+	DB  *store.DB
+	Enq *jobs.Enqueuer
+	Now func() time.Time
+}
+
+// segmentsUsing names the segments that read the technique (labels
+// empty) or some of its labels.
+func (s Setup) segmentsUsing(ctx context.Context, orgID int64, technique string, labels []string) ([]string, error) {
+	refs, err := s.DB.SegmentsUsing(ctx, orgID, technique, labels)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		names[i] = r.Name
+	}
+	return names, nil
 }
 
 // Views lists every technique, defaults filled in.
@@ -163,19 +170,17 @@ func (s Setup) Put(ctx context.Context, orgID int64, name string, in View) (View
 	}
 	settingsChanged := !jsonEqual(cur.Settings, settings)
 	changed, renamed := labelChanges(cur.Labels, in.Labels)
-	if s.Locks != nil {
-		var locked []string
-		if settingsChanged || len(in.Labels) != len(cur.Labels) {
-			locked, err = s.Locks.SegmentNamesUsing(ctx, orgID, name, nil)
-		} else if len(changed)+len(renamed) > 0 {
-			locked, err = s.Locks.SegmentNamesUsing(ctx, orgID, name, append(changed, renamed...))
-		}
-		if err != nil {
-			return View{}, nil, err
-		}
-		if len(locked) > 0 {
-			return View{}, nil, &InUseError{Technique: name, Segments: locked}
-		}
+	var locked []string
+	if settingsChanged || len(in.Labels) != len(cur.Labels) {
+		locked, err = s.segmentsUsing(ctx, orgID, name, nil)
+	} else if len(changed)+len(renamed) > 0 {
+		locked, err = s.segmentsUsing(ctx, orgID, name, append(changed, renamed...))
+	}
+	if err != nil {
+		return View{}, nil, err
+	}
+	if len(locked) > 0 {
+		return View{}, nil, &InUseError{Technique: name, Segments: locked}
 	}
 	kind := ""
 	if settingsChanged || len(changed) > 0 || len(in.Labels) != len(cur.Labels) {
@@ -198,8 +203,8 @@ func (s Setup) Activate(ctx context.Context, orgID int64, name string) (View, *s
 
 // Deactivate turns a technique off; its results stay until it refreshes again.
 func (s Setup) Deactivate(ctx context.Context, orgID int64, name string) (View, *store.Job, error) {
-	if s.Locks != nil && slices.Contains(Names, name) {
-		locked, err := s.Locks.SegmentNamesUsing(ctx, orgID, name, nil)
+	if slices.Contains(Names, name) {
+		locked, err := s.segmentsUsing(ctx, orgID, name, nil)
 		if err != nil {
 			return View{}, nil, err
 		}
