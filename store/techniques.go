@@ -293,7 +293,7 @@ func (db *DB) RefreshInput(ctx context.Context, orgID int64, now time.Time) (str
 	var s string
 	err := db.GetContext(ctx, &s, `
 		SELECT concat_ws('|', $2::text,
-			(SELECT updated_at::text || md5(global_criteria::text) FROM abm_configs WHERE org_id = $1),
+			(SELECT md5(global_criteria::text) FROM abm_configs WHERE org_id = $1),
 			(SELECT max(updated_at)::text FROM field_mappings WHERE org_id = $1),
 			(SELECT max(updated_at)::text FROM lookup_mappings WHERE org_id = $1),
 			(SELECT max(updated_at)::text FROM module_mappings WHERE org_id = $1),

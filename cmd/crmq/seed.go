@@ -11,7 +11,8 @@ import (
 )
 
 // runSeed loads the deterministic demo dataset into an org (created when
-// missing) and prints a new API key for it, and nothing else, on stdout.
+// missing), configures ABM for it (techniques refreshed, two segments) and
+// prints a new API key for it, and nothing else, on stdout.
 // Seeding again upserts the same rows.
 func runSeed(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags()
@@ -40,6 +41,13 @@ func runSeed(ctx context.Context, c *cli, args []string) error {
 	}
 	c.logger().InfoContext(ctx, "demo data loaded", "org", org.Name, "org_id", org.ID,
 		"rows", counts.Modules, "field_history", counts.FieldHistory, "duration", time.Since(start))
+	abm, err := demo.SeedABM(ctx, db, org.ID, time.Now())
+	if err != nil {
+		return fmt.Errorf("configure ABM for org %q: %w", org.Name, err)
+	}
+	for _, sg := range abm.Segments {
+		c.logger().InfoContext(ctx, "demo segment", "org", org.Name, "segment", sg.Name, "members", sg.MemberCount)
+	}
 	key, err := db.CreateAPIKey(ctx, org.ID)
 	if err != nil {
 		return err

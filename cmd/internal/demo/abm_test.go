@@ -1,0 +1,62 @@
+package demo_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/crmq/crmq/cmd/internal/demo"
+	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/storetest"
+)
+
+// The demo org comes with ABM configured: techniques active and refreshed,
+// both demo segments with members, and seeding again changes nothing.
+func TestSeedABM(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, err := db.CreateOrg(ctx, "demo-abm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 14, 15, 4, 5, 0, time.UTC)
+	if _, err := demo.Seed(ctx, db, org.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	res, err := demo.SeedABM(ctx, db, org.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("refresh %+v", res.Refresh)
+	scored := 0
+	for _, tr := range res.Refresh.Techniques {
+		scored += tr.Scored
+	}
+	if len(res.Refresh.Techniques) != 2 || res.Refresh.Skipped || scored == 0 {
+		t.Fatalf("first refresh: %+v", res.Refresh)
+	}
+	if len(res.Segments) != 2 {
+		t.Fatalf("segments: %+v", res.Segments)
+	}
+	for _, s := range res.Segments {
+		t.Logf("segment %q: %d members", s.Name, s.MemberCount)
+		if s.MemberCount == 0 {
+			t.Errorf("demo segment %q has no members", s.Name)
+		}
+	}
+	if ok, err := db.ABMConfigured(ctx, org.ID); err != nil || !ok {
+		t.Fatalf("configured: %v %v", ok, err)
+	}
+	again, err := demo.SeedABM(ctx, db, org.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Refresh.Skipped || len(again.Segments) != 2 || again.Segments[0].ID != res.Segments[0].ID || again.Segments[0].MemberCount != res.Segments[0].MemberCount {
+		t.Fatalf("seeding again: %+v", again)
+	}
+	techs, err := db.Techniques(ctx, org.ID)
+	if err != nil || techs["rfm"].State != store.TechniqueActive || techs["firmographics"].State != store.TechniqueActive {
+		t.Fatalf("techniques %+v, %v", techs, err)
+	}
+}
