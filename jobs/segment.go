@@ -48,9 +48,10 @@ func (p SegmentRefreshPayload) Techniques() []string {
 type TechniqueRun struct {
 	Technique string `json:"technique"`
 	Version   int    `json:"version"`
-	Skipped   bool   `json:"skipped,omitempty"` // nothing it reads changed since its last refresh
-	Scored    int    `json:"scored,omitempty"`  // RFM: accounts with a qualifying deal
-	Labelled  int    `json:"labelled,omitempty"`
+	Skipped   bool   `json:"skipped,omitempty"`  // nothing it reads changed since its last refresh
+	Scored    int    `json:"scored,omitempty"`   // RFM: accounts with a qualifying deal
+	Labelled  int    `json:"labelled,omitempty"` // firmographics: accounts given a result
+	Written   int    `json:"written,omitempty"`  // RFM: rows whose values, scores or label changed
 	Note      string `json:"note,omitempty"`
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/crmq/crmq/store/crm"
@@ -72,10 +71,11 @@ var (
 func RFMDateFields() []string   { return keys(rfmDateColumns) }
 func RFMNumberFields() []string { return keys(rfmNumberColumns) }
 
-// RFMRun counts what a scoring run wrote.
+// RFMRun counts what a scoring run did.
 type RFMRun struct {
-	Scored  int `json:"scored"`  // accounts in scope with a qualifying deal
-	Removed int `json:"removed"` // earlier scores of accounts that no longer have one
+	Scored  int `db:"scored" json:"scored"`   // accounts in scope with a qualifying deal
+	Written int `db:"written" json:"written"` // of those, rows that changed and were written
+	Removed int `db:"removed" json:"removed"` // earlier scores of accounts that no longer have one
 }
 
 // ScoreRFM computes every in-scope account's raw recency (days since its
@@ -93,6 +93,16 @@ type RFMRun struct {
 //
 // Labels are written by LabelAccounts, after scoring.
 func (db *DB) ScoreRFM(ctx context.Context, orgID int64, s RFMSettings, scope Filter, now time.Time, runID string) (RFMRun, error) {
+	return db.ScoreAndLabelRFM(ctx, orgID, s, nil, scope, now, runID)
+}
+
+// ScoreAndLabelRFM is ScoreRFM that also labels each account in the same
+// statement: the first of rules (over r, f, m and the raw recency_days,
+// frequency and monetary) that matches names its label. A row is written
+// only when its values, scores or label changed, so a refresh over data
+// that barely moved writes little; rows of accounts that no longer qualify
+// are deleted by the same statement.
+func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, rules []LabelRule, scope Filter, now time.Time, runID string) (RFMRun, error) {
 	recency, ok := rfmDateColumns[s.RecencyField]
 	if !ok {
 		return RFMRun{}, fmt.Errorf("rfm recency field %q: %w", s.RecencyField, ErrInvalidQuery)
@@ -141,6 +151,10 @@ func (db *DB) ScoreRFM(ctx context.Context, orgID int64, s RFMSettings, scope Fi
 	default:
 		return RFMRun{}, fmt.Errorf("rfm mode %q: %w", s.Mode, ErrInvalidQuery)
 	}
+	label, err := labelCase(rules, scoredLabelColumns, now, &args)
+	if err != nil {
+		return RFMRun{}, err
+	}
 	query := `
 		WITH q AS (
 			SELECT d.id, d.account_id, ` + recency + ` AS at, ` + monetary + ` AS money
@@ -156,32 +170,37 @@ func (db *DB) ScoreRFM(ctx context.Context, orgID int64, s RFMSettings, scope Fi
 		), n AS (SELECT greatest(count(*), 1) AS n FROM raw
 		), scored AS (
 			SELECT raw.*, ` + r + ` AS r, ` + f + ` AS f, ` + m + ` AS m FROM raw, n
+		), labelled AS (
+			SELECT s.*, ` + label + ` AS label FROM scored s
 		), written AS (
-			INSERT INTO account_labels (org_id, technique, account_id, raw, r, f, m, label, computed_at, run_id)
+			INSERT INTO account_labels AS l (org_id, technique, account_id, raw, r, f, m, label, computed_at, run_id)
 			SELECT $1, 'rfm', account_id,
 				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary),
-				r, f, m, NULL, $6::timestamptz, $3
-			FROM scored
+				r, f, m, label, $6::timestamptz, $3
+			FROM labelled
 			ON CONFLICT (org_id, technique, account_id) DO UPDATE SET
 				raw = EXCLUDED.raw, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
-				label = NULL, computed_at = EXCLUDED.computed_at, run_id = EXCLUDED.run_id
+				label = EXCLUDED.label, computed_at = EXCLUDED.computed_at, run_id = EXCLUDED.run_id
+			WHERE (l.raw, l.r, l.f, l.m, l.label) IS DISTINCT FROM (EXCLUDED.raw, EXCLUDED.r, EXCLUDED.f, EXCLUDED.m, EXCLUDED.label)
+			RETURNING 1
+		), removed AS (
+			DELETE FROM account_labels d WHERE d.org_id = $1 AND d.technique = 'rfm'
+			  AND NOT EXISTS (SELECT 1 FROM labelled x WHERE x.account_id = d.account_id)
 			RETURNING 1
 		)
-		SELECT count(*) FROM written`
+		SELECT (SELECT count(*) FROM labelled) AS scored, (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM removed) AS removed`
 	var run RFMRun
-	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
-		if err := tx.GetContext(ctx, &run.Scored, query, args...); err != nil {
-			return fmt.Errorf("score rfm of org %d: %w", orgID, err)
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM account_labels WHERE org_id = $1 AND technique = 'rfm' AND run_id <> $2`, orgID, runID)
-		if err != nil {
-			return fmt.Errorf("drop stale rfm scores of org %d: %w", orgID, err)
-		}
-		n, _ := res.RowsAffected()
-		run.Removed = int(n)
-		return nil
-	})
-	return run, err
+	if err := db.GetContext(ctx, &run, query, args...); err != nil {
+		return RFMRun{}, fmt.Errorf("score rfm of org %d: %w", orgID, err)
+	}
+	return run, nil
+}
+
+// scoredLabelColumns are the RFM label fields over the statement's
+// scored rows (alias s).
+var scoredLabelColumns = map[string]string{
+	"r": "s.r", "f": "s.f", "m": "s.m",
+	"recency_days": "s.recency_days::numeric", "frequency": "s.frequency", "monetary": "s.monetary",
 }
 
 // recencyBands turns "within N days" into ranges over recency_days.

@@ -193,18 +193,10 @@ type LabelRule struct {
 	Index int // the label's position, 0-based
 }
 
-// rfmLabelColumns are the fields an RFM label may name, over account_labels l.
-var rfmLabelColumns = map[string]string{
-	"r": "l.r", "f": "l.f", "m": "l.m",
-	"recency_days": "(l.raw->>'recency_days')::numeric",
-	"frequency":    "(l.raw->>'frequency')::numeric",
-	"monetary":     "(l.raw->>'monetary')::numeric",
-}
-
 // RFMLabelFields are the fields RFM labels may name, with their types.
 func RFMLabelFields() map[string]criteria.Type {
-	out := make(map[string]criteria.Type, len(rfmLabelColumns))
-	for k := range rfmLabelColumns {
+	out := make(map[string]criteria.Type, len(scoredLabelColumns))
+	for k := range scoredLabelColumns {
 		out[k] = criteria.Number
 	}
 	return out
@@ -228,22 +220,6 @@ func labelCase(rules []LabelRule, cols map[string]string, now time.Time, args *[
 	}
 	b.WriteString(" END")
 	return b.String(), nil
-}
-
-// LabelRFM labels the org's RFM-scored accounts: the first rule that
-// matches an account's r, f, m (or raw values) names its label.
-func (db *DB) LabelRFM(ctx context.Context, orgID int64, rules []LabelRule, now time.Time) error {
-	args := []any{orgID}
-	expr, err := labelCase(rules, rfmLabelColumns, now, &args)
-	if err != nil {
-		return err
-	}
-	_, err = db.ExecContext(ctx, `UPDATE account_labels l SET label = `+expr+`
-		WHERE l.org_id = $1 AND l.technique = 'rfm' AND l.label IS DISTINCT FROM (`+expr+`)`, args...)
-	if err != nil {
-		return fmt.Errorf("label rfm of org %d: %w", orgID, err)
-	}
-	return nil
 }
 
 // LabelFirmographics gives every in-scope account its firmographic label

@@ -115,12 +115,12 @@ func (r Refresher) refresh(ctx context.Context, orgID int64, t store.Technique, 
 		if err != nil {
 			return permanent(err)
 		}
-		scored, err := r.Store.ScoreRFM(ctx, orgID, settings.RFMSettings, scope, now, runID)
+		scored, err := r.Store.ScoreAndLabelRFM(ctx, orgID, settings.RFMSettings, rules, scope, now, runID)
 		if err != nil {
 			return err
 		}
-		run.Scored = scored.Scored
-		return r.Store.LabelRFM(ctx, orgID, rules, now)
+		run.Scored, run.Written = scored.Scored, scored.Written
+		return nil
 	case store.TechniqueFirmographics:
 		labels, err := DecodeLabels(t, DefaultFirmographicLabels())
 		if err != nil {
