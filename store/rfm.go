@@ -171,13 +171,19 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 		), scored AS (
 			SELECT raw.*, ` + r + ` AS r, ` + f + ` AS f, ` + m + ` AS m FROM raw, n
 		), labelled AS (
-			SELECT s.*, ` + label + ` AS label FROM scored s
+			SELECT s.*, ` + label + ` AS label,
+				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary) AS rawv
+			FROM scored s
+		), changed AS (
+			-- one hash join against the stored results, so unchanged rows
+			-- are neither probed one by one nor locked
+			SELECT x.* FROM labelled x
+			LEFT JOIN account_labels o ON o.org_id = $1 AND o.technique = 'rfm' AND o.account_id = x.account_id
+			WHERE o.account_id IS NULL OR (o.raw, o.r, o.f, o.m, o.label) IS DISTINCT FROM (x.rawv, x.r::smallint, x.f::smallint, x.m::smallint, x.label)
 		), written AS (
 			INSERT INTO account_labels AS l (org_id, technique, account_id, raw, r, f, m, label, computed_at, run_id)
-			SELECT $1, 'rfm', account_id,
-				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary),
-				r, f, m, label, $6::timestamptz, $3
-			FROM labelled
+			SELECT $1, 'rfm', account_id, rawv, r, f, m, label, $6::timestamptz, $3
+			FROM changed
 			ON CONFLICT (org_id, technique, account_id) DO UPDATE SET
 				raw = EXCLUDED.raw, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
 				label = EXCLUDED.label, computed_at = EXCLUDED.computed_at, run_id = EXCLUDED.run_id

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/criteria"
+	"github.com/crmq/crmq/workers/segment"
 )
 
 // rfmBenchOrg is the org bench rfm fills; its size is checked, not assumed.
@@ -26,6 +28,11 @@ type rfmBenchReport struct {
 	GoalRatio    float64   `json:"goal_ratio"`
 	PeakRSSMB    float64   `json:"peak_rss_mb"`
 	Scored       int       `json:"scored"`
+	Members      int       `json:"segment_members"`
+	ScoreMS      []float64 `json:"score_ms"`      // of crmq's runs: scores and labels
+	SegmentMS    []float64 `json:"segment_ms"`    // of crmq's runs: the segment's membership
+	FirstBareMS  float64   `json:"first_bare_ms"` // the unmeasured first run: crmq writes every row there
+	FirstCRMQMS  float64   `json:"first_crmq_ms"`
 	Covers       string    `json:"covers"`
 }
 
@@ -37,9 +44,9 @@ func runBenchRFM(ctx context.Context, c *cli, args []string) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	c.detail = "Fills the org " + rfmBenchOrg + " (in SQL, once; kept for later runs) and times, warm, in the same run:\n" +
 		"  bare: one INSERT ... SELECT with three NTILE(5) windows over the won deals' per-account aggregates\n" +
-		"  crmq: the RFM scoring of segment refresh (store.ScoreRFM: percentile scores with ties, written to account_labels)\n" +
-		"and prints both medians and crmq / bare (goal: at most 1.3). Labels and segment membership are not yet part of\n" +
-		"the crmq side (they are not built yet)."
+		"  crmq: what segment:refresh does for RFM: scores with ties and the eight default labels in one statement\n" +
+		"        (rows written only when they changed), then one segment's membership (label.rfm in lapsed labels)\n" +
+		"and prints both medians and crmq / bare (goal: at most 1.3), and the first (cold) run of each."
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -54,17 +61,33 @@ func runBenchRFM(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	settings := store.RFMSettings{Mode: "automatic", Scale: 5, RecencyField: "close_date", Frequency: "deals", MonetaryField: "amount"}
+	rfm := segment.DefaultRFM()
+	rules, err := segment.CheckRFM(rfm, segment.DefaultRFMLabels())
+	if err != nil {
+		return err
+	}
 	now := time.Now()
+	segID, err := benchSegment(ctx, db, org, now)
+	if err != nil {
+		return err
+	}
 	bare := func() error { return benchBareNTILE(ctx, db, org) }
-	var scored int
+	var scored, members int
+	var parts [2]float64
 	ours := func() error {
-		run, err := db.ScoreRFM(ctx, org, settings, nil, now, fmt.Sprintf("bench-%d", time.Now().UnixNano()))
+		t0 := time.Now()
+		run, err := db.ScoreAndLabelRFM(ctx, org, rfm.RFMSettings, rules, nil, now, fmt.Sprintf("bench-%d", time.Now().UnixNano()))
+		if err != nil {
+			return err
+		}
+		t1 := time.Now()
 		scored = run.Scored
+		members, err = db.RecomputeSegment(ctx, org, segID, now)
+		parts = [2]float64{float64(t1.Sub(t0).Microseconds()) / 1000, float64(time.Since(t1).Microseconds()) / 1000}
 		return err
 	}
 	rep := rfmBenchReport{Accounts: *accounts, Deals: *deals, Runs: *runs, GoalRatio: 1.3,
-		Covers: "crmq side: scores only (labels and segment membership not built yet)"}
+		Covers: "crmq side: RFM scores, the 8 default labels and one segment's membership"}
 	for i := 0; i <= *runs; i++ { // run 0 warms both
 		for _, side := range []struct {
 			fn  func() error
@@ -74,12 +97,21 @@ func runBenchRFM(ctx context.Context, c *cli, args []string) error {
 			if err := side.fn(); err != nil {
 				return err
 			}
-			if i > 0 {
-				*side.out = append(*side.out, float64(time.Since(start).Microseconds())/1000)
+			ms := float64(time.Since(start).Microseconds()) / 1000
+			switch {
+			case i > 0:
+				*side.out = append(*side.out, ms)
+				if side.out == &rep.CRMQMS {
+					rep.ScoreMS, rep.SegmentMS = append(rep.ScoreMS, parts[0]), append(rep.SegmentMS, parts[1])
+				}
+			case side.out == &rep.BareMS:
+				rep.FirstBareMS = ms
+			default:
+				rep.FirstCRMQMS = ms
 			}
 		}
 	}
-	rep.Scored = scored
+	rep.Scored, rep.Members = scored, members
 	rep.BareMedianMS, rep.CRMQMedianMS = median(rep.BareMS), median(rep.CRMQMS)
 	rep.Ratio = rep.CRMQMedianMS / rep.BareMedianMS
 	var ru syscall.Rusage
@@ -93,7 +125,9 @@ func runBenchRFM(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "accounts %d, deals %d, %d warm runs each (median)\n", rep.Accounts, rep.Deals, rep.Runs)
 	fmt.Fprintf(c.stdout, "bare INSERT..SELECT, 3 x NTILE(5): %.0f ms  %v\n", rep.BareMedianMS, rep.BareMS)
-	fmt.Fprintf(c.stdout, "crmq RFM scores (%d accounts):     %.0f ms  %v\n", rep.Scored, rep.CRMQMedianMS, rep.CRMQMS)
+	fmt.Fprintf(c.stdout, "crmq RFM refresh (%d accounts, segment of %d): %.0f ms  %v\n", rep.Scored, rep.Members, rep.CRMQMedianMS, rep.CRMQMS)
+	fmt.Fprintf(c.stdout, "  of which scores and labels %v ms, segment membership %v ms\n", rep.ScoreMS, rep.SegmentMS)
+	fmt.Fprintf(c.stdout, "first (cold) runs: bare %.0f ms, crmq %.0f ms (crmq writes every row then; later runs only changed rows)\n", rep.FirstBareMS, rep.FirstCRMQMS)
 	fmt.Fprintf(c.stdout, "ratio crmq / bare: %.2f (goal <= %.1f); this process's peak RSS %.0f MB\n%s\n", rep.Ratio, rep.GoalRatio, rep.PeakRSSMB, rep.Covers)
 	return nil
 }
@@ -119,6 +153,7 @@ func fillRFMBench(ctx context.Context, c *cli, db *store.DB, accounts, deals int
 	}
 	c.logger().InfoContext(ctx, "filling the bench org", "accounts", accounts, "deals", deals)
 	steps := []string{
+		`DELETE FROM segment_members WHERE org_id = $1`,
 		`DELETE FROM account_labels WHERE org_id = $1`,
 		`DELETE FROM deals WHERE org_id = $1`,
 		`DELETE FROM accounts WHERE org_id = $1`,
@@ -173,4 +208,22 @@ func benchBareNTILE(ctx context.Context, db *store.DB, org int64) error {
 		return fmt.Errorf("bare ntile statement: %w", err)
 	}
 	return nil
+}
+
+// benchSegment returns the bench org's segment of lapsed RFM labels,
+// creating it once.
+func benchSegment(ctx context.Context, db *store.DB, org int64, now time.Time) (int64, error) {
+	segs, err := db.Segments(ctx, org)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range segs {
+		if s.Name == "bench lapsed" {
+			return s.ID, nil
+		}
+	}
+	c := criteria.Criteria{Conditions: []criteria.Condition{{Field: "label.rfm", Op: criteria.In,
+		Value: json.RawMessage(`["At risk", "Can't lose them", "Hibernating", "Lost"]`)}}}
+	s, err := db.CreateSegment(ctx, org, store.SegmentInput{Name: "bench lapsed", Criteria: &c}, now)
+	return s.ID, err
 }
