@@ -99,6 +99,38 @@ const (
 	TechniqueFirmographics = "firmographics"
 )
 
+// techniqueAlias is the alias under which segmentFrom joins a
+// technique's results.
+var techniqueAlias = map[string]string{TechniqueRFM: "lr", TechniqueFirmographics: "lf"}
+
+// segmentFrom is the FROM clause of a set-based segment query: each
+// account joined once to each technique's result, so a criteria over many
+// accounts reads labels and scores through hash joins, not one lookup per
+// account.
+const segmentFrom = `accounts a
+	LEFT JOIN account_labels lr ON lr.org_id = a.org_id AND lr.technique = 'rfm' AND lr.account_id = a.id
+	LEFT JOIN account_labels lf ON lf.org_id = a.org_id AND lf.technique = 'firmographics' AND lf.account_id = a.id`
+
+// joinedFields is fields (from SegmentFields) with the technique fields
+// read from segmentFrom's joins instead of per-account subqueries; the
+// values are the same.
+func joinedFields(fields map[string]AccountField) map[string]AccountField {
+	out := make(map[string]AccountField, len(fields))
+	for name, f := range fields {
+		out[name] = f
+	}
+	for t, alias := range techniqueAlias {
+		out["label."+t] = AccountField{Type: criteria.Text, SQL: alias + ".label"}
+	}
+	for _, s := range []string{"r", "f", "m"} {
+		out["score.rfm."+s] = AccountField{Type: criteria.Number, SQL: "lr." + s}
+	}
+	for _, raw := range []string{"recency_days", "frequency", "monetary"} {
+		out["rfm."+raw] = AccountField{Type: criteria.Number, SQL: "(lr.raw->>'" + raw + "')::numeric"}
+	}
+	return out
+}
+
 // SegmentFields is AccountFields plus what the techniques computed for
 // each account: label.<technique> (text), and for RFM score.rfm.r, .f and
 // .m and the raw rfm.recency_days, rfm.frequency and rfm.monetary

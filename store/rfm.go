@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/crmq/crmq/store/crm"
@@ -114,8 +115,8 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 	if s.Scale < 2 || s.Scale > 5 {
 		return RFMRun{}, fmt.Errorf("rfm scale %d: %w", s.Scale, ErrInvalidQuery)
 	}
-	args := []any{orgID, now.UTC().Format(time.DateOnly), runID, pq.StringArray(crm.WonStages()), crm.Space, now}
-	dealCond := stageSQL{wonP: "$4", spaceP: "$5"}.won("d") // the won stages of store/crm
+	args := []any{orgID, now.UTC().Format(time.DateOnly), runID, pq.StringArray(crm.WonStages()), now}
+	dealCond := "d.stage_norm = ANY($4)" // the won stages of store/crm; stage_norm is crm.Norm(stage) (migration 00110)
 	if s.Frequency != "deals" && s.Frequency != "products" {
 		return RFMRun{}, fmt.Errorf("rfm frequency %q: %w", s.Frequency, ErrInvalidQuery)
 	}
@@ -182,7 +183,7 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 			WHERE o.account_id IS NULL OR (o.raw, o.r, o.f, o.m, o.label) IS DISTINCT FROM (x.rawv, x.r::smallint, x.f::smallint, x.m::smallint, x.label)
 		), written AS (
 			INSERT INTO account_labels AS l (org_id, technique, account_id, raw, r, f, m, label, computed_at, run_id)
-			SELECT $1, 'rfm', account_id, rawv, r, f, m, label, $6::timestamptz, $3
+			SELECT $1, 'rfm', account_id, rawv, r, f, m, label, $5::timestamptz, $3
 			FROM changed
 			ON CONFLICT (org_id, technique, account_id) DO UPDATE SET
 				raw = EXCLUDED.raw, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
@@ -196,11 +197,22 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 		)
 		SELECT (SELECT count(*) FROM labelled) AS scored, (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM removed) AS removed`
 	var run RFMRun
-	if err := db.GetContext(ctx, &run, query, args...); err != nil {
+	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+		// The aggregate and the three window sorts fit in memory at a
+		// million accounts instead of spilling to disk.
+		if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '`+refreshWorkMem+`'`); err != nil {
+			return err
+		}
+		return tx.GetContext(ctx, &run, query, args...)
+	})
+	if err != nil {
 		return RFMRun{}, fmt.Errorf("score rfm of org %d: %w", orgID, err)
 	}
 	return run, nil
 }
+
+// refreshWorkMem is the work_mem of a refresh's set-based statements.
+const refreshWorkMem = "128MB"
 
 // scoredLabelColumns are the RFM label fields over the statement's
 // scored rows (alias s).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/crm"
 	"github.com/crmq/crmq/store/storetest"
 )
 
@@ -210,6 +211,37 @@ func TestRFMRefusesFieldsOutsideTheAllowList(t *testing.T) {
 	} {
 		if _, err := db.ScoreRFM(context.Background(), 1, s, nil, rfmToday, "r"); err == nil {
 			t.Errorf("%+v accepted", s)
+		}
+	}
+}
+
+// The stored stage_norm is crm.Norm of the stage, for every kind of
+// padding and case the rule trims and folds.
+func TestStageNormIsTheCRMRule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "norm")
+	stages := []string{"Closed Won", " closed WON\t", "\u00a0Closed Won\u0085", "\v\fClosed - Other\r\n", "Negotiation", "", "Proposal/Price Quote"}
+	for i, st := range stages {
+		if _, err := db.ExecContext(ctx, `INSERT INTO deals (org_id, external_id, stage) VALUES ($1, $2, $3)`, org.ID, fmt.Sprint("d", i), st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO deals (org_id, external_id, stage) VALUES ($1, 'null', NULL)`, org.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range append(stages, "") {
+		id := fmt.Sprint("d", i)
+		if i == len(stages) {
+			id = "null"
+		}
+		var got string
+		if err := db.GetContext(ctx, &got, `SELECT stage_norm FROM deals WHERE org_id = $1 AND external_id = $2`, org.ID, id); err != nil {
+			t.Fatal(err)
+		}
+		if want := crm.Norm(st); got != want {
+			t.Errorf("stage %q: stage_norm %q, crm.Norm %q", st, got, want)
 		}
 	}
 }

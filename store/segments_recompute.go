@@ -31,7 +31,7 @@ func (db *DB) segmentScope(ctx context.Context, orgID int64, now time.Time) (seg
 	if err != nil {
 		return segmentScope{}, fmt.Errorf("global criteria of org %d: %w", orgID, err)
 	}
-	return segmentScope{fields: fields, global: global, now: now}, nil
+	return segmentScope{fields: joinedFields(fields), global: global, now: now}, nil
 }
 
 // RecomputeSegment computes a segment's membership as of now and returns
@@ -123,7 +123,7 @@ func recomputeSegment(ctx context.Context, tx *sqlx.Tx, orgID, segmentID int64, 
 	}
 	q := `
 		WITH want AS MATERIALIZED (
-			SELECT a.id FROM accounts a
+			SELECT a.id FROM ` + segmentFrom + `
 			WHERE a.org_id = $1 AND a.state = 'active' AND (` + global + `) AND (` + rule + `)
 		), added AS (
 			INSERT INTO segment_members (org_id, segment_id, account_id)
