@@ -27,12 +27,9 @@ type ABMAccountPage struct {
 // ABMAccounts lists the org's active accounts inside the global criteria
 // as of now, by account id, limit at a time.
 func (db *DB) ABMAccounts(ctx context.Context, orgID int64, now time.Time, limit int, cursor string) (ABMAccountPage, error) {
-	after := int64(0)
-	if cursor != "" {
-		var err error
-		if after, err = decodeCursor(cursor); err != nil {
-			return ABMAccountPage{}, err
-		}
+	limit, after, err := pageOf(limit, cursor)
+	if err != nil {
+		return ABMAccountPage{}, err
 	}
 	scope, err := db.ScopeFilter(ctx, orgID, now)
 	if err != nil {

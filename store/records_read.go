@@ -61,13 +61,7 @@ func (db *DB) ListRecords(ctx context.Context, orgID int64, module string, limit
 	if err != nil {
 		return RecordPage{}, err
 	}
-	switch {
-	case limit <= 0:
-		limit = DefaultPageSize
-	case limit > MaxPageSize:
-		limit = MaxPageSize
-	}
-	after, err := decodeCursor(cursor)
+	limit, after, err := pageOf(limit, cursor)
 	if err != nil {
 		return RecordPage{}, err
 	}
@@ -198,6 +192,19 @@ func decodeRecord(raw []byte) (Record, error) {
 // Cursors are opaque to clients; inside, the internal id of the last row
 // of the previous page.
 const cursorPrefix = "r1:"
+
+// pageOf clamps a page limit to 1..MaxPageSize (DefaultPageSize when not
+// positive) and decodes the cursor ("" for the first page).
+func pageOf(limit int, cursor string) (int, int64, error) {
+	switch {
+	case limit <= 0:
+		limit = DefaultPageSize
+	case limit > MaxPageSize:
+		limit = MaxPageSize
+	}
+	after, err := decodeCursor(cursor)
+	return limit, after, err
+}
 
 func encodeCursor(id int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(id, 10)))

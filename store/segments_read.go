@@ -309,13 +309,7 @@ type SegmentMemberPage struct {
 // DefaultPageSize or MaxPageSize, a cursor it did not hand out is
 // ErrInvalidCursor. ErrNotFound when the org has no such segment.
 func (db *DB) SegmentMembers(ctx context.Context, orgID, segmentID int64, limit int, cursor string) (SegmentMemberPage, error) {
-	switch {
-	case limit <= 0:
-		limit = DefaultPageSize
-	case limit > MaxPageSize:
-		limit = MaxPageSize
-	}
-	after, err := decodeCursor(cursor)
+	limit, after, err := pageOf(limit, cursor)
 	if err != nil {
 		return SegmentMemberPage{}, err
 	}

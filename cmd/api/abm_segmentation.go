@@ -49,15 +49,16 @@ func (s *server) listABMAccounts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-// pageLimit reads ?limit= (1-500, default 100).
+// pageLimit reads ?limit= of a paged list: 1 to store.MaxPageSize,
+// store.DefaultPageSize when absent.
 func pageLimit(r *http.Request) (int, error) {
 	l := r.URL.Query().Get("limit")
 	if l == "" {
-		return 100, nil
+		return store.DefaultPageSize, nil
 	}
 	n, err := strconv.Atoi(l)
-	if err != nil || n < 1 || n > 500 {
-		return 0, invalid("bad limit", map[string]string{"limit": "an integer from 1 to 500"})
+	if err != nil || n < 1 || n > store.MaxPageSize {
+		return 0, invalid("bad limit", map[string]string{"limit": "an integer from 1 to " + strconv.Itoa(store.MaxPageSize)})
 	}
 	return n, nil
 }

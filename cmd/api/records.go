@@ -156,14 +156,10 @@ func (s *server) listRecords(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	limit := store.DefaultPageSize
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > store.MaxPageSize {
-			s.fail(w, r, invalid("bad limit", map[string]string{"limit": "an integer from 1 to " + strconv.Itoa(store.MaxPageSize)}))
-			return
-		}
-		limit = n
+	limit, err := pageLimit(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	page, err := s.db.ListRecords(r.Context(), orgFrom(r.Context()).ID, module, limit, r.URL.Query().Get("cursor"))
 	if err != nil {

@@ -71,14 +71,10 @@ func (s *server) segmentAccounts(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	limit := store.DefaultPageSize
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > store.MaxPageSize {
-			s.fail(w, r, invalid("bad limit", map[string]string{"limit": "an integer from 1 to " + strconv.Itoa(store.MaxPageSize)}))
-			return
-		}
-		limit = n
+	limit, err := pageLimit(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	page, err := s.db.SegmentMembers(r.Context(), orgFrom(r.Context()).ID, id, limit, r.URL.Query().Get("cursor"))
 	if err != nil {
