@@ -115,13 +115,7 @@ var ErrInvalidMapping = errors.New("invalid ABM mapping")
 // "lookups.accounts_contacts").
 type MappingErrors map[string]string
 
-func (e MappingErrors) Error() string {
-	parts := make([]string, 0, len(e))
-	for _, k := range slices.Sorted(maps.Keys(e)) {
-		parts = append(parts, k+": "+e[k])
-	}
-	return "invalid ABM mapping: " + strings.Join(parts, "; ")
-}
+func (e MappingErrors) Error() string { return fieldErrors("invalid ABM mapping", e) }
 
 // Is makes MappingErrors match ErrInvalidMapping.
 func (e MappingErrors) Is(target error) bool { return target == ErrInvalidMapping }

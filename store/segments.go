@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -54,13 +52,7 @@ var ErrInvalidSegment = errors.New("invalid segment")
 // condition at fault.
 type SegmentErrors map[string]string
 
-func (e SegmentErrors) Error() string {
-	parts := make([]string, 0, len(e))
-	for _, k := range slices.Sorted(maps.Keys(e)) {
-		parts = append(parts, k+": "+e[k])
-	}
-	return "invalid segment: " + strings.Join(parts, "; ")
-}
+func (e SegmentErrors) Error() string { return fieldErrors("invalid segment", e) }
 
 // Is makes SegmentErrors match ErrInvalidSegment.
 func (e SegmentErrors) Is(target error) bool { return target == ErrInvalidSegment }

@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,4 +136,14 @@ func notFound(err error, what string) error {
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// fieldErrors renders a map of what is wrong, by field, as one stable
+// message: the fields in order, after prefix.
+func fieldErrors(prefix string, e map[string]string) string {
+	parts := make([]string, 0, len(e))
+	for _, k := range slices.Sorted(maps.Keys(e)) {
+		parts = append(parts, k+": "+e[k])
+	}
+	return prefix + ": " + strings.Join(parts, "; ")
 }

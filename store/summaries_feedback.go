@@ -60,13 +60,7 @@ var ErrInvalidFeedback = errors.New("invalid feedback")
 // ErrInvalidFeedback) holds for it; errors.As gets the fields.
 type FeedbackErrors map[string]string
 
-func (e FeedbackErrors) Error() string {
-	parts := make([]string, 0, len(e))
-	for _, k := range slices.Sorted(maps.Keys(e)) {
-		parts = append(parts, k+": "+e[k])
-	}
-	return "invalid feedback: " + strings.Join(parts, "; ")
-}
+func (e FeedbackErrors) Error() string { return fieldErrors("invalid feedback", e) }
 
 // Is makes FeedbackErrors match ErrInvalidFeedback.
 func (e FeedbackErrors) Is(target error) bool { return target == ErrInvalidFeedback }
