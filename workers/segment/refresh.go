@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -50,6 +51,9 @@ func (r Refresher) Run(ctx context.Context, job workers.Job[jobs.SegmentRefreshP
 			}
 		}
 	}()
+	if err := r.notBegun(ctx, p, techs, &res); err != nil {
+		return res, err
+	}
 	input, err := r.Store.RefreshInput(ctx, p.OrgID, now)
 	if err != nil {
 		return res, err
@@ -97,6 +101,28 @@ func (r Refresher) Run(ctx context.Context, job workers.Job[jobs.SegmentRefreshP
 		_ = job.Progress(ctx, 100)
 	}
 	return res, nil
+}
+
+// notBegun lists, with the reason, the requested techniques this job does
+// not refresh: inactive ones, and ones another job is refreshing (it
+// recomputes the segments when it ends).
+func (r Refresher) notBegun(ctx context.Context, p jobs.SegmentRefreshPayload, begun []store.Technique, res *jobs.SegmentRefreshResult) error {
+	stored, err := r.Store.Techniques(ctx, p.OrgID)
+	if err != nil {
+		return err
+	}
+	for _, name := range p.Techniques() {
+		if slices.ContainsFunc(begun, func(t store.Technique) bool { return t.Name == name }) {
+			continue
+		}
+		t := stored[name]
+		run := jobs.TechniqueRun{Technique: name, Version: t.Version, Skipped: true, Note: "inactive"}
+		if t.State == store.TechniqueRefreshing && t.RefreshJob != nil {
+			run.Note = "being refreshed by job " + *t.RefreshJob
+		}
+		res.Techniques = append(res.Techniques, run)
+	}
+	return nil
 }
 
 // refresh computes one technique.

@@ -348,3 +348,25 @@ func TestSegmentsLockTheirLabelsAndFollowRefreshes(t *testing.T) {
 		t.Fatalf("after the segment is deleted: %v", err)
 	}
 }
+
+// A technique another live job is refreshing is left to it, and the
+// result says so; an inactive one is named too.
+func TestRefreshNamesTheTechniquesItLeaves(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	if _, _, err := f.setup.Activate(ctx, f.org, "rfm"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.ExecContext(ctx, `UPDATE techniques SET state = 'refreshing', refresh_job = 'other', updated_at = $2 WHERE org_id = $1`, f.org, today); err != nil {
+		t.Fatal(err)
+	}
+	res := f.refresh(t, jobs.SegmentRefreshPayload{})
+	notes := map[string]string{}
+	for _, tr := range res.Techniques {
+		notes[tr.Technique] = tr.Note
+	}
+	if notes["rfm"] != "being refreshed by job other" || notes["firmographics"] != "inactive" || len(res.Techniques) != 2 {
+		t.Fatalf("result %+v", res)
+	}
+}
