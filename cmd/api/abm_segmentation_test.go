@@ -200,3 +200,25 @@ func readBody(r *http.Response) string {
 		}
 	}
 }
+
+// A segment that names a label locks it: changing that label's criteria
+// is 409 technique-in-use, with the segment named.
+func TestTechniqueInUseOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t)
+	if r := e.do(t, "POST", "/v1/segments", e.keyA, `{"name":"Champions","criteria":{"conditions":[{"field":"label.rfm","op":"equals","value":"Champions"}]}}`); r.StatusCode != 201 {
+		t.Fatalf("segment: %d %s", r.StatusCode, readBody(r))
+	}
+	rfm := decode[techniquesBody](t, e.do(t, "GET", "/v1/abm/techniques", e.keyA, "")).Techniques[0]
+	rfm.Labels[0].Criteria.Conditions = rfm.Labels[0].Criteria.Conditions[:1]
+	body, _ := json.Marshal(rfm)
+	r := e.do(t, "PUT", "/v1/abm/techniques/rfm", e.keyA, string(body))
+	var p struct {
+		Type     string   `json:"type"`
+		Segments []string `json:"segments"`
+	}
+	if r.StatusCode != 409 || json.NewDecoder(r.Body).Decode(&p) != nil || p.Type != "urn:crmq:problem:technique-in-use" || len(p.Segments) != 1 || p.Segments[0] != "Champions" {
+		t.Fatalf("edit of a label a segment names: %d %+v", r.StatusCode, p)
+	}
+	wantProblem(t, e.do(t, "POST", "/v1/abm/techniques/rfm/deactivate", e.keyA, ""), 409, "technique-in-use")
+}
