@@ -370,3 +370,30 @@ func TestRefreshNamesTheTechniquesItLeaves(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 }
+
+// A custom attribute mapped to a system field feeds the criteria that
+// name the field: employees read from attributes.headcount decide the
+// firmographic label.
+func TestMappedAttributeDecidesALabel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	m := store.DefaultABMMapping()
+	acc := m.Roles["accounts"]
+	acc.Fields["employees"] = store.FieldMapping{OrgField: "attributes.headcount", Type: criteria.Number}
+	m.Roles["accounts"] = acc
+	if _, err := f.db.SetABMMapping(ctx, f.org, m); err != nil {
+		t.Fatal(err)
+	}
+	f.ingest(t, "accounts",
+		`{"external_id":"big","name":"Big","employees":5,"attributes":{"headcount":"12000"}}`,
+		`{"external_id":"small","name":"Small","employees":5000,"attributes":{"headcount":20}}`)
+	if _, _, err := f.setup.Activate(ctx, f.org, "firmographics"); err != nil {
+		t.Fatal(err)
+	}
+	f.refresh(t, jobs.SegmentRefreshPayload{Technique: "firmographics"})
+	got := f.labels(t, "firmographics")
+	if got["big"] != "Enterprise" || got["small"] != "Small business" {
+		t.Fatalf("labels %v: employees must come from attributes.headcount, not the column", got)
+	}
+}
