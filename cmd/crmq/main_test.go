@@ -212,12 +212,12 @@ func TestEnqueueWaitAndJobAgainstTheRealWorker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for module, row := range map[string]string{
-			"accounts": `{"external_id":"acc-1","name":"Acme Freight"}`,
-			"contacts": `{"external_id":"c-1","first_name":"Ada","account":"acc-1","state":"draft"}`,
+		for _, in := range [][2]string{ // accounts first: the contact looks its account up
+			{"accounts", `{"external_id":"acc-1","name":"Acme Freight"}`},
+			{"contacts", `{"external_id":"c-1","first_name":"Ada","account":"acc-1","state":"draft"}`},
 		} {
-			if res, err := s.db.UpsertRecords(ctx, org.ID, module, []json.RawMessage{json.RawMessage(row)}); err != nil || res.Failed != 0 {
-				t.Fatalf("ingest %s: %+v %v", module, res, err)
+			if res, err := s.db.UpsertRecords(ctx, org.ID, in[0], []json.RawMessage{json.RawMessage(in[1])}); err != nil || res.Failed != 0 {
+				t.Fatalf("ingest %s: %+v %v", in[0], res, err)
 			}
 		}
 		code, out, stderr := crmq(t, "enqueue", "summary:generate", "--module", "accounts", "--record", "acc-1", "--user", "user-1", "--wait")
