@@ -159,13 +159,13 @@ func fillRFMBench(ctx context.Context, c *cli, db *store.DB, accounts, deals int
 		`DELETE FROM accounts WHERE org_id = $1`,
 		`INSERT INTO accounts (org_id, external_id, name, industry, employees, country)
 		 SELECT $1, 'a' || g, 'Account ' || g, (ARRAY['Healthcare','Pharma','Retail','Logistics','Software'])[1 + g % 5],
-		        10 + (g * 7919) % 20000, CASE WHEN g % 10 = 0 THEN NULL ELSE (ARRAY['DE','FR','US','IN','JP'])[1 + g % 5] END
+		        10 + (g::bigint * 7919) % 20000, CASE WHEN g % 10 = 0 THEN NULL ELSE (ARRAY['DE','FR','US','IN','JP'])[1 + g % 5] END
 		 FROM generate_series(1, $2::int) g`,
 		`INSERT INTO deals (org_id, external_id, account_id, name, stage, amount, close_date)
 		 SELECT $1, 'd' || g, a0.first + (hashint4(g) & 2147483647) % $2::int, 'Deal ' || g,
 		        CASE WHEN g % 10 < 6 THEN 'Closed Won' WHEN g % 10 < 8 THEN 'Closed Lost' ELSE 'Negotiation' END,
-		        ((hashint4(g * 31) & 2147483647) % 100000) / 100.0 + 100,
-		        current_date - ((hashint4(g * 17) & 2147483647) % 1095)
+		        ((hashint4((g::bigint * 31 % 2147483647)::int) & 2147483647) % 100000) / 100.0 + 100,
+		        current_date - ((hashint4((g::bigint * 17 % 2147483647)::int) & 2147483647) % 1095)
 		 FROM generate_series(1, $3::int) g, (SELECT min(id) AS first FROM accounts WHERE org_id = $1) a0`,
 		`ANALYZE accounts`,
 		`ANALYZE deals`,
