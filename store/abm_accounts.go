@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -130,7 +131,7 @@ func (db *DB) AccountValues(ctx context.Context, orgID int64, externalID string,
 		sel[i] = "to_jsonb(" + f.SQL + ")"
 	}
 	var raw []byte
-	q := `SELECT jsonb_build_array(` + joinComma(sel) + `) FROM accounts a WHERE a.org_id = $1 AND a.external_id = $2`
+	q := `SELECT jsonb_build_array(` + strings.Join(sel, ", ") + `) FROM accounts a WHERE a.org_id = $1 AND a.external_id = $2`
 	if err := db.GetContext(ctx, &raw, q, orgID, externalID); err != nil {
 		return nil, notFound(err, "account "+externalID)
 	}
@@ -150,15 +151,4 @@ func (db *DB) AccountValues(ctx context.Context, orgID int64, externalID string,
 		out[n] = v
 	}
 	return out, nil
-}
-
-func joinComma(xs []string) string {
-	s := ""
-	for i, x := range xs {
-		if i > 0 {
-			s += ", "
-		}
-		s += x
-	}
-	return s
 }

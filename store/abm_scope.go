@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jmoiron/sqlx"
 	"time"
 
 	"github.com/crmq/crmq/store/criteria"
@@ -158,8 +160,12 @@ func (db *DB) SegmentFields(ctx context.Context, orgID int64) (map[string]Accoun
 // ABMConfigured tells whether the org has configured ABM (POST
 // /v1/abm/configure); the seed's edit limits apply from then on.
 func (db *DB) ABMConfigured(ctx context.Context, orgID int64) (bool, error) {
+	return abmConfigured(ctx, db, orgID)
+}
+
+func abmConfigured(ctx context.Context, q sqlx.QueryerContext, orgID int64) (bool, error) {
 	var ok bool
-	err := db.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM abm_configs WHERE org_id = $1 AND configured_at IS NOT NULL)`, orgID)
+	err := sqlx.GetContext(ctx, q, &ok, `SELECT EXISTS (SELECT 1 FROM abm_configs WHERE org_id = $1 AND configured_at IS NOT NULL)`, orgID)
 	if err != nil {
 		return false, fmt.Errorf("abm configured of org %d: %w", orgID, err)
 	}

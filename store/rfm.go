@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -17,15 +18,6 @@ import (
 // appending its values to args as parameters numbered after those already
 // there. A nil Filter keeps every account.
 type Filter func(args *[]any) (string, error)
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // RFM settings (seed 004 "RFM"): the deals module feeds it. Which deals
 // count is a deal criteria (default: the won stages of store/crm); recency
@@ -69,8 +61,8 @@ var (
 )
 
 // RFMDateFields and RFMNumberFields name the deal fields the settings may use.
-func RFMDateFields() []string   { return keys(rfmDateColumns) }
-func RFMNumberFields() []string { return keys(rfmNumberColumns) }
+func RFMDateFields() []string   { return slices.Sorted(maps.Keys(rfmDateColumns)) }
+func RFMNumberFields() []string { return slices.Sorted(maps.Keys(rfmNumberColumns)) }
 
 // RFMRun counts what a scoring run did.
 type RFMRun struct {

@@ -152,15 +152,7 @@ func (r segmentRow) segment() (Segment, error) {
 // segment is never seen without its members. ErrConflict when the name is
 // taken or the org already has MaxSegments segments.
 func (db *DB) CreateSegment(ctx context.Context, orgID int64, in SegmentInput, now time.Time) (Segment, error) {
-	sc, err := db.segmentScope(ctx, orgID, now)
-	if err != nil {
-		return Segment{}, err
-	}
-	c, err := checkSegment(in, sc.fields)
-	if err != nil {
-		return Segment{}, err
-	}
-	raw, err := json.Marshal(c)
+	sc, c, raw, err := db.prepareSegment(ctx, orgID, in, now)
 	if err != nil {
 		return Segment{}, err
 	}
@@ -198,20 +190,27 @@ func (db *DB) CreateSegment(ctx context.Context, orgID int64, in SegmentInput, n
 	return db.Segment(ctx, orgID, id)
 }
 
+// prepareSegment checks in against the org's fields as of now and returns
+// the scope to compute its membership in, its criteria and their JSON.
+func (db *DB) prepareSegment(ctx context.Context, orgID int64, in SegmentInput, now time.Time) (segmentScope, criteria.Criteria, []byte, error) {
+	sc, err := db.segmentScope(ctx, orgID, now)
+	if err != nil {
+		return segmentScope{}, criteria.Criteria{}, nil, err
+	}
+	c, err := checkSegment(in, sc.fields)
+	if err != nil {
+		return segmentScope{}, criteria.Criteria{}, nil, err
+	}
+	raw, err := json.Marshal(c)
+	return sc, c, raw, err
+}
+
 // UpdateSegment replaces a segment's name, description and criteria
 // (checked as CreateSegment checks them) and recomputes its membership as
 // of now, in one transaction. ErrNotFound when the org has no such
 // segment, ErrConflict when another of its segments has the name.
 func (db *DB) UpdateSegment(ctx context.Context, orgID, segmentID int64, in SegmentInput, now time.Time) (Segment, error) {
-	sc, err := db.segmentScope(ctx, orgID, now)
-	if err != nil {
-		return Segment{}, err
-	}
-	c, err := checkSegment(in, sc.fields)
-	if err != nil {
-		return Segment{}, err
-	}
-	raw, err := json.Marshal(c)
+	sc, c, raw, err := db.prepareSegment(ctx, orgID, in, now)
 	if err != nil {
 		return Segment{}, err
 	}

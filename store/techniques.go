@@ -101,15 +101,13 @@ func (db *DB) WriteTechnique(ctx context.Context, orgID int64, name string, w Te
 			return fmt.Errorf("%s: %w", name, ErrTechniqueRefreshing)
 		}
 		if w.Kind != "" && w.Limit > 0 {
-			var configured bool
-			if err := tx.GetContext(ctx, &configured, `SELECT EXISTS (SELECT 1 FROM abm_configs WHERE org_id = $1 AND configured_at IS NOT NULL)`, orgID); err != nil {
+			configured, err := abmConfigured(ctx, tx, orgID)
+			if err != nil {
 				return err
 			}
 			if configured {
-				day := w.Now.UTC().Truncate(24 * time.Hour)
-				var n int
-				if err := tx.GetContext(ctx, &n, `SELECT count(*) FROM technique_edits WHERE org_id = $1 AND technique = $2 AND at >= $3 AND at < $4`,
-					orgID, name, day, day.Add(24*time.Hour)); err != nil {
+				n, err := editsOn(ctx, tx, orgID, name, w.Now)
+				if err != nil {
 					return err
 				}
 				if n >= w.Limit {
@@ -146,9 +144,13 @@ func (db *DB) WriteTechnique(ctx context.Context, orgID int64, name string, w Te
 
 // EditsOn counts the technique's counted changes on now's UTC day.
 func (db *DB) EditsOn(ctx context.Context, orgID int64, name string, now time.Time) (int, error) {
+	return editsOn(ctx, db, orgID, name, now)
+}
+
+func editsOn(ctx context.Context, q sqlx.QueryerContext, orgID int64, name string, now time.Time) (int, error) {
 	day := now.UTC().Truncate(24 * time.Hour)
 	var n int
-	err := db.GetContext(ctx, &n, `SELECT count(*) FROM technique_edits WHERE org_id = $1 AND technique = $2 AND at >= $3 AND at < $4`,
+	err := sqlx.GetContext(ctx, q, &n, `SELECT count(*) FROM technique_edits WHERE org_id = $1 AND technique = $2 AND at >= $3 AND at < $4`,
 		orgID, name, day, day.Add(24*time.Hour))
 	return n, err
 }

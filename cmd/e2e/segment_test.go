@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +40,7 @@ func TestSegmentationThroughTheWorker(t *testing.T) {
 		deals = append(deals, fmt.Sprintf(`{"external_id":"d%d","account":%q,"stage":"Closed Won","amount":100,"close_date":%q}`,
 			i, acc, time.Now().AddDate(0, 0, -age).Format(time.DateOnly)))
 	}
-	put("/v1/modules/deals/records", "["+joinComma(deals)+"]")
+	put("/v1/modules/deals/records", "["+strings.Join(deals, ",")+"]")
 	put("/v1/abm/global-criteria", `{"conditions":[{"field":"country","op":"is_not_empty"}]}`)
 	for _, tech := range []string{"rfm", "firmographics"} {
 		var v struct {
@@ -80,15 +81,4 @@ func TestSegmentationThroughTheWorker(t *testing.T) {
 	if j.State != store.JobSucceeded || json.Unmarshal(*j.Result, &res) != nil || !res.Skipped {
 		t.Fatalf("refresh with nothing changed: %+v (result %+v), want skipped", j, res)
 	}
-}
-
-func joinComma(xs []string) string {
-	out := ""
-	for i, x := range xs {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
 }

@@ -89,7 +89,7 @@ func (s Setup) Explain(ctx context.Context, orgID int64, account string) (Explan
 			if rules = checkLabels(labels, store.RFMLabelFields(), errs); len(errs) > 0 {
 				e.Note = "the labels do not check: " + errs.Error()
 			}
-			dec := json.NewDecoder(bytesOf(res.Raw))
+			dec := json.NewDecoder(bytes.NewReader(res.Raw))
 			dec.UseNumber()
 			if err := dec.Decode(&e.Values); err != nil {
 				return Explanation{}, err
@@ -160,5 +160,3 @@ func uniq(xs []string) []string {
 	}
 	return out
 }
-
-func bytesOf(b []byte) *bytes.Reader { return bytes.NewReader(b) }
