@@ -166,8 +166,12 @@ func TestBenchSummaryOverAnOrgsRecords(t *testing.T) {
 			}
 		}
 		all := rep.Modules[len(rep.Modules)-1]
-		if all.Module != "all" || all.RatioP50 < 1 || all.RatioP99 < 1 {
-			t.Errorf("%s: generate / graph read %.2f at p50, %.2f at p99; want both >= 1", all.Module, all.RatioP50, all.RatioP99)
+		// Generating includes a graph read, so its median costs at least
+		// the read's. The p99 of 40 samples is their single slowest, timed
+		// in another pass: on a loaded machine either side's tail can be a
+		// stall, so only its presence is checked.
+		if all.Module != "all" || all.RatioP50 < 1 || all.RatioP99 <= 0 {
+			t.Errorf("%s: generate / graph read %.2f at p50, %.2f at p99; want p50 >= 1 and a p99", all.Module, all.RatioP50, all.RatioP99)
 		}
 		t.Logf("graph read p50 %.3fms, generate p50 %.3fms, ratio %.2f at p50 and %.2f at p99, %.0f allocs per summary",
 			all.GraphRead.P50MS, all.Generate.P50MS, all.RatioP50, all.RatioP99, all.AllocsPerSummary)
