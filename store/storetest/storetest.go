@@ -51,13 +51,14 @@ var (
 // test clones; CREATE DATABASE ... TEMPLATE is far cheaper than migrating.
 func template(ctx context.Context) (string, error) {
 	templateOnce.Do(func() {
-		templateName = "crmq_tmpl_" + randomSuffix()
+		templateName = fmt.Sprintf("crmq_tmpl_%d_%s", time.Now().Unix(), randomSuffix())
 		admin, err := store.Open(ctx, ServerURL("postgres"), 2)
 		if err != nil {
 			templateErr = fmt.Errorf("postgres not reachable (run `make test`, which starts it): %w", err)
 			return
 		}
 		defer admin.Close()
+		dropStaleTemplates(ctx, admin)
 		if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+templateName); err != nil {
 			templateErr = fmt.Errorf("create template: %w", err)
 			return
@@ -71,6 +72,29 @@ func template(ctx context.Context) (string, error) {
 		templateErr = store.Migrate(ctx, db.DB.DB)
 	})
 	return templateName, templateErr
+}
+
+// templateMaxAge is how long a test binary's template may live: no test
+// run takes this long, so an older one belongs to a run that has ended
+// (a test binary has no hook that runs after its last test).
+const templateMaxAge = 3 * time.Hour
+
+// dropStaleTemplates removes the templates of test runs that have ended,
+// so a development database does not fill up with one per test binary.
+// Best effort: a failure leaves them for the next run.
+func dropStaleTemplates(ctx context.Context, admin *store.DB) {
+	var names []string
+	if err := admin.SelectContext(ctx, &names, `SELECT datname FROM pg_database WHERE datname LIKE 'crmq\_tmpl\_%'`); err != nil {
+		return
+	}
+	for _, name := range names {
+		var born int64
+		var suffix string
+		if n, _ := fmt.Sscanf(name, "crmq_tmpl_%d_%s", &born, &suffix); n == 2 && time.Since(time.Unix(born, 0)) < templateMaxAge {
+			continue
+		}
+		_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	}
 }
 
 // NewDB returns a fresh, migrated database for this test, dropped when the
