@@ -160,34 +160,40 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 			SELECT a.id AS account_id, ($2::date - agg.last_at) AS recency_days, agg.frequency::numeric AS frequency, agg.monetary, agg.last_at
 			FROM accounts a JOIN agg ON agg.account_id = a.id
 			WHERE a.org_id = $1 AND a.state = 'active' AND agg.last_at IS NOT NULL AND (` + scopeSQL + `)
-		), n AS (SELECT greatest(count(*), 1) AS n FROM raw
+		), n AS (SELECT count(*) AS scored, greatest(count(*), 1) AS n FROM raw
 		), scored AS (
 			SELECT raw.*, ` + r + ` AS r, ` + f + ` AS f, ` + m + ` AS m FROM raw, n
 		), labelled AS (
-			SELECT s.*, ` + label + ` AS label,
+			SELECT s.account_id, s.r::smallint AS r, s.f::smallint AS f, s.m::smallint AS m, ` + label + ` AS label,
 				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary) AS rawv
 			FROM scored s
-		), changed AS (
-			-- one hash join against the stored results, so unchanged rows
-			-- are neither probed one by one nor locked
-			SELECT x.* FROM labelled x
-			LEFT JOIN account_labels o ON o.org_id = $1 AND o.technique = 'rfm' AND o.account_id = x.account_id
-			WHERE o.account_id IS NULL OR (o.raw, o.r, o.f, o.m, o.label) IS DISTINCT FROM (x.rawv, x.r::smallint, x.f::smallint, x.m::smallint, x.label)
+		), diff AS MATERIALIZED (
+			-- the new results against the stored ones in one FULL JOIN,
+			-- which Postgres runs as a hash or merge join whatever its
+			-- estimates say (an anti-join planned from stale statistics can
+			-- turn into a nested loop, quadratic in the accounts): rows
+			-- that are new or changed, and stored rows with no new result
+			SELECT x.*, o.account_id AS gone
+			FROM labelled x
+			FULL JOIN (SELECT account_id, raw, r, f, m, label FROM account_labels WHERE org_id = $1 AND technique = 'rfm') o
+			  ON o.account_id = x.account_id
+			WHERE x.account_id IS NULL OR o.account_id IS NULL
+			   OR (o.raw, o.r, o.f, o.m, o.label) IS DISTINCT FROM (x.rawv, x.r, x.f, x.m, x.label)
 		), written AS (
 			INSERT INTO account_labels AS l (org_id, technique, account_id, raw, r, f, m, label, computed_at, run_id)
 			SELECT $1, 'rfm', account_id, rawv, r, f, m, label, $5::timestamptz, $3
-			FROM changed
+			FROM diff WHERE account_id IS NOT NULL
 			ON CONFLICT (org_id, technique, account_id) DO UPDATE SET
 				raw = EXCLUDED.raw, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
 				label = EXCLUDED.label, computed_at = EXCLUDED.computed_at, run_id = EXCLUDED.run_id
 			WHERE (l.raw, l.r, l.f, l.m, l.label) IS DISTINCT FROM (EXCLUDED.raw, EXCLUDED.r, EXCLUDED.f, EXCLUDED.m, EXCLUDED.label)
 			RETURNING 1
 		), removed AS (
-			DELETE FROM account_labels d WHERE d.org_id = $1 AND d.technique = 'rfm'
-			  AND NOT EXISTS (SELECT 1 FROM labelled x WHERE x.account_id = d.account_id)
+			DELETE FROM account_labels d USING diff
+			WHERE d.org_id = $1 AND d.technique = 'rfm' AND diff.account_id IS NULL AND d.account_id = diff.gone
 			RETURNING 1
 		)
-		SELECT (SELECT count(*) FROM labelled) AS scored, (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM removed) AS removed`
+		SELECT (SELECT scored FROM n) AS scored, (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM removed) AS removed`
 	var run RFMRun
 	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
 		// The aggregate and the three window sorts fit in memory at a

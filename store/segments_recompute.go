@@ -121,17 +121,26 @@ func recomputeSegment(ctx context.Context, tx *sqlx.Tx, orgID, segmentID int64, 
 	if err != nil {
 		return 0, fmt.Errorf("segment %d criteria: %w", segmentID, err)
 	}
+	// want against the stored members in one FULL JOIN, which Postgres
+	// runs as a hash or merge join whatever its row estimates say: an
+	// anti-join planned from stale statistics (a members table analysed
+	// while nearly empty) can become a nested loop, quadratic in the
+	// segment's size. Only the difference is written.
 	q := `
 		WITH want AS MATERIALIZED (
 			SELECT a.id FROM ` + segmentFrom + `
 			WHERE a.org_id = $1 AND a.state = 'active' AND (` + global + `) AND (` + rule + `)
+		), diff AS MATERIALIZED (
+			SELECT w.id AS joins, m.account_id AS leaves
+			FROM want w FULL JOIN (SELECT account_id FROM segment_members WHERE segment_id = $2) m ON m.account_id = w.id
+			WHERE w.id IS NULL OR m.account_id IS NULL
 		), added AS (
 			INSERT INTO segment_members (org_id, segment_id, account_id)
-			SELECT $1, $2, id FROM want
+			SELECT $1, $2, joins FROM diff WHERE joins IS NOT NULL
 			ON CONFLICT (segment_id, account_id) DO NOTHING
 		), left_segment AS (
-			DELETE FROM segment_members m
-			WHERE m.segment_id = $2 AND NOT EXISTS (SELECT 1 FROM want WHERE want.id = m.account_id)
+			DELETE FROM segment_members m USING diff
+			WHERE m.segment_id = $2 AND m.account_id = diff.leaves
 		)
 		UPDATE segments SET member_count = (SELECT count(*) FROM want), computed_at = $3
 		WHERE org_id = $1 AND id = $2
