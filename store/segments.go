@@ -159,7 +159,9 @@ func (db *DB) CreateSegment(ctx context.Context, orgID int64, in SegmentInput, n
 	var id int64
 	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
 		// The org row's lock makes counting and inserting one step, so two
-		// creations cannot both take the last place. The count is a
+		// creations cannot both take the last place, and orders this write
+		// with technique edits, which check under it that no segment reads
+		// what they change. The count is a
 		// statement of its own: one taken in the locking statement would
 		// read the snapshot from before the wait for the lock.
 		var n int
@@ -216,7 +218,12 @@ func (db *DB) UpdateSegment(ctx context.Context, orgID, segmentID int64, in Segm
 	}
 	what := fmt.Sprintf("segment %d", segmentID)
 	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+		// The org row's lock orders this write with technique edits,
+		// which check under it that no segment reads what they change.
 		var one int
+		if err := tx.GetContext(ctx, &one, `SELECT 1 FROM orgs WHERE id = $1 FOR NO KEY UPDATE`, orgID); err != nil {
+			return notFound(err, fmt.Sprintf("org %d", orgID))
+		}
 		err := tx.GetContext(ctx, &one, `
 			UPDATE segments SET name = $3, description = $4, criteria = $5, updated_at = now()
 			WHERE org_id = $1 AND id = $2 RETURNING 1`, orgID, segmentID, in.Name, in.Description, raw)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/crmq/crmq/store/criteria"
@@ -48,11 +49,15 @@ type SegmentRef struct {
 // (labels are first match wins) is the editor's to foresee, by passing
 // the labels such an edit can move accounts between.
 func (db *DB) SegmentsUsing(ctx context.Context, orgID int64, technique string, labels []string) ([]SegmentRef, error) {
+	return segmentsUsing(ctx, db, orgID, technique, labels)
+}
+
+func segmentsUsing(ctx context.Context, q sqlx.QueryerContext, orgID int64, technique string, labels []string) ([]SegmentRef, error) {
 	var rows []struct {
 		SegmentRef
 		Criteria []byte `db:"criteria"`
 	}
-	err := db.SelectContext(ctx, &rows, `SELECT id, name, criteria FROM segments WHERE org_id = $1 ORDER BY id`, orgID)
+	err := sqlx.SelectContext(ctx, q, &rows, `SELECT id, name, criteria FROM segments WHERE org_id = $1 ORDER BY id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("segments of org %d: %w", orgID, err)
 	}

@@ -608,3 +608,54 @@ func TestConcurrentCreationsKeepTheSegmentLimit(t *testing.T) {
 		t.Fatalf("%d racers created, the org has %d segments (%v); want 2 and %d", created, n, err, store.MaxSegments)
 	}
 }
+
+// A technique edit checks the segments that read it under the org's lock,
+// the lock a segment write holds: a segment that commits while the edit
+// waits is seen, not slipped past.
+func TestATechniqueEditSeesASegmentCommittedWhileItWaited(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "edit-race")
+	seedZylker(t, db, org.ID)
+
+	// A segment write in flight: it holds the org's lock, as
+	// CreateSegment and UpdateSegment do, and reads label.rfm "At risk".
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM orgs WHERE id = $1 FOR NO KEY UPDATE`, org.ID); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(atRiskCriteria)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO segments (org_id, name, description, criteria) VALUES ($1, 'Lapsed', '', $2)`, org.ID, raw); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.WriteTechnique(ctx, org.ID, store.TechniqueRFM, store.TechniqueWrite{
+			Labels: json.RawMessage(`[]`), Now: rfmToday, Guard: &store.UseGuard{Labels: []string{"At risk"}}})
+		done <- err
+	}()
+	// Commit only once the edit waits for the lock.
+	for waiting := 0; waiting == 0; {
+		select {
+		case err := <-done:
+			t.Fatalf("the edit finished while a segment write held the org's lock: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if err := db.GetContext(ctx, &waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var inUse *store.InUseError
+	if err := <-done; !errors.As(err, &inUse) || !slices.Equal(inUse.Segments, []string{"Lapsed"}) {
+		t.Fatalf("edit after a segment committed: %v; want the segment named in an InUseError", err)
+	}
+}

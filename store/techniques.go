@@ -75,7 +75,34 @@ type TechniqueWrite struct {
 	// once the org is configured; 0: no limit.
 	Limit int
 	Now   time.Time
+	// Guard, when set, refuses the write with an InUseError while a
+	// segment reads what it changes: the technique (no labels) or those
+	// labels (see SegmentsUsing). It is checked under the org's lock,
+	// which segment writes take too, so a segment created meanwhile
+	// cannot slip between the check and the write.
+	Guard *UseGuard
 }
+
+// UseGuard names what a technique write changes that segments may read.
+type UseGuard struct {
+	Labels []string // empty: the whole technique
+}
+
+// ErrInUse: segments read what a technique write would change.
+var ErrInUse = errors.New("used by segments")
+
+// InUseError names the segments that lock a technique or its labels.
+type InUseError struct {
+	Technique string
+	Segments  []string
+}
+
+func (e *InUseError) Error() string {
+	return fmt.Sprintf("%s is used by segments %s; remove it from them first", e.Technique, strings.Join(e.Segments, ", "))
+}
+
+// Unwrap lets errors.Is(err, ErrInUse) hold.
+func (e *InUseError) Unwrap() error { return ErrInUse }
 
 // ErrEditLimit: the technique's counted changes of the day are used up.
 var ErrEditLimit = errors.New("technique edit limit reached for today")
@@ -99,6 +126,19 @@ func (db *DB) WriteTechnique(ctx context.Context, orgID int64, name string, w Te
 			return err
 		case cur.State == TechniqueRefreshing && w.Now.Sub(cur.UpdatedAt) < RefreshLease:
 			return fmt.Errorf("%s: %w", name, ErrTechniqueRefreshing)
+		}
+		if w.Guard != nil {
+			refs, err := segmentsUsing(ctx, tx, orgID, name, w.Guard.Labels)
+			if err != nil {
+				return err
+			}
+			if len(refs) > 0 {
+				e := &InUseError{Technique: name}
+				for _, r := range refs {
+					e.Segments = append(e.Segments, r.Name)
+				}
+				return e
+			}
 		}
 		if w.Kind != "" && w.Limit > 0 {
 			configured, err := abmConfigured(ctx, tx, orgID)

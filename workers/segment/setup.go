@@ -40,41 +40,17 @@ type View struct {
 // Why a technique change is refused.
 var (
 	ErrUnknownTechnique = errors.New("unknown technique")
-	ErrInUse            = errors.New("used by segments")
+	ErrInUse            = store.ErrInUse
 )
 
 // InUseError names the segments that lock a technique or its labels.
-type InUseError struct {
-	Technique string
-	Segments  []string
-}
-
-func (e *InUseError) Error() string {
-	return fmt.Sprintf("%s is used by segments %s; remove it from them first", e.Technique, strings.Join(e.Segments, ", "))
-}
-
-// Unwrap lets errors.Is(err, ErrInUse) hold.
-func (e *InUseError) Unwrap() error { return ErrInUse }
+type InUseError = store.InUseError
 
 // Setup is technique configuration, shared by the API and the CLI.
 type Setup struct {
 	DB  *store.DB
 	Enq *jobs.Enqueuer
 	Now func() time.Time
-}
-
-// segmentsUsing names the segments that read the technique (labels
-// empty) or some of its labels.
-func (s Setup) segmentsUsing(ctx context.Context, orgID int64, technique string, labels []string) ([]string, error) {
-	refs, err := s.DB.SegmentsUsing(ctx, orgID, technique, labels)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(refs))
-	for i, r := range refs {
-		names[i] = r.Name
-	}
-	return names, nil
 }
 
 // Views lists every technique, defaults filled in.
@@ -170,24 +146,18 @@ func (s Setup) Put(ctx context.Context, orgID int64, name string, in View) (View
 	}
 	settingsChanged := !jsonEqual(cur.Settings, settings)
 	changed, renamed := labelChanges(cur.Labels, in.Labels)
-	var locked []string
+	var guard *store.UseGuard
 	if settingsChanged || len(in.Labels) != len(cur.Labels) {
-		locked, err = s.segmentsUsing(ctx, orgID, name, nil)
+		guard = &store.UseGuard{}
 	} else if len(changed)+len(renamed) > 0 {
-		locked, err = s.segmentsUsing(ctx, orgID, name, append(changed, renamed...))
-	}
-	if err != nil {
-		return View{}, nil, err
-	}
-	if len(locked) > 0 {
-		return View{}, nil, &InUseError{Technique: name, Segments: locked}
+		guard = &store.UseGuard{Labels: append(changed, renamed...)}
 	}
 	kind := ""
 	if settingsChanged || len(changed) > 0 || len(in.Labels) != len(cur.Labels) {
 		kind = "edit"
 	}
 	labels, _ := json.Marshal(in.Labels)
-	t, err := s.DB.WriteTechnique(ctx, orgID, name, store.TechniqueWrite{Settings: settings, Labels: labels, Kind: kind, Limit: DailyEdits, Now: s.Now()})
+	t, err := s.DB.WriteTechnique(ctx, orgID, name, store.TechniqueWrite{Settings: settings, Labels: labels, Kind: kind, Limit: DailyEdits, Now: s.Now(), Guard: guard})
 	if err != nil {
 		return View{}, nil, err
 	}
@@ -203,15 +173,6 @@ func (s Setup) Activate(ctx context.Context, orgID int64, name string) (View, *s
 
 // Deactivate turns a technique off; its results stay until it refreshes again.
 func (s Setup) Deactivate(ctx context.Context, orgID int64, name string) (View, *store.Job, error) {
-	if slices.Contains(Names, name) {
-		locked, err := s.segmentsUsing(ctx, orgID, name, nil)
-		if err != nil {
-			return View{}, nil, err
-		}
-		if len(locked) > 0 {
-			return View{}, nil, &InUseError{Technique: name, Segments: locked}
-		}
-	}
 	return s.setState(ctx, orgID, name, store.TechniqueInactive, "")
 }
 
@@ -224,6 +185,9 @@ func (s Setup) setState(ctx context.Context, orgID int64, name, state, kind stri
 		return View{}, nil, err
 	}
 	w := store.TechniqueWrite{State: state, Kind: kind, Limit: DailyEdits, Now: s.Now()}
+	if state == store.TechniqueInactive {
+		w.Guard = &store.UseGuard{} // segments read every label of it
+	}
 	if _, ok := stored[name]; !ok { // first save: write the defaults out
 		cur, err := s.view(ctx, orgID, name, store.Technique{}, false)
 		if err != nil {
