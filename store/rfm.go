@@ -124,16 +124,23 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 		}
 	}
 	var r, f, m string
+	dist, distJoin := "", "" // automatic mode's per-value distributions
 	switch s.Mode {
 	case "automatic":
 		// c counts the accounts ordered at or before this one (peers
 		// included: the default RANGE frame); the best value comes last.
 		args = append(args, s.Scale)
 		k := len(args)
-		pct := func(order string) string {
-			return fmt.Sprintf("(($%d::bigint * count(*) OVER (ORDER BY %s) + n.n - 1) / n.n)", k, order)
-		}
-		r, f, m = pct("recency_days DESC"), pct("frequency ASC"), pct("monetary ASC")
+		score := func(c string) string { return fmt.Sprintf("(($%d::bigint * %s + n.n - 1) / n.n)", k, c) }
+		// Recency (whole days) and frequency (counts) take few distinct
+		// values, so their c comes from a group per value joined back,
+		// not from a sort of every account; monetary, nearly unique per
+		// account, is a window over the sorted accounts.
+		dist = `, rc AS (SELECT recency_days, sum(count(*)) OVER (ORDER BY recency_days DESC)::bigint AS c FROM raw GROUP BY recency_days
+		), fc AS (SELECT frequency, sum(count(*)) OVER (ORDER BY frequency)::bigint AS c FROM raw GROUP BY frequency
+		)`
+		distJoin = " JOIN rc USING (recency_days) JOIN fc USING (frequency)"
+		r, f, m = score("rc.c"), score("fc.c"), score("count(*) OVER (ORDER BY monetary)")
 	case "manual":
 		if s.Manual == nil {
 			return RFMRun{}, fmt.Errorf("rfm manual mode without bands: %w", ErrInvalidQuery)
@@ -144,9 +151,29 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 	default:
 		return RFMRun{}, fmt.Errorf("rfm mode %q: %w", s.Mode, ErrInvalidQuery)
 	}
-	label, err := labelCase(rules, scoredLabelColumns, now, &args)
-	if err != nil {
-		return RFMRun{}, err
+	// Labels that read only the scores are decided once per combination
+	// of scores (at most 5^3 = 125) and joined to each account, instead
+	// of trying every rule on every account; a rule over the raw values
+	// is tried per account.
+	grid, label, labelJoin := "", "", ""
+	if scoresOnly(rules) {
+		cell, err := labelCase(rules, map[string]string{"r": "g.r", "f": "g.f", "m": "g.m"}, now, &args)
+		if err != nil {
+			return RFMRun{}, err
+		}
+		args = append(args, s.Scale)
+		grid = `, grid AS (
+			SELECT g.r, g.f, g.m, ` + cell + ` AS label FROM (
+				SELECT r::smallint, f::smallint, m::smallint
+				FROM generate_series(1, $` + fmt.Sprint(len(args)) + `::int) r, generate_series(1, $` + fmt.Sprint(len(args)) + `::int) f, generate_series(1, $` + fmt.Sprint(len(args)) + `::int) m) g
+		)`
+		label = "g.label"
+		labelJoin = " LEFT JOIN grid g ON g.r = s.r::smallint AND g.f = s.f::smallint AND g.m = s.m::smallint"
+	} else {
+		var err error
+		if label, err = labelCase(rules, scoredLabelColumns, now, &args); err != nil {
+			return RFMRun{}, err
+		}
 	}
 	query := `
 		WITH q AS (
@@ -161,12 +188,12 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 			FROM accounts a JOIN agg ON agg.account_id = a.id
 			WHERE a.org_id = $1 AND a.state = 'active' AND agg.last_at IS NOT NULL AND (` + scopeSQL + `)
 		), n AS (SELECT count(*) AS scored, greatest(count(*), 1) AS n FROM raw
-		), scored AS (
-			SELECT raw.*, ` + r + ` AS r, ` + f + ` AS f, ` + m + ` AS m FROM raw, n
+		)` + dist + grid + `, scored AS (
+			SELECT raw.*, ` + r + ` AS r, ` + f + ` AS f, ` + m + ` AS m FROM raw` + distJoin + `, n
 		), labelled AS (
 			SELECT s.account_id, s.r::smallint AS r, s.f::smallint AS f, s.m::smallint AS m, ` + label + ` AS label,
 				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary) AS rawv
-			FROM scored s
+			FROM scored s` + labelJoin + `
 		), diff AS MATERIALIZED (
 			-- the new results against the stored ones in one FULL JOIN,
 			-- which Postgres runs as a hash or merge join whatever its
@@ -195,7 +222,7 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 		)
 		SELECT (SELECT scored FROM n) AS scored, (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM removed) AS removed`
 	var run RFMRun
-	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
 		// The aggregate and the three window sorts fit in memory at a
 		// million accounts instead of spilling to disk.
 		if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '`+refreshWorkMem+`'`); err != nil {
@@ -217,6 +244,18 @@ const refreshWorkMem = "128MB"
 var scoredLabelColumns = map[string]string{
 	"r": "s.r", "f": "s.f", "m": "s.m",
 	"recency_days": "s.recency_days::numeric", "frequency": "s.frequency", "monetary": "s.monetary",
+}
+
+// scoresOnly tells whether every rule reads only r, f and m.
+func scoresOnly(rules []LabelRule) bool {
+	for _, r := range rules {
+		for _, f := range r.Rule.Fields() {
+			if f != "r" && f != "f" && f != "m" {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // recencyBands turns "within N days" into ranges over recency_days.
