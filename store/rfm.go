@@ -152,23 +152,27 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 		return RFMRun{}, fmt.Errorf("rfm mode %q: %w", s.Mode, ErrInvalidQuery)
 	}
 	// Labels that read only the scores are decided once per combination
-	// of scores (at most 5^3 = 125) and joined to each account, instead
+	// of scores (at most 5^3 = 125) and looked up by each account, instead
 	// of trying every rule on every account; a rule over the raw values
 	// is tried per account.
-	grid, label, labelJoin := "", "", ""
+	grid, label := "", ""
 	if scoresOnly(rules) {
 		cell, err := labelCase(rules, map[string]string{"r": "g.r", "f": "g.f", "m": "g.m"}, now, &args)
 		if err != nil {
 			return RFMRun{}, err
 		}
 		args = append(args, s.Scale)
+		k := fmt.Sprintf("$%d::int", len(args))
+		// The labels of every (r, f, m) in one array, built once (an
+		// InitPlan); an account reads its cell by subscript. A join
+		// would let the planner pull the CASE up into the join and try
+		// it per account after all.
 		grid = `, grid AS (
-			SELECT g.r, g.f, g.m, ` + cell + ` AS label FROM (
-				SELECT r::smallint, f::smallint, m::smallint
-				FROM generate_series(1, $` + fmt.Sprint(len(args)) + `::int) r, generate_series(1, $` + fmt.Sprint(len(args)) + `::int) f, generate_series(1, $` + fmt.Sprint(len(args)) + `::int) m) g
+			SELECT array_agg(` + cell + ` ORDER BY g.r, g.f, g.m) AS labels FROM (
+				SELECT r::smallint AS r, f::smallint AS f, m::smallint AS m
+				FROM generate_series(1, ` + k + `) r, generate_series(1, ` + k + `) f, generate_series(1, ` + k + `) m) g
 		)`
-		label = "g.label"
-		labelJoin = " LEFT JOIN grid g ON g.r = s.r::smallint AND g.f = s.f::smallint AND g.m = s.m::smallint"
+		label = "(SELECT labels FROM grid)[((s.r - 1) * " + k + " + (s.f - 1)) * " + k + " + s.m]"
 	} else {
 		var err error
 		if label, err = labelCase(rules, scoredLabelColumns, now, &args); err != nil {
@@ -193,7 +197,7 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 		), labelled AS (
 			SELECT s.account_id, s.r::smallint AS r, s.f::smallint AS f, s.m::smallint AS m, ` + label + ` AS label,
 				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary) AS rawv
-			FROM scored s` + labelJoin + `
+			FROM scored s
 		), diff AS MATERIALIZED (
 			-- the new results against the stored ones in one FULL JOIN,
 			-- which Postgres runs as a hash or merge join whatever its
