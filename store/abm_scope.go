@@ -127,10 +127,20 @@ func joinedFields(fields map[string]AccountField) map[string]AccountField {
 	for _, s := range []string{"r", "f", "m"} {
 		out["score.rfm."+s] = AccountField{Type: criteria.Number, SQL: "lr." + s}
 	}
-	for _, raw := range []string{"recency_days", "frequency", "monetary"} {
-		out["rfm."+raw] = AccountField{Type: criteria.Number, SQL: "(lr.raw->>'" + raw + "')::numeric"}
+	for name, expr := range rfmValues {
+		out["rfm."+name] = AccountField{Type: criteria.Number, SQL: fmt.Sprintf(expr, "lr")}
 	}
 	return out
+}
+
+// rfmValues are RFM's raw values as criteria read them, over an
+// account_labels alias (%s): recency in days as of the day the criteria is
+// compiled for, not as of the refresh, since a result is rewritten only
+// when it changes and days pass without one.
+var rfmValues = map[string]string{
+	"recency_days": "(" + TodaySQL + " - %[1]s.last_purchase)",
+	"frequency":    "%[1]s.frequency",
+	"monetary":     "%[1]s.monetary",
 }
 
 // SegmentFields is AccountFields plus what the techniques computed for
@@ -151,8 +161,8 @@ func (db *DB) SegmentFields(ctx context.Context, orgID int64) (map[string]Accoun
 	for _, s := range []string{"r", "f", "m"} {
 		fields["score.rfm."+s] = AccountField{Type: criteria.Number, SQL: result(TechniqueRFM, "l."+s)}
 	}
-	for _, raw := range []string{"recency_days", "frequency", "monetary"} {
-		fields["rfm."+raw] = AccountField{Type: criteria.Number, SQL: result(TechniqueRFM, "(l.raw->>'"+raw+"')::numeric")}
+	for name, expr := range rfmValues {
+		fields["rfm."+name] = AccountField{Type: criteria.Number, SQL: result(TechniqueRFM, fmt.Sprintf(expr, "l"))}
 	}
 	return fields, nil
 }

@@ -35,6 +35,12 @@ func CompileCriteria(c *criteria.Checked, cols map[string]string, now time.Time,
 	return b.String(), nil
 }
 
+// TodaySQL, in a field's SQL expression, stands for the UTC day of the
+// instant the criteria is compiled for, bound as a parameter: a field
+// such as the days since an account's last purchase reads the same clock
+// as in_last_days does.
+const TodaySQL = "@today"
+
 type criteriaCompiler struct {
 	cols map[string]string
 	now  time.Time
@@ -104,6 +110,9 @@ func (cp *criteriaCompiler) cond(c *criteria.Cond) (string, error) {
 	col, ok := cp.cols[c.Field]
 	if !ok || strings.TrimSpace(col) == "" {
 		return "", fmt.Errorf("field %q has no SQL column", c.Field)
+	}
+	if strings.Contains(col, TodaySQL) {
+		col = strings.ReplaceAll(col, TodaySQL, "("+cp.param(cp.now.UTC().Format(time.DateOnly))+"::date)")
 	}
 	op, neg := criteria.Positive(c.Op)
 	var x, cmp string

@@ -195,29 +195,37 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 		)` + dist + grid + `, scored AS (
 			SELECT raw.*, ` + r + ` AS r, ` + f + ` AS f, ` + m + ` AS m FROM raw` + distJoin + `, n
 		), labelled AS (
-			SELECT s.account_id, s.r::smallint AS r, s.f::smallint AS f, s.m::smallint AS m, ` + label + ` AS label,
-				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary) AS rawv
+			SELECT s.account_id, s.recency_days, s.last_at, s.frequency, s.monetary,
+				s.r::smallint AS r, s.f::smallint AS f, s.m::smallint AS m, ` + label + ` AS label
 			FROM scored s
 		), diff AS MATERIALIZED (
 			-- the new results against the stored ones in one FULL JOIN,
 			-- which Postgres runs as a hash or merge join whatever its
 			-- estimates say (an anti-join planned from stale statistics can
 			-- turn into a nested loop, quadratic in the accounts): rows
-			-- that are new or changed, and stored rows with no new result
+			-- that are new or changed, and stored rows with no new result.
+			-- Recency in days is left out: it moves with the calendar,
+			-- the last purchase date it derives from does not.
 			SELECT x.*, o.account_id AS gone
 			FROM labelled x
-			FULL JOIN (SELECT account_id, raw, r, f, m, label FROM account_labels WHERE org_id = $1 AND technique = 'rfm') o
+			FULL JOIN (SELECT account_id, last_purchase, frequency, monetary, r, f, m, label
+			           FROM account_labels WHERE org_id = $1 AND technique = 'rfm') o
 			  ON o.account_id = x.account_id
 			WHERE x.account_id IS NULL OR o.account_id IS NULL
-			   OR (o.raw, o.r, o.f, o.m, o.label) IS DISTINCT FROM (x.rawv, x.r, x.f, x.m, x.label)
+			   OR (o.last_purchase, o.frequency, o.monetary, o.r, o.f, o.m, o.label)
+			      IS DISTINCT FROM (x.last_at, x.frequency, x.monetary, x.r, x.f, x.m, x.label)
 		), written AS (
-			INSERT INTO account_labels AS l (org_id, technique, account_id, raw, r, f, m, label, computed_at, run_id)
-			SELECT $1, 'rfm', account_id, rawv, r, f, m, label, $5::timestamptz, $3
+			INSERT INTO account_labels AS l (org_id, technique, account_id, raw, last_purchase, frequency, monetary, r, f, m, label, computed_at, run_id)
+			SELECT $1, 'rfm', account_id,
+				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary),
+				last_at, frequency, monetary, r, f, m, label, $5::timestamptz, $3
 			FROM diff WHERE account_id IS NOT NULL
 			ON CONFLICT (org_id, technique, account_id) DO UPDATE SET
-				raw = EXCLUDED.raw, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
+				raw = EXCLUDED.raw, last_purchase = EXCLUDED.last_purchase, frequency = EXCLUDED.frequency,
+				monetary = EXCLUDED.monetary, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
 				label = EXCLUDED.label, computed_at = EXCLUDED.computed_at, run_id = EXCLUDED.run_id
-			WHERE (l.raw, l.r, l.f, l.m, l.label) IS DISTINCT FROM (EXCLUDED.raw, EXCLUDED.r, EXCLUDED.f, EXCLUDED.m, EXCLUDED.label)
+			WHERE (l.last_purchase, l.frequency, l.monetary, l.r, l.f, l.m, l.label)
+			      IS DISTINCT FROM (EXCLUDED.last_purchase, EXCLUDED.frequency, EXCLUDED.monetary, EXCLUDED.r, EXCLUDED.f, EXCLUDED.m, EXCLUDED.label)
 			RETURNING 1
 		), removed AS (
 			DELETE FROM account_labels d USING diff

@@ -245,3 +245,74 @@ func TestStageNormIsTheCRMRule(t *testing.T) {
 		}
 	}
 }
+
+// A refresh writes only what changed, and the calendar alone changes
+// nothing stored: recency in days moves every day, the last purchase it is
+// derived from does not, and criteria over rfm.recency_days read the days
+// as of their own day.
+func TestRFMRerunsWriteOnlyWhatChanged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "rerun")
+	ingestRFM(t, db, org.ID, []string{"A", "B", "C", "D"}, []rfmDeal{
+		{account: "A", ageDays: 3, amount: 2000},
+		{account: "B", ageDays: 29, amount: 900},
+		{account: "C", ageDays: 100, amount: 50}, {account: "C", ageDays: 120, amount: 70},
+		{account: "D", ageDays: 300, amount: 10},
+	})
+	first, err := db.ScoreRFM(ctx, org.ID, autoRFM, nil, rfmToday, "run-1")
+	if err != nil || first.Written != 4 {
+		t.Fatalf("first run: %+v, %v; want 4 rows written", first, err)
+	}
+	for day, run := range map[int]string{0: "run-2", 1: "run-3", 40: "run-4"} {
+		again, err := db.ScoreRFM(ctx, org.ID, autoRFM, nil, rfmToday.AddDate(0, 0, day), run)
+		if err != nil || again.Scored != 4 || again.Written != 0 || again.Removed != 0 {
+			t.Fatalf("%d days later with the same deals: %+v, %v; want 4 scored and nothing written", day, again, err)
+		}
+	}
+
+	// Criteria read recency as of their own day: B bought 29 days before
+	// rfmToday, so 31 days after is 60 days.
+	scope := func(day int) []string {
+		t.Helper()
+		fields, err := db.SegmentFields(ctx, org.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		filter, err := store.CriteriaFilter(*crit(`{"conditions": [{"field": "rfm.recency_days", "op": "gte", "value": 60}]}`), fields, rfmToday.AddDate(0, 0, day))
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := []any{org.ID}
+		where, err := filter(&args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		if err := db.SelectContext(ctx, &ids, `SELECT a.external_id FROM accounts a WHERE a.org_id = $1 AND `+where+` ORDER BY 1`, args...); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	if got := scope(0); fmt.Sprint(got) != "[C D]" {
+		t.Errorf("recency >= 60 days on the day scored: %v, want [C D]", got)
+	}
+	if got := scope(31); fmt.Sprint(got) != "[B C D]" {
+		t.Errorf("recency >= 60 days a month later: %v, want [B C D]", got)
+	}
+
+	// A new won deal changes A's values only.
+	day := rfmToday.AddDate(0, 0, -1).Format(time.DateOnly)
+	deal := json.RawMessage(`{"external_id":"new-deal","name":"deal","account":"A","stage":"Closed Won","amount":10,"close_date":"` + day + `"}`)
+	if res, err := db.UpsertRecords(ctx, org.ID, "deals", []json.RawMessage{deal}); err != nil || res.Failed != 0 {
+		t.Fatalf("new deal: %+v %v", res, err)
+	}
+	changed, err := db.ScoreRFM(ctx, org.ID, autoRFM, nil, rfmToday, "run-5")
+	if err != nil || changed.Written < 1 {
+		t.Fatalf("after a new deal: %+v, %v; want A rewritten", changed, err)
+	}
+	if got := rfmScores(t, db, org.ID)["A"]; got.Freq != 2 || got.Money != 2010 {
+		t.Errorf("A after a new deal: %+v, want frequency 2 and monetary 2010", got)
+	}
+}
