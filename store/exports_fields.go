@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -195,11 +194,13 @@ func humanize(name string) string {
 
 // ExportRows streams the values of fields for every member of the
 // segment, by account id, to fn, one row at a time: cells[i] is field i's
-// value as text, nil for none. The cells are only valid during the call.
+// value as text (a string), nil for none. The slice is only valid during
+// the call. Scanning into any takes the driver's string as it is, with no
+// copy into a buffer of ours.
 // Rows come from one statement, so they are one snapshot; lib/pq streams
 // them, so memory does not grow with the segment. It returns the number of
 // rows read.
-func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []ExportField, fn func(cells []sql.RawBytes) error) (int64, error) {
+func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []ExportField, fn func(cells []any) error) (int64, error) {
 	args := []any{orgID, segmentID}
 	sel := make([]string, len(fields))
 	joins := map[string]bool{}
@@ -230,7 +231,7 @@ func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []E
 		return 0, fmt.Errorf("export rows of segment %d: %w", segmentID, err)
 	}
 	defer rows.Close()
-	cells := make([]sql.RawBytes, len(fields))
+	cells := make([]any, len(fields))
 	dest := make([]any, len(fields))
 	for i := range cells {
 		dest[i] = &cells[i]

@@ -1,5 +1,7 @@
 package export
 
+import "fmt"
+
 // The CSV is RFC 4180: fields separated by commas, records ended by CRLF,
 // a field quoted (its quotes doubled) when it holds a comma, a quote, CR
 // or LF. It is written by hand rather than with encoding/csv because the
@@ -9,8 +11,31 @@ package export
 // bom is the UTF-8 byte-order mark the excel option writes first.
 const bom = "\xEF\xBB\xBF"
 
+// text is a cell's bytes, as the driver gives them or as a header is.
+type text interface{ ~string | ~[]byte }
+
+// appendRow appends one CSV record of driver values (string, []byte or
+// nil for none) to buf.
+func appendRow(buf []byte, cells []any) []byte {
+	for i, c := range cells {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		switch v := c.(type) {
+		case string:
+			buf = appendCell(buf, v)
+		case []byte:
+			buf = appendCell(buf, v)
+		case nil:
+		default:
+			buf = appendCell(buf, fmt.Sprint(v))
+		}
+	}
+	return append(buf, '\r', '\n')
+}
+
 // appendRecord appends one CSV record of cells to buf.
-func appendRecord[C ~[]byte](buf []byte, cells []C) []byte {
+func appendRecord[C text](buf []byte, cells []C) []byte {
 	for i, c := range cells {
 		if i > 0 {
 			buf = append(buf, ',')
@@ -27,11 +52,11 @@ func appendRecord[C ~[]byte](buf []byte, cells []C) []byte {
 // text and do not run (the usual defence against CSV injection). A plain
 // number such as -12.5 or +3 is left alone: it cannot be a formula, and
 // prefixing it would turn every negative amount into text.
-func appendCell[C ~[]byte](buf []byte, c C) []byte {
+func appendCell[C text](buf []byte, c C) []byte {
 	neutral := len(c) > 0 && formulaStart(c[0]) && !isNumber(c)
 	quote := false
-	for _, b := range c {
-		if b == ',' || b == '"' || b == '\r' || b == '\n' {
+	for i := 0; i < len(c); i++ {
+		if b := c[i]; b == ',' || b == '"' || b == '\r' || b == '\n' {
 			quote = true
 			break
 		}
@@ -48,7 +73,8 @@ func appendCell[C ~[]byte](buf []byte, c C) []byte {
 	if !quote {
 		return append(buf, c...)
 	}
-	for _, b := range c {
+	for i := 0; i < len(c); i++ {
+		b := c[i]
 		if b == '"' {
 			buf = append(buf, '"')
 		}
@@ -63,7 +89,7 @@ func formulaStart(b byte) bool {
 
 // isNumber: an optional sign, digits with at most one decimal point, and
 // an optional exponent; nothing else.
-func isNumber[C ~[]byte](c C) bool {
+func isNumber[C text](c C) bool {
 	i := 0
 	if i < len(c) && (c[i] == '+' || c[i] == '-') {
 		i++

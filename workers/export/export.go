@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,12 +77,19 @@ func (x Exporter) Run(ctx context.Context, job workers.Job[jobs.ExportSegmentPay
 	if err != nil {
 		if errors.Is(err, asynq.SkipRetry) || errors.Is(err, workers.ErrCancelled) {
 			if ferr := x.Store.FailExport(context.WithoutCancel(ctx), ex.ID, err.Error()); ferr != nil {
-				x.Log.WarnContext(ctx, "export failure not recorded", "export_id", ex.ID, "err", ferr)
+				x.log().WarnContext(ctx, "export failure not recorded", "export_id", ex.ID, "err", ferr)
 			}
 		}
 		return res, err
 	}
 	return res, nil
+}
+
+func (x Exporter) log() *slog.Logger {
+	if x.Log == nil {
+		return slog.Default()
+	}
+	return x.Log
 }
 
 func resultOf(ex store.Export) jobs.ExportSegmentResult {
@@ -135,7 +141,7 @@ func (x Exporter) export(ctx context.Context, job workers.Job[jobs.ExportSegment
 		return job.Progress(ctx, int(min(99, rows*100/int64(seg.MemberCount))))
 	}
 	file, err := Write(ctx, x.Bucket, tmp, Source{
-		Rows: func(ctx context.Context, fn func([]sql.RawBytes) error) (int64, error) {
+		Rows: func(ctx context.Context, fn func([]any) error) (int64, error) {
 			return x.Store.ExportRows(ctx, p.OrgID, p.SegmentID, cols, fn)
 		},
 		Headers:  headers(cols),
@@ -158,7 +164,7 @@ func (x Exporter) export(ctx context.Context, job workers.Job[jobs.ExportSegment
 		return res, x.abandon(ctx, ex, err)
 	}
 	if err := deleteIfThere(ctx, x.Bucket, tmp); err != nil {
-		x.Log.WarnContext(ctx, "temporary export file left; exports:expire removes it", "key", tmp, "err", err)
+		x.log().WarnContext(ctx, "temporary export file left; exports:expire removes it", "key", tmp, "err", err)
 	}
 	return res, nil
 }
@@ -189,7 +195,7 @@ func (x Exporter) abandon(ctx context.Context, ex store.Export, err error) error
 	bg := context.WithoutCancel(ctx)
 	for _, k := range []string{tempKey(ex.OrgID, ex.ID), FileKey(ex.OrgID, ex.ID)} {
 		if derr := deleteIfThere(bg, x.Bucket, k); derr != nil {
-			x.Log.WarnContext(ctx, "export file left; exports:expire removes it", "key", k, "err", derr)
+			x.log().WarnContext(ctx, "export file left; exports:expire removes it", "key", k, "err", derr)
 		}
 	}
 	return fmt.Errorf("segment %d was deleted during the export; its exports are invalid: %w", ex.SegmentID, asynq.SkipRetry)
@@ -233,7 +239,7 @@ func SafeName(segment string, at time.Time) string {
 // the header, the ZIP entry's name and time, the excel option, and a
 // progress callback called every progressEvery rows.
 type Source struct {
-	Rows     func(ctx context.Context, fn func(cells []sql.RawBytes) error) (int64, error)
+	Rows     func(ctx context.Context, fn func(cells []any) error) (int64, error)
 	Headers  [][]byte
 	Entry    string
 	Excel    bool
@@ -356,8 +362,8 @@ func readCSV(ctx context.Context, src Source, full chan<- []byte, free <-chan []
 		return nil
 	}
 	var rows int64
-	n, err := src.Rows(ctx, func(cells []sql.RawBytes) error {
-		buf = appendRecord(buf, cells)
+	n, err := src.Rows(ctx, func(cells []any) error {
+		buf = appendRow(buf, cells)
 		rows++
 		if len(buf) >= chunkSize {
 			if err := send(); err != nil {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -310,9 +309,9 @@ func TestAFailedWriteLeavesNoFile(t *testing.T) {
 		big := bytes.Repeat([]byte("x"), 1000)
 		_, err := export.Write(context.Background(), b, "exports/1/9.zip.part", export.Source{
 			Headers: [][]byte{[]byte("a")}, Entry: "a.csv", Modified: day0,
-			Rows: func(ctx context.Context, fn func([]sql.RawBytes) error) (int64, error) {
+			Rows: func(ctx context.Context, fn func([]any) error) (int64, error) {
 				for i := range 20000 { // ~20 MB of CSV: several chunks and upload parts
-					if err := fn([]sql.RawBytes{big}); err != nil {
+					if err := fn([]any{big}); err != nil {
 						return int64(i), err
 					}
 				}

@@ -88,7 +88,7 @@ var Vars = []Var{
 	{"CRMQ_CRON_RECONCILE", "* * * * *", "cron spec (UTC) of jobs:reconcile, which settles job rows left non-final (task lost by Redis, or archived while Postgres was away); empty disables it"},
 	{"CRMQ_RECONCILE_MARGIN", "2m", "how long past its task's timeout a job row may stay unchanged and non-final before the reconciler looks at it"},
 	{"CRMQ_SUMMARY_RETENTION_DAYS", "90", "unsaved summaries older than this many days are pruned; saved ones never are"},
-	{"CRMQ_EXPORT_BUCKET", "file:///tmp/crmq-exports?create_dir=true&no_tmp_dir=true", "where segment exports are written: file:///dir (a local directory) or s3://bucket?region=...&endpoint=...&use_path_style=true (any S3-compatible store)"},
+	{"CRMQ_EXPORT_BUCKET", "file:///tmp/crmq-exports?create_dir=true", "where segment exports are written: file:///dir (a local directory) or s3://bucket?region=...&endpoint=...&use_path_style=true (any S3-compatible store)"},
 	{"CRMQ_CRON_EXPORTS_EXPIRE", "0 * * * *", "cron spec (UTC) of exports:expire for every org (files past 14 days, history past 90 days); empty disables it"},
 	{"CRMQ_LLM_PROVIDER", "offline", "offline (deterministic, no network; the default) or gemini"},
 	{"GEMINI_API_KEY", "", "the Gemini API key; required when CRMQ_LLM_PROVIDER=gemini"},
