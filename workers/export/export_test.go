@@ -286,7 +286,7 @@ func TestAllFieldsExportCarriesEveryFieldAndTheBOM(t *testing.T) {
 		}
 		recs := parseCSV(t, rest)
 		for _, h := range []string{"Account ID", "Account Name", "Industry", "Employees", "Annual Revenue", "Website", "Account Owner",
-			"Created Time", "RFM Label", "Firmographics Label", "RFM Recency Score", "RFM Recency (days)", "cmd", "note", "tier"} {
+			"Created Time (UTC)", "RFM Label", "Firmographics Label", "RFM Recency Score", "RFM Recency (days)", "cmd", "note", "tier"} {
 			if !slices.Contains(recs[0], h) {
 				t.Errorf("header lacks %q: %q", h, recs[0])
 			}
