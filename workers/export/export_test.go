@@ -306,12 +306,12 @@ func TestAFailedWriteLeavesNoFile(t *testing.T) {
 	t.Parallel()
 	forEachBucket(t, func(t *testing.T, b *blob.Bucket) {
 		boom := errors.New("connection lost")
-		big := bytes.Repeat([]byte("x"), 1000)
+		big := strings.Repeat("x", 1000)
 		_, err := export.Write(context.Background(), b, "exports/1/9.zip.part", export.Source{
 			Headers: [][]byte{[]byte("a")}, Entry: "a.csv", Modified: day0,
-			Rows: func(ctx context.Context, fn func([]any) error) (int64, error) {
+			Rows: func(ctx context.Context, fn func(string) error) (int64, error) {
 				for i := range 20000 { // ~20 MB of CSV: several chunks and upload parts
-					if err := fn([]any{big}); err != nil {
+					if err := fn(big); err != nil {
 						return int64(i), err
 					}
 				}
@@ -503,4 +503,53 @@ func TestExpiryOnDay15AndDay91(t *testing.T) {
 			t.Errorf("day 91: history %+v, %v", page.Exports, err)
 		}
 	})
+}
+
+// Postgres renders the data records and Go the header: the same cells,
+// exported as account names, read back as the Go rule writes them, so the
+// two cannot drift apart.
+func TestDataCellsFollowTheHeaderRule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "cells")
+	ids := map[string]string{}
+	i := 0
+	for in := range export.CellCases {
+		i++
+		id := fmt.Sprintf("cell-%02d", i)
+		ids[id] = in
+		if _, err := db.ExecContext(ctx, `INSERT INTO accounts (org_id, external_id, name) VALUES ($1, $2, $3)`, org.ID, id, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO accounts (org_id, external_id, name, industry) VALUES ($1, 'cell-null', 'x', NULL)`, org.ID); err != nil {
+		t.Fatal(err)
+	}
+	seg, err := db.CreateSegment(ctx, org.ID, store.SegmentInput{Name: "Cells", Criteria: &criteria.Criteria{Conditions: []criteria.Condition{}}}, day0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fixture{db: db, org: org.ID, seg: seg}
+	b := openBucket(t, "file://"+t.TempDir())
+	if _, err := f.run(t, f.exporter(b, fixed(day0)), "job-cells", jobs.ExportFields{Names: []string{"id", "name", "industry"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := readExport(t, f, b, "job-cells")
+	recs := parseCSV(t, body)
+	if len(recs) != len(ids)+2 {
+		t.Fatalf("%d records for %d accounts", len(recs)-1, len(ids)+1)
+	}
+	for _, r := range recs[1:] {
+		if r[0] == "cell-null" {
+			if r[2] != "" {
+				t.Errorf("NULL industry written as %q", r[2])
+			}
+			continue
+		}
+		in := ids[r[0]]
+		if want := export.CellCases[in]; r[1] != want {
+			t.Errorf("%q: exported as %q, the header rule writes %q", in, r[1], want)
+		}
+	}
 }
