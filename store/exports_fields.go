@@ -194,30 +194,15 @@ func humanize(name string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// csvField is the SQL that renders the text expression v as one CSV
-// field (RFC 4180): quoted, its quotes doubled, with a leading apostrophe
-// when a spreadsheet would run it as a formula (it starts with =, +, -, @,
-// tab or CR and is not a plain number such as -12.5); NULL is an empty
-// field. workers/export writes the header by the same rule in Go, and its
-// tests export the same cells both ways.
-func csvField(v string) string {
-	return `coalesce(CASE WHEN ascii(` + v + `) IN (61, 43, 45, 64, 9, 13) AND ` + v +
-		` !~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$' THEN '"''' ELSE '"' END` +
-		` || replace(` + v + `, '"', '""') || '"', '')`
-}
-
-// ExportRows streams every member of the segment, by account id, to fn
-// as one CSV record of fields (without its line end), one row at a time.
-// Postgres renders the record: one text value per row is far cheaper for
-// the driver than one per field (lib/pq makes a string of each), and the
-// rendering runs in the database process beside the worker's compression.
+// ExportRows streams the values of fields for every member of the
+// segment, by account id, to fn, one row at a time: cells[i] is field i's
+// value as text (a string), nil for none. The slice is only valid during
+// the call. Scanning into any takes the driver's string as it is, with no
+// copy into a buffer of ours.
 // Rows come from one statement, so they are one snapshot; lib/pq streams
-// them, so memory does not grow with the segment. It returns the number
-// of rows read.
-func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []ExportField, fn func(record string) error) (int64, error) {
-	if len(fields) == 0 {
-		return 0, fmt.Errorf("export of segment %d: no fields", segmentID)
-	}
+// them, so memory does not grow with the segment. It returns the number of
+// rows read.
+func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []ExportField, fn func(cells []any) error) (int64, error) {
 	args := []any{orgID, segmentID}
 	sel := make([]string, len(fields))
 	joins := map[string]bool{}
@@ -225,9 +210,9 @@ func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []E
 		switch {
 		case f.attribute != "":
 			args = append(args, f.attribute)
-			sel[i] = csvField("(a.attributes->>$" + strconv.Itoa(len(args)) + ")")
+			sel[i] = "a.attributes->>$" + strconv.Itoa(len(args))
 		case f.expr != "":
-			sel[i] = csvField("(" + f.expr + ")::text")
+			sel[i] = f.expr + "::text"
 			if f.technique != "" {
 				joins[f.technique] = true
 			}
@@ -235,7 +220,7 @@ func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []E
 			return 0, fmt.Errorf("export field %q has no source", f.Name)
 		}
 	}
-	q := `SELECT ` + strings.Join(sel, " || ',' || ") + ` FROM segment_members m JOIN accounts a ON a.id = m.account_id`
+	q := `SELECT ` + strings.Join(sel, ", ") + ` FROM segment_members m JOIN accounts a ON a.id = m.account_id`
 	for _, t := range exportTechniques { // constants, in a fixed order
 		if joins[t] {
 			q += ` LEFT JOIN account_labels l_` + t + ` ON l_` + t + `.org_id = m.org_id AND l_` + t +
@@ -248,15 +233,17 @@ func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []E
 		return 0, fmt.Errorf("export rows of segment %d: %w", segmentID, err)
 	}
 	defer rows.Close()
-	var (
-		record string
-		n      int64
-	)
+	cells := make([]any, len(fields))
+	dest := make([]any, len(fields))
+	for i := range cells {
+		dest[i] = &cells[i]
+	}
+	var n int64
 	for rows.Next() {
-		if err := rows.Scan(&record); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return n, fmt.Errorf("export row: %w", err)
 		}
-		if err := fn(record); err != nil {
+		if err := fn(cells); err != nil {
 			return n, err
 		}
 		n++

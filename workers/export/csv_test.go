@@ -21,7 +21,7 @@ var CellCases = map[string]string{
 // plain numbers, negative ones included, are left alone.
 func TestCellsAreQuotedAndNeutralised(t *testing.T) {
 	for in, want := range CellCases {
-		row := appendRecord(nil, []string{in, "end"})
+		row := appendRow(nil, []any{in, []byte("end")})
 		got, err := csv.NewReader(strings.NewReader(string(row))).Read()
 		if err != nil {
 			t.Errorf("%q: %v (%q)", in, err, row)

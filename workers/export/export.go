@@ -141,7 +141,7 @@ func (x Exporter) export(ctx context.Context, job workers.Job[jobs.ExportSegment
 		return job.Progress(ctx, int(min(99, rows*100/int64(seg.MemberCount))))
 	}
 	file, err := Write(ctx, x.Bucket, tmp, Source{
-		Rows: func(ctx context.Context, fn func(string) error) (int64, error) {
+		Rows: func(ctx context.Context, fn func([]any) error) (int64, error) {
 			return x.Store.ExportRows(ctx, p.OrgID, p.SegmentID, cols, fn)
 		},
 		Headers:  headers(cols),
@@ -235,12 +235,11 @@ func SafeName(segment string, at time.Time) string {
 	return name + "-" + at.UTC().Format("2006-01-02")
 }
 
-// Source is what Write reads: the rows (a function streaming each as one
-// CSV record, without its line end, to fn),
+// Source is what Write reads: the rows (a function streaming them to fn),
 // the header, the ZIP entry's name and time, the excel option, and a
 // progress callback called every progressEvery rows.
 type Source struct {
-	Rows     func(ctx context.Context, fn func(record string) error) (int64, error)
+	Rows     func(ctx context.Context, fn func(cells []any) error) (int64, error)
 	Headers  [][]byte
 	Entry    string
 	Excel    bool
@@ -342,7 +341,7 @@ func writeZip(ctx context.Context, w io.Writer, src Source) (int64, error) {
 	return r.rows, nil
 }
 
-// readCSV runs the query and packs its records into chunks.
+// readCSV runs the query and encodes its rows into chunks.
 func readCSV(ctx context.Context, src Source, full chan<- []byte, free <-chan []byte) (int64, error) {
 	buf := <-free
 	if src.Excel {
@@ -363,9 +362,8 @@ func readCSV(ctx context.Context, src Source, full chan<- []byte, free <-chan []
 		return nil
 	}
 	var rows int64
-	n, err := src.Rows(ctx, func(record string) error {
-		buf = append(buf, record...)
-		buf = append(buf, '\r', '\n')
+	n, err := src.Rows(ctx, func(cells []any) error {
+		buf = appendRow(buf, cells)
 		rows++
 		if len(buf) >= chunkSize {
 			if err := send(); err != nil {
