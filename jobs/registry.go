@@ -27,6 +27,12 @@ var generic = map[string]func(orgID int64, g Generic) (Task, error){
 		}
 		return NewSegmentRefreshTask(SegmentRefreshPayload{OrgID: orgID, Technique: g.Technique})
 	},
+	TypeExportsExpire: func(orgID int64, g Generic) (Task, error) {
+		if g.Queue != "" || g.HoldMS != 0 || g.Technique != "" {
+			return Task{}, FieldErrors{"queue": "exports:expire takes no options; it always runs on queue low"}
+		}
+		return NewExportsExpireTask(orgID)
+	},
 	TypeSummariesPrune: func(orgID int64, g Generic) (Task, error) {
 		if g.Queue != "" || g.HoldMS != 0 {
 			return Task{}, FieldErrors{"queue": "summaries:prune takes no options; it always runs on queue low"}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/workers/export"
 	"github.com/crmq/crmq/workers/segment"
 )
 
@@ -56,6 +57,12 @@ func main() {
 		keys:       newKeyCache(cfg.KeyCacheTTL, db.GrantByKey),
 	}
 	s.abm = segment.Setup{DB: db, Enq: s.enq, Now: time.Now}
+	exports, err := export.OpenBucket(ctx, cfg.ExportBucket)
+	if err != nil {
+		proc.Fatal(log, "export bucket", err)
+	}
+	defer exports.Close()
+	s.exports = exports
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
 		Handler:           s.routes(),

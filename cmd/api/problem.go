@@ -92,6 +92,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		inUse        *segment.InUseError
 		mappingErrs  store.MappingErrors
 		segmentErrs  store.SegmentErrors
+		exportErrs   store.ExportFieldErrors
 		pqErr        *pq.Error
 	)
 	switch {
@@ -119,6 +120,12 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the mapping is invalid; errors names each problem", mappingErrs)
 	case errors.As(err, &segmentErrs):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the segment is invalid; errors names each problem", segmentErrs)
+	case errors.As(err, &exportErrs):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the export's fields are invalid; errors names each problem", exportErrs)
+	case errors.Is(err, store.ErrExportGone):
+		writeProblem(w, r, http.StatusGone, "export-gone", err.Error(), nil)
+	case errors.Is(err, store.ErrExportNotReady):
+		writeProblem(w, r, http.StatusConflict, "export-not-ready", err.Error(), nil)
 	case errors.Is(err, store.ErrUnknownScope), errors.Is(err, store.ErrNoScopes):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the request has invalid fields", map[string]string{"scopes": err.Error()})
 	case errors.Is(err, store.ErrInvalidQuery):

@@ -92,6 +92,12 @@ func (s *server) routeTable() []route {
 		{"PUT /v1/segments/{id}", store.ScopeABM, http.HandlerFunc(s.putSegment), nil},
 		{"DELETE /v1/segments/{id}", store.ScopeABM, http.HandlerFunc(s.deleteSegment), nil},
 		{"GET /v1/segments/{id}/accounts", store.ScopeABM, http.HandlerFunc(s.segmentAccounts), []string{"limit", "cursor"}},
+
+		{"POST /v1/segments/{id}/exports", store.ScopeExport, http.HandlerFunc(s.createExport), nil},
+		{"GET /v1/exports", store.ScopeExport, http.HandlerFunc(s.listExports), []string{"segment_id", "from", "to", "sort", "limit", "cursor"}},
+		{"GET /v1/exports/{id}", store.ScopeExport, http.HandlerFunc(s.getExport), nil},
+		{"GET /v1/exports/{id}/download", store.ScopeExport, http.HandlerFunc(s.downloadExport), nil},
+		{"GET /v1/exports/{id}/url", store.ScopeExport, http.HandlerFunc(s.signExport), nil},
 	}
 	if s.monitoring != nil {
 		// asynqmon routes on the full path: no StripPrefix.

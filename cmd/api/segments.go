@@ -115,5 +115,6 @@ func (s *server) deleteSegment(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.removeExportFiles(r, orgFrom(r.Context()).ID)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"gocloud.dev/blob"
 
 	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/jobs"
@@ -36,6 +37,7 @@ type server struct {
 	reqDur     *prometheus.HistogramVec
 	keys       *keyCache
 	abm        segment.Setup // ABM techniques, configuration and explanations
+	exports    *blob.Bucket  // segment export files
 }
 
 type ctxKey int

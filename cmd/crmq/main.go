@@ -47,6 +47,7 @@ func commandTable() []command {
 		{"bench e2e", "", "drive system:ping through the running API and compare its latency with raw asynq", runBenchE2E},
 		{"bench summary", "", "time summary generation with the offline provider over an org's records against the bare graph read", runBenchSummary},
 		{"bench rfm", "", "time the RFM refresh of a generated org (1M accounts, 10M deals) against a bare NTILE statement", runBenchRFM},
+		{"bench export", "", "time export:segment of a generated 1M-account segment against psql \\copy piped into zip", runBenchExport},
 	}
 }
 

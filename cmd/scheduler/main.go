@@ -39,6 +39,9 @@ func Table(cfg config.Config, db *store.DB) []scheduler.Entry {
 	if cfg.CronPrune != "" {
 		t = append(t, scheduler.Entry{Spec: cfg.CronPrune, Type: jobs.TypeSummariesPrune, Build: jobs.NewPruneTask})
 	}
+	if cfg.CronExportsExpire != "" {
+		t = append(t, scheduler.Entry{Spec: cfg.CronExportsExpire, Type: jobs.TypeExportsExpire, Build: jobs.NewExportsExpireTask})
+	}
 	if cfg.CronRFM != "" {
 		// The tick's task ids are rfm:refresh:<org>:<tick>; the task is a
 		// segment:refresh of the RFM technique.

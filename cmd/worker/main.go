@@ -19,6 +19,7 @@ import (
 
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/workers"
+	"github.com/crmq/crmq/workers/export"
 )
 
 func main() {
@@ -61,8 +62,13 @@ func main() {
 	defer client.Close()
 	insp := asynq.NewInspector(redisOpt)
 	defer insp.Close()
+	bucket, err := export.OpenBucket(ctx, cfg.ExportBucket)
+	if err != nil {
+		proc.Fatal(log, "export bucket", err)
+	}
+	defer bucket.Close()
 	mux, err := newMux(deps{cfg: cfg, db: db, log: log, metrics: metrics, inflight: inflight, provider: provider, dropped: dropped,
-		client: client, inspector: insp})
+		client: client, inspector: insp, bucket: bucket})
 	if err != nil {
 		proc.Fatal(log, "task registry", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"gocloud.dev/blob"
 
 	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/jobs"
@@ -17,6 +18,7 @@ import (
 	"github.com/crmq/crmq/llm/offline"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/workers"
+	"github.com/crmq/crmq/workers/export"
 	"github.com/crmq/crmq/workers/maintenance"
 	"github.com/crmq/crmq/workers/segment"
 	"github.com/crmq/crmq/workers/summary"
@@ -39,6 +41,8 @@ type deps struct {
 
 	client    *asynq.Client    // the reconciler puts lost tasks back
 	inspector *asynq.Inspector // and asks asynq about each task
+
+	bucket *blob.Bucket // segment exports
 }
 
 // newProvider builds the configured LLM provider behind the shared rate limiter.
@@ -75,6 +79,8 @@ func registry(d deps) []workers.Registration {
 			},
 		}),
 		workers.Register(jobs.SegmentRefreshSpec, d.db, segment.Refresher{Store: d.db, Segments: d.db, Now: time.Now, Log: d.log}),
+		workers.Register(jobs.ExportSegmentSpec, d.db, export.Exporter{Store: d.db, Bucket: d.bucket, Now: time.Now, Log: d.log}),
+		workers.Register(jobs.ExportsExpireSpec, d.db, export.Expirer{Store: d.db, Bucket: d.bucket, Now: time.Now}),
 		workers.Register(jobs.ReconcileSpec, d.db, maintenance.Reconciler{
 			Store: d.db, Queue: d.inspector, Client: d.client, Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log,
 		}),

@@ -11,7 +11,10 @@ PATH="$PWD/bin:$PATH"
 : "${HTTP_ADDR:=127.0.0.1:8080}"
 : "${CRMQ_LOG_FORMAT:=text}"
 : "${CRMQ_WORKER_METRICS_ADDR:=127.0.0.1:9091}"
-export DATABASE_URL REDIS_URL HTTP_ADDR CRMQ_LOG_FORMAT CRMQ_WORKER_METRICS_ADDR
+# Segment exports go to a local directory under .dev/ (its temporary files
+# beside it: .dev/ may be on another filesystem than /tmp).
+: "${CRMQ_EXPORT_BUCKET:=file://$PWD/.dev/exports?create_dir=true&no_tmp_dir=true}"
+export DATABASE_URL REDIS_URL HTTP_ADDR CRMQ_LOG_FORMAT CRMQ_WORKER_METRICS_ADDR CRMQ_EXPORT_BUCKET
 
 # The admin key: kept in .dev/ so it survives restarts, unless given.
 if [ -z "${CRMQ_ADMIN_KEY:-}" ]; then

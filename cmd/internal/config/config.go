@@ -41,6 +41,9 @@ type Config struct {
 	ReconcileMargin  time.Duration
 	SummaryRetention time.Duration
 
+	ExportBucket      string
+	CronExportsExpire string
+
 	LLMProvider   string
 	GeminiAPIKey  string
 	GeminiModel   string
@@ -85,6 +88,8 @@ var Vars = []Var{
 	{"CRMQ_CRON_RECONCILE", "* * * * *", "cron spec (UTC) of jobs:reconcile, which settles job rows left non-final (task lost by Redis, or archived while Postgres was away); empty disables it"},
 	{"CRMQ_RECONCILE_MARGIN", "2m", "how long past its task's timeout a job row may stay unchanged and non-final before the reconciler looks at it"},
 	{"CRMQ_SUMMARY_RETENTION_DAYS", "90", "unsaved summaries older than this many days are pruned; saved ones never are"},
+	{"CRMQ_EXPORT_BUCKET", "file:///tmp/crmq-exports?create_dir=true", "where segment exports are written: file:///dir (a local directory) or s3://bucket?region=...&endpoint=...&use_path_style=true (any S3-compatible store)"},
+	{"CRMQ_CRON_EXPORTS_EXPIRE", "0 * * * *", "cron spec (UTC) of exports:expire for every org (files past 14 days, history past 90 days); empty disables it"},
 	{"CRMQ_LLM_PROVIDER", "offline", "offline (deterministic, no network; the default) or gemini"},
 	{"GEMINI_API_KEY", "", "the Gemini API key; required when CRMQ_LLM_PROVIDER=gemini"},
 	{"CRMQ_GEMINI_MODEL", "gemini-2.5-flash", "Gemini model name"},
@@ -128,6 +133,8 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		ReconcileMargin:    p.duration("CRMQ_RECONCILE_MARGIN", 0, 24*time.Hour),
 		SummaryRetention:   time.Duration(p.int("CRMQ_SUMMARY_RETENTION_DAYS", 1, 36500)) * 24 * time.Hour,
 		WorkerMetricsAddr:  p.str("CRMQ_WORKER_METRICS_ADDR"),
+		ExportBucket:       p.bucket("CRMQ_EXPORT_BUCKET"),
+		CronExportsExpire:  p.raw("CRMQ_CRON_EXPORTS_EXPIRE"),
 		MonitoringReadOnly: p.oneOf("CRMQ_MONITORING_READ_ONLY", "true", "false") == "true",
 		LLMProvider:        p.oneOf("CRMQ_LLM_PROVIDER", "offline", "gemini"),
 		GeminiAPIKey:       p.str("GEMINI_API_KEY"),
@@ -213,6 +220,21 @@ func (p *parser) url(name string, schemes ...string) string {
 		}
 	}
 	p.fail(name, "scheme %q, want one of %v", u.Scheme, schemes)
+	return v
+}
+
+// bucket reads a blob bucket URL: file:///dir or s3://bucket?....
+func (p *parser) bucket(name string) string {
+	v := p.str(name)
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		p.fail(name, "not a URL: %q", redact(v))
+	case u.Scheme == "file" && u.Path != "":
+	case u.Scheme == "s3" && u.Host != "":
+	default:
+		p.fail(name, "want file:///dir or s3://bucket?..., got %q", redact(v))
+	}
 	return v
 }
 

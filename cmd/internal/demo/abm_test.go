@@ -55,6 +55,7 @@ func TestSeedABM(t *testing.T) {
 	if !again.Refresh.Skipped || len(again.Segments) != 2 || again.Segments[0].ID != res.Segments[0].ID || again.Segments[0].MemberCount != res.Segments[0].MemberCount {
 		t.Fatalf("seeding again: %+v", again)
 	}
+	checkDemoExport(t, db, org.ID, res.Segments[0], now)
 	techs, err := db.Techniques(ctx, org.ID)
 	if err != nil || techs["rfm"].State != store.TechniqueActive || techs["firmographics"].State != store.TechniqueActive {
 		t.Fatalf("techniques %+v, %v", techs, err)
