@@ -66,8 +66,12 @@ func builtinExportFields() []ExportField {
 	for _, s := range []string{"r", "f", "m"} {
 		out = append(out, ExportField{Name: "score.rfm." + s, expr: "l_rfm." + s, technique: TechniqueRFM})
 	}
-	for _, raw := range []string{"recency_days", "frequency", "monetary"} {
-		out = append(out, ExportField{Name: "rfm." + raw, expr: "(l_rfm.raw->>'" + raw + "')", technique: TechniqueRFM})
+	// Recency in days as of the day the segment's membership was computed
+	// (its criteria read it so), from the stored last purchase date.
+	segmentDay := "(SELECT (s.computed_at AT TIME ZONE 'UTC')::date FROM segments s WHERE s.id = m.segment_id)"
+	for _, name := range []string{"recency_days", "frequency", "monetary"} {
+		expr := strings.ReplaceAll(fmt.Sprintf(rfmValues[name], "l_rfm"), TodaySQL, segmentDay)
+		out = append(out, ExportField{Name: "rfm." + name, expr: expr, technique: TechniqueRFM})
 	}
 	for i := range out {
 		out[i].Header = exportHeaders[out[i].Name]

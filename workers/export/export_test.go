@@ -127,9 +127,10 @@ func newFixture(t *testing.T, n int) fixture {
 		t.Fatal(err)
 	}
 	_, err = db.ExecContext(ctx, `
-		INSERT INTO account_labels (org_id, technique, account_id, label, r, f, m, raw, computed_at, run_id)
-		SELECT $1, 'rfm', id, 'At risk', 2, 4, 3, '{"recency_days": 120, "frequency": 7, "monetary": 950.5}', now(), 'run'
-		FROM accounts WHERE org_id = $1 AND external_id IN ('acc-000001', 'acc-evil')`, org.ID)
+		INSERT INTO account_labels (org_id, technique, account_id, label, r, f, m, raw, last_purchase, frequency, monetary, computed_at, run_id)
+		SELECT $1, 'rfm', id, 'At risk', 2, 4, 3, '{"recency_days": 120, "frequency": 7, "monetary": 950.5}',
+		       $2::date - 120, 7, 950.5, now(), 'run'
+		FROM accounts WHERE org_id = $1 AND external_id IN ('acc-000001', 'acc-evil')`, org.ID, day0.UTC().Format(time.DateOnly))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,6 +294,14 @@ func TestAllFieldsExportCarriesEveryFieldAndTheBOM(t *testing.T) {
 		}
 		if slices.Contains(recs[0], "secret") {
 			t.Error("an attribute only a non-member has became a column")
+		}
+		// Recency in days is counted to the day the segment was computed
+		// (day0), from the stored last purchase 120 days before it.
+		id, days := slices.Index(recs[0], "Account ID"), slices.Index(recs[0], "RFM Recency (days)")
+		for _, r := range recs[1:] {
+			if r[id] == "acc-000001" && r[days] != "120" {
+				t.Errorf("acc-000001 recency %q days, want 120", r[days])
+			}
 		}
 		if len(recs)-1 != f.seg.MemberCount {
 			t.Errorf("%d rows, want %d", len(recs)-1, f.seg.MemberCount)
