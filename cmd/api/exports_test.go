@@ -1,10 +1,8 @@
 package main
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -148,16 +146,7 @@ func (e *exportEnv) exportSegment(t *testing.T, body string) store.Export {
 
 func readZIPCSV(t *testing.T, raw []byte) [][]string {
 	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw)))
-	if err != nil || len(zr.File) != 1 {
-		t.Fatalf("zip: %v", err)
-	}
-	rc, err := zr.File[0].Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	recs, err := csv.NewReader(rc).ReadAll()
+	_, recs, err := export.ReadFile(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
