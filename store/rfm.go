@@ -188,7 +188,7 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 			SELECT account_id, max(at) AS last_at, ` + frequency + ` AS frequency, coalesce(sum(money), 0) AS monetary
 			FROM q GROUP BY account_id
 		), raw AS (
-			SELECT a.id AS account_id, ($2::date - agg.last_at) AS recency_days, agg.frequency::numeric AS frequency, agg.monetary, agg.last_at
+			SELECT a.id AS account_id, ($2::date - agg.last_at) AS recency_days, agg.frequency, agg.monetary, agg.last_at
 			FROM accounts a JOIN agg ON agg.account_id = a.id
 			WHERE a.org_id = $1 AND a.state = 'active' AND agg.last_at IS NOT NULL AND (` + scopeSQL + `)
 		), n AS (SELECT count(*) AS scored, greatest(count(*), 1) AS n FROM raw
