@@ -140,6 +140,9 @@ func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	// Every address must pass: a name that also points inside is refused.
 	for _, ip := range ips {
 		if !c.cfg.Allow.permits(host, ip) {
+			if host == ip.String() || host == ip.Unmap().String() {
+				return nil, &Error{Reason: ReasonRefused, Err: fmt.Errorf("%s is not a public address", ip.Unmap())}
+			}
 			return nil, &Error{Reason: ReasonRefused, Err: fmt.Errorf("%s resolves to %s, which is not a public address", host, ip.Unmap())}
 		}
 	}
