@@ -40,6 +40,9 @@ type problem struct {
 	// Segments is an extension member of technique-in-use: the segments
 	// that lock the technique or its labels.
 	Segments []string `json:"segments,omitempty"`
+	// Remaining is an extension member of an enrichment quota-exceeded:
+	// the records the org may still enrich today.
+	Remaining *int `json:"remaining,omitempty"`
 }
 
 const problemPrefix = "urn:crmq:problem:"
@@ -92,6 +95,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		inUse        *segment.InUseError
 		mappingErrs  store.MappingErrors
 		segmentErrs  store.SegmentErrors
+		enrichErrs   store.EnrichmentErrors
 		pqErr        *pq.Error
 	)
 	switch {
@@ -119,6 +123,10 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the mapping is invalid; errors names each problem", mappingErrs)
 	case errors.As(err, &segmentErrs):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the segment is invalid; errors names each problem", segmentErrs)
+	case errors.As(err, &enrichErrs):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the enrichment request is invalid; errors names each problem", enrichErrs)
+	case errors.Is(err, store.ErrEnrichmentNotApplicable):
+		writeProblem(w, r, http.StatusConflict, "enrichment-not-applicable", err.Error(), nil)
 	case errors.Is(err, store.ErrUnknownScope), errors.Is(err, store.ErrNoScopes):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the request has invalid fields", map[string]string{"scopes": err.Error()})
 	case errors.Is(err, store.ErrInvalidQuery):
