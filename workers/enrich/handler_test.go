@@ -247,3 +247,12 @@ func TestAMissingWebsiteIsProposedFromTheContactsEmailDomain(t *testing.T) {
 		t.Fatalf("website proposal %+v", web)
 	}
 }
+
+func TestADeletedAccountFailsItsEnrichmentAtOnce(t *testing.T) {
+	e := newEnv(t)
+	_, err := enrich.Record{Enricher: e.en}.Run(context.Background(), workers.Job[jobs.EnrichRecordPayload]{
+		ID: "job-gone", Payload: jobs.EnrichRecordPayload{OrgID: e.org, AccountID: 987654, Account: "gone"}})
+	if err == nil || !isSkipRetry(err) || !strings.Contains(err.Error(), "gone was deleted") {
+		t.Fatalf("%v", err)
+	}
+}

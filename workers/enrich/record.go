@@ -184,6 +184,9 @@ func (h Record) Run(ctx context.Context, job workers.Job[jobs.EnrichRecordPayloa
 		return jobs.EnrichRecordResult{}, err
 	}
 	o, err := h.enrich(ctx, p.OrgID, p.AccountID, job.ID, job.ID, "single", settings.Fields)
+	if errors.Is(err, store.ErrNotFound) {
+		return jobs.EnrichRecordResult{}, workers.Permanent(permanent(fmt.Sprintf("account %s was deleted before it was enriched", p.Account)))
+	}
 	if err != nil {
 		return jobs.EnrichRecordResult{}, err
 	}
