@@ -3,9 +3,12 @@ package enrich_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crmq/crmq/workers/enrich"
 	"github.com/crmq/crmq/workers/enrich/extract"
@@ -194,13 +197,16 @@ func TestAPageTooDeepToParseStillGivesItsJSONLD(t *testing.T) {
 	}
 }
 
-func TestAnEmptySiteFindsNothing(t *testing.T) {
+func TestASiteWithNothingToReadFindsNothing(t *testing.T) {
 	f := newFixtures(t)
-	_, err := f.crawler(t).Crawl(context.Background(), 1, f.urls["closed"]+"nope")
-	if fetch.ReasonOf(err) != fetch.ReasonRobots {
-		t.Fatalf("%v", err)
-	}
-	if !errors.Is(enrich.ErrNothingFound, enrich.ErrNothingFound) {
-		t.Fatal()
+	f.serve(t, "empty", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "<html><head><title>Coming soon</title></head><body><div></div></body></html>")
+	}))
+	c := f.crawler(t)
+	a, _ := fetch.ParseAllow("empty.test")
+	c.Fetch = fetch.New(fetch.Config{Allow: a, Resolver: f.dns.Resolver(), HostDelay: time.Millisecond})
+	site, err := c.Crawl(context.Background(), 1, f.urls["empty"])
+	if !errors.Is(err, enrich.ErrNothingFound) || len(site.Pages) != 1 {
+		t.Fatalf("err %v, pages %v, best %v", err, site.Pages, site.Best)
 	}
 }

@@ -205,7 +205,7 @@ func TestASingleEnrichmentThatCannotReadTheSiteFailsWithItsReason(t *testing.T) 
 		`{"external_id": "none", "name": "Nowhere"}`)
 	for ext, reason := range map[string]string{"closed": "robots_disallowed", "meta": "refused_address", "none": "no_website"} {
 		res, err := e.runRecord(t, ext)
-		if err == nil || !strings.HasPrefix(err.Error(), reason) || !errorIsPermanent(err) {
+		if err == nil || !strings.HasPrefix(err.Error(), reason) || !isSkipRetry(err) {
 			t.Errorf("%s: err %v, want a permanent %s", ext, err, reason)
 		}
 		got, gerr := e.db.GetEnrichment(context.Background(), e.org, res.EnrichmentID)
@@ -213,10 +213,6 @@ func TestASingleEnrichmentThatCannotReadTheSiteFailsWithItsReason(t *testing.T) 
 			t.Errorf("%s: enrichment %+v %v", ext, got, gerr)
 		}
 	}
-}
-
-func errorIsPermanent(err error) bool {
-	return strings.Contains(fmt.Sprint(err), "") && isSkipRetry(err)
 }
 
 func TestAMissingWebsiteIsProposedFromTheContactsEmailDomain(t *testing.T) {
