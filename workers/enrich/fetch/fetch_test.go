@@ -383,3 +383,32 @@ func TestAllowListEntriesAreHostsAddressesOrCIDRs(t *testing.T) {
 	_ = errors.New
 	_ = io.EOF
 }
+
+// A name that answers an allowed address for the first connection and a
+// private one for the next (DNS rebinding) is refused on the second: the
+// address is checked at every dial, not once before fetching.
+func TestANameThatRebindsToAPrivateAddressIsRefusedAtTheNextDial(t *testing.T) {
+	dns := fetchtest.NewDNS(t, "rebind.test. 0 IN A 127.0.0.2")
+	var pages atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("127.0.0.2 not available: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close") // the page needs a new connection, so a new lookup
+		if r.URL.Path == "/robots.txt" {
+			dns.Replace(t, "rebind.test.", "rebind.test. 0 IN A 10.0.0.1")
+			http.NotFound(w, r)
+			return
+		}
+		pages.Add(1)
+	}))
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	_, err = client(t, dns, "127.0.0.2/32", nil).Get(context.Background(), fmt.Sprintf("http://rebind.test:%d/", ln.Addr().(*net.TCPAddr).Port))
+	wantReason(t, err, fetch.ReasonRefused)
+	if !strings.Contains(err.Error(), "10.0.0.1") || pages.Load() != 0 {
+		t.Fatalf("err %v, pages %d", err, pages.Load())
+	}
+}

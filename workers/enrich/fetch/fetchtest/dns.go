@@ -71,6 +71,16 @@ func (d *DNS) Add(t testing.TB, records ...string) {
 	}
 }
 
+// Replace drops name's records and puts records in their place: a name
+// that answers one address now and another later (DNS rebinding).
+func (d *DNS) Replace(t testing.TB, name string, records ...string) {
+	t.Helper()
+	d.mu.Lock()
+	delete(d.zone, dns.CanonicalName(name))
+	d.mu.Unlock()
+	d.Add(t, records...)
+}
+
 func (d *DNS) serve(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(r)
