@@ -69,10 +69,13 @@ func (h Bulk) Run(ctx context.Context, job workers.Job[jobs.EnrichBulkPayload]) 
 	mu.Lock()
 	report()
 	mu.Unlock()
+	var todo []int64 // decided before any goroutine writes byAccount
 	for _, id := range p.AccountIDs {
-		if _, ok := byAccount[id]; ok {
-			continue
+		if _, ok := byAccount[id]; !ok {
+			todo = append(todo, id)
 		}
+	}
+	for _, id := range todo {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():

@@ -11,6 +11,8 @@ import (
 
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/workers"
+	"github.com/crmq/crmq/workers/enrich"
 )
 
 func TestABulkEnrichmentFillsOnlyEmptyFieldsAndCountsEveryRecord(t *testing.T) {
@@ -248,5 +250,33 @@ func TestTheDailyLimitHoldsUnderConcurrentBulkRequests(t *testing.T) {
 	// The next UTC day starts again.
 	if _, err := e.enq.AdmitEnrich(ctx, jobs.EnrichRequest{OrgID: e.org, AccountIDs: ids[:1], Limit: jobs.DefaultEnrichDailyLimit, Now: today.AddDate(0, 0, 1)}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A retried bulk task keeps the records its earlier attempt finished: they
+// are not crawled again (here the site has since become one that refuses
+// crawlers) and are counted as they were.
+func TestARetriedBulkKeepsTheRecordsAlreadyDone(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.ingest(t, "accounts", fmt.Sprintf(`{"external_id": "nw", "name": "NW", "website": %q}`, e.urls["northwind"]))
+	a := e.account(t, "nw")
+	run := func() jobs.EnrichBulkResult {
+		res, err := enrich.Bulk{Enricher: e.en}.Run(ctx, workers.Job[jobs.EnrichBulkPayload]{ID: "bulk-1",
+			Payload: jobs.EnrichBulkPayload{OrgID: e.org, AccountIDs: []int64{a.ID}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := run()
+	e.ingest(t, "accounts", fmt.Sprintf(`{"external_id": "nw", "name": "NW", "website": %q}`, e.urls["closed"]))
+	if again := run(); fmt.Sprint(again) != fmt.Sprint(first) || again.Succeeded != 1 {
+		t.Fatalf("first %+v, retried %+v", first, again)
+	}
+	res, err := enrich.Bulk{Enricher: e.en}.Run(ctx, workers.Job[jobs.EnrichBulkPayload]{ID: "bulk-2",
+		Payload: jobs.EnrichBulkPayload{OrgID: e.org, AccountIDs: []int64{a.ID}}})
+	if err != nil || res.Reasons["robots_disallowed"] != 1 {
+		t.Fatalf("a new bulk reads the site again: %+v %v", res, err)
 	}
 }
