@@ -33,7 +33,6 @@ type Label struct {
 // ClassifyRequest builds the request of a classification.
 func ClassifyRequest(orgID int64, c Classification) Request {
 	sections := make([]SectionSpec, len(c.Questions))
-	props := make([]any, len(c.Questions))
 	var ask strings.Builder
 	ask.WriteString("Classify the company whose website text follows. Answer one section per question, its key the question's key, with exactly one bullet whose text is one of the allowed labels, verbatim, and whose sources is [\"site\"]. Leave a section's bullets empty when the text does not support any label.\n\n")
 	for i, q := range c.Questions {
@@ -42,12 +41,37 @@ func ClassifyRequest(orgID int64, c Classification) Request {
 		for j, l := range q.Labels {
 			names[j] = l.Name
 		}
-		props[i] = names
 		b, _ := json.Marshal(names)
 		ask.WriteString("Question " + q.Key + ": " + q.Ask + " Allowed labels: " + string(b) + "\n")
 	}
 	ask.WriteString("\nWebsite text:\n" + c.Text)
-	schema := AnswerSchema(sections)
+	var keys, labels []any
+	for _, q := range c.Questions {
+		keys = append(keys, q.Key)
+		for _, l := range q.Labels {
+			labels = append(labels, l.Name)
+		}
+	}
+	// AnswerSchema's shape, a bullet's text limited to the labels.
+	schema := map[string]any{
+		"type": "object", "required": []any{"sections"},
+		"properties": map[string]any{"sections": map[string]any{
+			"type": "array",
+			"items": map[string]any{
+				"type": "object", "required": []any{"key", "bullets"},
+				"properties": map[string]any{
+					"key": map[string]any{"type": "string", "enum": keys},
+					"bullets": map[string]any{"type": "array", "items": map[string]any{
+						"type": "object", "required": []any{"text", "sources"},
+						"properties": map[string]any{
+							"text":    map[string]any{"type": "string", "enum": labels},
+							"sources": map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+						},
+					}},
+				},
+			},
+		}},
+	}
 	return Request{
 		OrgID:    orgID,
 		System:   "You classify companies from their own website text. Use only the text given.",
