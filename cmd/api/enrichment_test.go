@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -197,4 +198,30 @@ func TestEnrichmentRequestsThatCannotBeServedAreProblems(t *testing.T) {
 		t.Fatalf("over the limit: %d %s", r.StatusCode, b)
 	}
 	wantStatus(t, e.do(t, "POST", "/v1/enrichments/bulk", e.keyA, `{"account_ids":["A2"]}`), http.StatusAccepted)
+}
+
+// A retried POST with the same Idempotency-Key answers the first job and
+// counts its records once.
+func TestARepeatedEnrichmentRequestIsCountedOnce(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t)
+	e.ingest(t, "accounts", `{"external_id":"A1","name":"A"}`, `{"external_id":"A2","name":"B"}`)
+	var first enrichAccepted
+	for i := range 2 {
+		r := e.do(t, "POST", "/v1/enrichments/bulk", e.keyA, `{"account_ids":["A1","A2"]}`, "Idempotency-Key", "bulk-once")
+		wantStatus(t, r, http.StatusAccepted)
+		a := decode[enrichAccepted](t, r)
+		if i == 0 {
+			first = a
+			continue
+		}
+		if a.JobID != first.JobID || r.Header.Get("Idempotent-Replayed") != "true" || a.Remaining != jobs.DefaultEnrichDailyLimit-2 {
+			t.Fatalf("first %+v, again %+v", first, a)
+		}
+	}
+	r := e.do(t, "POST", "/v1/enrichments/bulk", e.keyA, `{"account_ids":["A1"]}`, "Idempotency-Key", "bulk-once")
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	if used, _ := e.db.EnrichmentUsage(context.Background(), e.orgA.ID, time.Now()); used != 2 {
+		t.Fatalf("used %d, want 2", used)
+	}
 }
