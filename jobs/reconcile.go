@@ -34,7 +34,7 @@ func NewReconcileTask(int64) (Task, error) {
 
 // Specs lists every task type's spec. A job row's type is looked up here
 // to put its task back on a queue.
-var Specs = []Spec{PingSpec, OrphansSpec, PruneSpec, SummarySpec, ReconcileSpec, SegmentRefreshSpec, ExportSegmentSpec, ExportsExpireSpec}
+var Specs = []Spec{PingSpec, OrphansSpec, PruneSpec, SummarySpec, ReconcileSpec, SegmentRefreshSpec, ExportSegmentSpec, ExportsExpireSpec, EnrichRecordSpec, EnrichBulkSpec}
 
 // SpecOf returns the spec of a task type.
 func SpecOf(taskType string) (Spec, bool) {

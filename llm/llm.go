@@ -34,6 +34,9 @@ type Request struct {
 	Facts *Facts
 	// Sections asked for, in order. Hidden sections are not asked for.
 	Sections []SectionSpec
+	// Classify is set when the request is a classification (see
+	// ClassifyRequest); the offline provider answers it by keywords.
+	Classify *Classification
 }
 
 // Response is a parsed answer.

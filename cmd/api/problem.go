@@ -40,6 +40,9 @@ type problem struct {
 	// Segments is an extension member of technique-in-use: the segments
 	// that lock the technique or its labels.
 	Segments []string `json:"segments,omitempty"`
+	// Remaining is an extension member of an enrichment quota-exceeded:
+	// the records the org may still enrich today.
+	Remaining *int `json:"remaining,omitempty"`
 }
 
 const problemPrefix = "urn:crmq:problem:"
@@ -93,6 +96,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		mappingErrs  store.MappingErrors
 		segmentErrs  store.SegmentErrors
 		exportErrs   store.ExportFieldErrors
+		enrichErrs   store.EnrichmentErrors
 		pqErr        *pq.Error
 	)
 	switch {
@@ -126,6 +130,10 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusGone, "export-gone", err.Error(), nil)
 	case errors.Is(err, store.ErrExportNotReady):
 		writeProblem(w, r, http.StatusConflict, "export-not-ready", err.Error(), nil)
+	case errors.As(err, &enrichErrs):
+		writeProblem(w, r, http.StatusBadRequest, "validation", "the enrichment request is invalid; errors names each problem", enrichErrs)
+	case errors.Is(err, store.ErrEnrichmentNotApplicable):
+		writeProblem(w, r, http.StatusConflict, "enrichment-not-applicable", err.Error(), nil)
 	case errors.Is(err, store.ErrUnknownScope), errors.Is(err, store.ErrNoScopes):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the request has invalid fields", map[string]string{"scopes": err.Error()})
 	case errors.Is(err, store.ErrInvalidQuery):

@@ -98,6 +98,18 @@ func (s *server) routeTable() []route {
 		{"GET /v1/exports/{id}", store.ScopeExport, http.HandlerFunc(s.getExport), nil},
 		{"GET /v1/exports/{id}/download", store.ScopeExport, http.HandlerFunc(s.downloadExport), nil},
 		{"GET /v1/exports/{id}/url", store.ScopeExport, http.HandlerFunc(s.signExport), nil},
+		// Enrichment (seed 004): choosing the fields is setup; enriching,
+		// reading proposals and applying them is the enrichment scope.
+		{"GET /v1/enrichment/fields", store.ScopeEnrichment, http.HandlerFunc(s.enrichmentFields), nil},
+		{"GET /v1/enrichment/settings", store.ScopeEnrichment, http.HandlerFunc(s.getEnrichmentSettings), nil},
+		{"PUT /v1/enrichment/settings", store.ScopeABMSetup, http.HandlerFunc(s.putEnrichmentSettings), nil},
+		{"GET /v1/enrichment/history", store.ScopeEnrichment, http.HandlerFunc(s.enrichmentHistory), []string{"limit", "cursor"}},
+		{"GET /v1/enrichment/stats", store.ScopeEnrichment, http.HandlerFunc(s.enrichmentStats), []string{"days"}},
+		{"POST /v1/enrichments", store.ScopeEnrichment, http.HandlerFunc(s.createEnrichment), nil},
+		{"POST /v1/enrichments/bulk", store.ScopeEnrichment, http.HandlerFunc(s.createBulkEnrichment), nil},
+		{"GET /v1/enrichments", store.ScopeEnrichment, http.HandlerFunc(s.listEnrichments), []string{"account_id", "job_id"}},
+		{"GET /v1/enrichments/{id}", store.ScopeEnrichment, http.HandlerFunc(s.getEnrichment), nil},
+		{"POST /v1/enrichments/{id}/apply", store.ScopeEnrichment, http.HandlerFunc(s.applyEnrichment), nil},
 	}
 	if s.monitoring != nil {
 		// asynqmon routes on the full path: no StripPrefix.

@@ -17,6 +17,7 @@ import (
 func runSeed(ctx context.Context, c *cli, args []string) error {
 	fs := c.flags()
 	orgName := fs.String("org", defaultOrg, "org to seed (created when missing)")
+	siteAddr := fs.String("sites", "", "also upsert one account per demo site served by `crmq demo-sites --addr` at this address")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -47,6 +48,11 @@ func runSeed(ctx context.Context, c *cli, args []string) error {
 	}
 	for _, sg := range abm.Segments {
 		c.logger().InfoContext(ctx, "demo segment", "org", org.Name, "segment", sg.Name, "members", sg.MemberCount)
+	}
+	if *siteAddr != "" {
+		if err := seedDemoSiteAccounts(ctx, db, org.ID, *siteAddr); err != nil {
+			return err
+		}
 	}
 	key, err := db.CreateAPIKey(ctx, org.ID)
 	if err != nil {

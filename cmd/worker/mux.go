@@ -18,6 +18,8 @@ import (
 	"github.com/crmq/crmq/llm/offline"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/workers"
+	"github.com/crmq/crmq/workers/enrich"
+	"github.com/crmq/crmq/workers/enrich/fetch"
 	"github.com/crmq/crmq/workers/export"
 	"github.com/crmq/crmq/workers/maintenance"
 	"github.com/crmq/crmq/workers/segment"
@@ -66,6 +68,7 @@ func newProvider(ctx context.Context, cfg config.Config, rdb redis.UniversalClie
 // jobs declares for each type, bound to its handler. mux_test.go checks it
 // against jobs.Specs, so a type with no handler fails a test, not a user.
 func registry(d deps) []workers.Registration {
+	en := d.enricher()
 	return []workers.Registration{
 		workers.Register(jobs.PingSpec, d.db, system.Ping{}),
 		workers.Register(jobs.OrphansSpec, d.db, maintenance.Orphans{Store: d.db, Now: time.Now}),
@@ -81,10 +84,22 @@ func registry(d deps) []workers.Registration {
 		workers.Register(jobs.SegmentRefreshSpec, d.db, segment.Refresher{Store: d.db, Segments: d.db, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ExportSegmentSpec, d.db, export.Exporter{Store: d.db, Bucket: d.bucket, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ExportsExpireSpec, d.db, export.Expirer{Store: d.db, Bucket: d.bucket, Now: time.Now}),
+		workers.Register(jobs.EnrichRecordSpec, d.db, enrich.Record{Enricher: en}),
+		workers.Register(jobs.EnrichBulkSpec, d.db, enrich.Bulk{Enricher: en, Concurrency: d.cfg.EnrichBulkConcurrency}),
 		workers.Register(jobs.ReconcileSpec, d.db, maintenance.Reconciler{
 			Store: d.db, Queue: d.inspector, Client: d.client, Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log,
 		}),
 	}
+}
+
+// enricher builds the enrichment handlers' shared part: one guarded
+// fetcher per process, so per-host turns and the global cap hold across
+// both task types.
+func (d deps) enricher() enrich.Enricher {
+	allow, _ := fetch.ParseAllow(d.cfg.EnrichAllowHosts) // checked by config.Load
+	f := fetch.New(fetch.Config{Allow: allow, HostDelay: d.cfg.EnrichHostDelay, MaxInflight: d.cfg.EnrichMaxInflight,
+		Retries: 2, Backoff: 500 * time.Millisecond})
+	return enrich.Enricher{Store: d.db, Crawler: enrich.Crawler{Fetch: f, Provider: d.provider}, Now: time.Now, Log: d.log}
 }
 
 // newMux builds the mux from the registry behind the job-state middleware.

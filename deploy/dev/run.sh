@@ -15,6 +15,12 @@ PATH="$PWD/bin:$PATH"
 # beside it: .dev/ may be on another filesystem than /tmp).
 : "${CRMQ_EXPORT_BUCKET:=file://$PWD/.dev/exports?create_dir=true&no_tmp_dir=true}"
 export DATABASE_URL REDIS_URL HTTP_ADDR CRMQ_LOG_FORMAT CRMQ_WORKER_METRICS_ADDR CRMQ_EXPORT_BUCKET
+# Enrichment demo: fixture company sites on loopback, which this dev
+# config alone lets the enrichment fetcher reach (the guard stays on for
+# every other address; production leaves the allow-list empty).
+: "${CRMQ_DEMO_SITES:=127.0.0.1:8091}"
+: "${CRMQ_ENRICH_ALLOW_HOSTS:=127.0.0.1/32}"
+export CRMQ_ENRICH_ALLOW_HOSTS
 
 # The admin key: kept in .dev/ so it survives restarts, unless given.
 if [ -z "${CRMQ_ADMIN_KEY:-}" ]; then
@@ -33,12 +39,14 @@ if ! psql "$server_url" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" |
 fi
 
 crmq migrate
-demo_key=$(crmq seed)
+demo_key=$(crmq seed --sites "$CRMQ_DEMO_SITES")
 
 pids=()
+crmq demo-sites --addr "$CRMQ_DEMO_SITES" > >(sed -u "s/^/[sites] /") 2>&1 &
+pids+=($!)
 stop() {
   trap - INT TERM
-  echo "stopping api, worker and scheduler..." >&2
+  echo "stopping api, worker, scheduler and the demo sites..." >&2
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   exit 0
@@ -68,6 +76,9 @@ crmq is running (Ctrl-C stops it)
   metrics:    http://$HTTP_ADDR/metrics       (admin key)
   try:        curl -s -H "Authorization: Bearer $demo_key" -H 'Content-Type: application/json' \
                 -d '{"type":"system:ping"}' http://$HTTP_ADDR/v1/jobs
+  enrich:     curl -s -H "Authorization: Bearer $demo_key" -H 'Content-Type: application/json' \
+                -d '{"account_id":"site-northwind"}' http://$HTTP_ADDR/v1/enrichments
+              (demo sites from $CRMQ_DEMO_SITES: accounts site-northwind, site-bluefern, site-pressly, site-closed)
 
 MSG
 wait "${pids[@]}"

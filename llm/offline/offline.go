@@ -36,13 +36,18 @@ func (*Provider) Generate(ctx context.Context, req llm.Request) (llm.Response, e
 	if err := ctx.Err(); err != nil {
 		return llm.Response{}, fmt.Errorf("%w: %w", llm.ErrTransient, err)
 	}
-	if req.Facts == nil {
+	var ans llm.Answer
+	switch {
+	case req.Classify != nil:
+		ans = classify(req.Classify)
+	case req.Facts == nil:
 		return llm.Response{}, fmt.Errorf("%w: offline provider needs the request's facts", llm.ErrPermanent)
-	}
-	v := newView(req.Facts)
-	ans := llm.Answer{Sections: make([]llm.SectionAnswer, 0, len(req.Sections))}
-	for _, spec := range req.Sections {
-		ans.Sections = append(ans.Sections, llm.SectionAnswer{Key: spec.Key, Bullets: v.section(spec)})
+	default:
+		v := newView(req.Facts)
+		ans = llm.Answer{Sections: make([]llm.SectionAnswer, 0, len(req.Sections))}
+		for _, spec := range req.Sections {
+			ans.Sections = append(ans.Sections, llm.SectionAnswer{Key: spec.Key, Bullets: v.section(spec)})
+		}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/crmq/crmq/workers/enrich/fetch"
 )
 
 // Config is every setting of every process; each process reads what it needs.
@@ -53,6 +55,12 @@ type Config struct {
 	LLMGlobalRPM  int
 	SummaryLimit  int
 	SummaryBudget int
+
+	EnrichAllowHosts      string // hosts and CIDRs the enrichment fetcher may reach although not public
+	EnrichDailyLimit      int
+	EnrichHostDelay       time.Duration
+	EnrichMaxInflight     int
+	EnrichBulkConcurrency int
 
 	LogLevel  slog.Level
 	LogFormat string
@@ -99,6 +107,11 @@ var Vars = []Var{
 	{"CRMQ_LLM_RPM_GLOBAL", "600", "model requests per minute for all orgs together, shared by all workers (0: no limit)"},
 	{"CRMQ_SUMMARY_DAILY_LIMIT", "100", "summaries a user may generate per UTC day (seed 000)"},
 	{"CRMQ_SUMMARY_TOKEN_BUDGET", "24000", "largest prompt, in estimated tokens, a summary sends"},
+	{"CRMQ_ENRICH_ALLOW_HOSTS", "", "comma-separated host names and CIDRs the enrichment fetcher may reach although they are not public (tests, private deployments; `make run` names the demo sites' loopback address); the address guard stays on for everything else, and cloud-metadata addresses are never allowed"},
+	{"CRMQ_ENRICH_DAILY_LIMIT", "5000", "records an org may enrich per UTC day (seed 004)"},
+	{"CRMQ_ENRICH_HOST_DELAY", "1s", "pause between two enrichment requests to one host (robots.txt Crawl-delay, up to 5 s, when longer)"},
+	{"CRMQ_ENRICH_MAX_INFLIGHT", "16", "enrichment requests in flight at once per worker process, across all hosts"},
+	{"CRMQ_ENRICH_BULK_CONCURRENCY", "8", "records of one bulk enrichment crawled at once"},
 	{"CRMQ_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"CRMQ_LOG_FORMAT", "json", "json or text"},
 }
@@ -145,8 +158,16 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		LLMGlobalRPM:       p.int("CRMQ_LLM_RPM_GLOBAL", 0, 1000000),
 		SummaryLimit:       p.int("CRMQ_SUMMARY_DAILY_LIMIT", 1, 1000000),
 		SummaryBudget:      p.int("CRMQ_SUMMARY_TOKEN_BUDGET", 1000, 2000000),
+		EnrichAllowHosts:   p.str("CRMQ_ENRICH_ALLOW_HOSTS"),
+		EnrichDailyLimit:   p.int("CRMQ_ENRICH_DAILY_LIMIT", 1, 1000000),
+		EnrichHostDelay:    p.duration("CRMQ_ENRICH_HOST_DELAY", 0, time.Minute),
+		EnrichMaxInflight:  p.int("CRMQ_ENRICH_MAX_INFLIGHT", 1, 10000),
 		LogLevel:           p.level("CRMQ_LOG_LEVEL"),
 		LogFormat:          p.oneOf("CRMQ_LOG_FORMAT", "json", "text"),
+	}
+	c.EnrichBulkConcurrency = p.int("CRMQ_ENRICH_BULK_CONCURRENCY", 1, 500)
+	if _, err := fetch.ParseAllow(c.EnrichAllowHosts); p.err == nil && err != nil {
+		p.fail("CRMQ_ENRICH_ALLOW_HOSTS", "%v", err)
 	}
 	if p.err == nil && c.GeminiBaseURL != "" {
 		p.url("CRMQ_GEMINI_BASE_URL", "http", "https")

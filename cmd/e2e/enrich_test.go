@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/workers/enrich/sites"
+)
+
+// A new user enriches an account through the worker process, whose
+// fetcher reaches the fixture site only because the allow-list names
+// loopback; without it the same account fails as a refused address.
+func TestEnrichmentThroughTheWorker(t *testing.T) {
+	t.Parallel()
+	site := httptest.NewServer(sites.Handler("pressly"))
+	t.Cleanup(site.Close)
+	s := newSystem(t)
+	s.startAPI()
+	s.start("worker", "CRMQ_ENRICH_ALLOW_HOSTS=127.0.0.1/32", "CRMQ_ENRICH_HOST_DELAY=10ms")
+	key := s.newOrg("enrich")
+	var v any
+	body := fmt.Sprintf(`[{"external_id":"p1","name":"Pressly","website":%q},{"external_id":"p2","name":"Pressly too","website":%q,"industry":"Design"}]`, site.URL, site.URL)
+	if r := s.call("PUT", "/v1/modules/accounts/records", key, json.RawMessage(body), &v); r.StatusCode != 200 {
+		t.Fatalf("ingest: %d %v", r.StatusCode, v)
+	}
+	var a struct {
+		accepted
+		EnrichmentID string `json:"enrichment_id"`
+	}
+	if r := s.call("POST", "/v1/enrichments", key, json.RawMessage(`{"account_id":"p1"}`), &a); r.StatusCode != 202 {
+		t.Fatalf("enrich: %d", r.StatusCode)
+	}
+	if j := s.waitJob(key, a.JobID, 60*time.Second, store.JobSucceeded, store.JobFailed); j.State != store.JobSucceeded {
+		t.Fatalf("enrich:record %+v", j)
+	}
+	var e store.Enrichment
+	if r := s.call("GET", "/v1/enrichments/"+a.EnrichmentID, key, nil, &e); r.StatusCode != 200 || e.State != "succeeded" {
+		t.Fatalf("enrichment: %d %+v", r.StatusCode, e)
+	}
+	techs := map[string]bool{}
+	for _, p := range e.Proposals {
+		if p.Field == "technologies" {
+			for _, x := range p.Proposed.([]any) {
+				techs[x.(string)] = true
+			}
+		}
+	}
+	if !techs["WordPress 6.4.2"] || !techs["Google Analytics"] || !techs["HubSpot"] {
+		t.Fatalf("technologies %v", techs)
+	}
+
+	if r := s.call("POST", "/v1/enrichments/bulk", key, json.RawMessage(`{"account_ids":["p1","p2"]}`), &a); r.StatusCode != 202 {
+		t.Fatalf("bulk: %d", r.StatusCode)
+	}
+	j := s.waitJob(key, a.JobID, 60*time.Second, store.JobSucceeded, store.JobFailed)
+	var res jobs.EnrichBulkResult
+	if j.State != store.JobSucceeded || json.Unmarshal(*j.Result, &res) != nil || res.Succeeded != 2 || j.Progress != 100 {
+		t.Fatalf("enrich:bulk %+v %+v", j, res)
+	}
+	var rec struct {
+		Industry string `json:"industry"`
+	}
+	if r := s.call("GET", "/v1/modules/accounts/records/p2", key, nil, &rec); r.StatusCode != 200 || rec.Industry != "Design" {
+		t.Fatalf("p2 after bulk: %d %+v (a filled field was overwritten)", r.StatusCode, rec)
+	}
+}
+
+// Without the allow-list, the worker refuses the loopback site.
+func TestTheWorkersFetcherRefusesLoopbackByDefault(t *testing.T) {
+	t.Parallel()
+	site := httptest.NewServer(sites.Handler("northwind"))
+	t.Cleanup(site.Close)
+	s := newSystem(t)
+	s.startAPI()
+	s.start("worker")
+	key := s.newOrg("guarded")
+	var v any
+	if r := s.call("PUT", "/v1/modules/accounts/records", key, json.RawMessage(fmt.Sprintf(`[{"external_id":"n1","name":"N","website":%q}]`, site.URL)), &v); r.StatusCode != 200 {
+		t.Fatalf("ingest: %d %v", r.StatusCode, v)
+	}
+	var a struct {
+		accepted
+		EnrichmentID string `json:"enrichment_id"`
+	}
+	if r := s.call("POST", "/v1/enrichments", key, json.RawMessage(`{"account_id":"n1"}`), &a); r.StatusCode != 202 {
+		t.Fatalf("enrich: %d", r.StatusCode)
+	}
+	j := s.waitJob(key, a.JobID, 60*time.Second, store.JobSucceeded, store.JobFailed)
+	if j.State != store.JobFailed || j.Error == nil || j.Attempts != 1 {
+		t.Fatalf("job %+v, want failed at once", j)
+	}
+	var e store.Enrichment
+	if r := s.call("GET", "/v1/enrichments/"+a.EnrichmentID, key, nil, &e); r.StatusCode != 200 || e.Reason == nil || *e.Reason != "refused_address" {
+		t.Fatalf("enrichment: %+v", e)
+	}
+}

@@ -1,0 +1,9 @@
+package enrich_test
+
+import (
+	"errors"
+
+	"github.com/hibiken/asynq"
+)
+
+func isSkipRetry(err error) bool { return errors.Is(err, asynq.SkipRetry) }
