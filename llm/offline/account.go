@@ -82,7 +82,7 @@ func (v *view) accountHighlights() []llm.Bullet {
 		if e, ok := v.fig(crm.FigOpenExpansion); ok {
 			text += "; open expansion opportunities: " + e
 		}
-		deals := v.openDeals()
+		deals := v.openDeals(nil)
 		if len(deals) > 0 {
 			text += " — " + joinList(dealLabels(deals))
 		}
@@ -170,7 +170,7 @@ func (v *view) activityBullet() (llm.Bullet, bool) {
 		trend, _ := v.fig(crm.FigTrend)
 		level, _ := v.fig(crm.FigEngagement)
 		text := "Activity trend: " + in + " activities in the last " + days + " days against " + prev +
-			" in the " + days + " days before (" + trend + "); engagement level: " + level
+			" in the " + days + " days before (" + trendWord(trend) + "); engagement level: " + level
 		if last, ok := v.fig(crm.FigLastActivity); ok {
 			text += "; latest on " + last
 		}
@@ -184,6 +184,15 @@ func (v *view) activityBullet() (llm.Bullet, bool) {
 		text += "; engagement level: " + level
 	}
 	return v.cite(text+".", refs...), true
+}
+
+// trendWord is the trend figure, or what its absence means: too few
+// activities in the two windows to call one (crm.Trend).
+func trendWord(trend string) string {
+	if trend == "" {
+		return "too few to call a trend"
+	}
+	return trend
 }
 
 func (v *view) openCases() []llm.Record {
@@ -212,10 +221,13 @@ func caseLabels(cs []llm.Record) []string {
 	return out
 }
 
-func (v *view) openDeals() []llm.Record {
+// openDeals: the first maxListed open deals of keep (nil keeps all), by
+// close date. The filter runs before the cap, so a kind of deal is never
+// crowded out by earlier deals of other kinds.
+func (v *view) openDeals(keep func(llm.Record) bool) []llm.Record {
 	var ds []llm.Record
 	for _, d := range v.records("deals") {
-		if !dealClosed(d) && d.Ref != v.subject.Ref {
+		if !dealClosed(d) && d.Ref != v.subject.Ref && (keep == nil || keep(d)) {
 			ds = append(ds, d)
 		}
 	}
@@ -226,6 +238,8 @@ func (v *view) openDeals() []llm.Record {
 	return ds
 }
 
+func expansionDeal(d llm.Record) bool { return lf(d, "deal_type") == "expansion" }
+
 func dealLabels(ds []llm.Record) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
@@ -234,43 +248,97 @@ func dealLabels(ds []llm.Record) []string {
 	return out
 }
 
+// maxStakeholders bounds the contacts Key Stakeholders lists beside the
+// authors of risk signals, who are always listed.
+const maxStakeholders = 6
+
+// contactActivity is a contact's activity count and latest date over every
+// activity of the record (org.figures.activities_by_contact).
+func (v *view) contactActivity(c llm.Record) (n float64, latest string) {
+	e, _ := v.figMap(crm.FigContactActivity)[c.Ref].(map[string]any)
+	n, _ = llm.Number(e["activities"])
+	return n, str(e["latest"])
+}
+
+// riskAuthors maps each contact who wrote a risk signal (a customer signal
+// whose notes or subject carry a risk cue) to the newest such activity.
+func (v *view) riskAuthors() map[string]llm.Record {
+	out := map[string]llm.Record{}
+	for _, m := range v.signals(cueRisk) {
+		for _, ref := range m.refs {
+			a := v.byRef[ref]
+			if a.Module != "activities" || f(a, "direction") != "signal" || f(a, "contact") == "" {
+				continue
+			}
+			c := "contacts/" + f(a, "contact")
+			if _, seen := out[c]; !seen {
+				out[c] = a
+			}
+		}
+	}
+	return out
+}
+
+// keyStakeholders ranks contacts by seniority (whole-word title rules),
+// then by engagement (activity count and latest date over every activity),
+// lists the first maxStakeholders and always the authors of risk signals.
 func (v *view) keyStakeholders() []llm.Bullet {
 	var out []llm.Bullet
 	contacts := slices.Clone(v.records("contacts"))
 	slices.SortStableFunc(contacts, func(a, b llm.Record) int {
-		return cmp.Compare(v.rank(b), v.rank(a))
+		if c := cmp.Compare(v.rank(b), v.rank(a)); c != 0 {
+			return c
+		}
+		na, la := v.contactActivity(a)
+		nb, lb := v.contactActivity(b)
+		if c := cmp.Compare(nb, na); c != 0 {
+			return c
+		}
+		return cmp.Compare(lb, la)
 	})
+	authors := v.riskAuthors()
 	latest := v.latestActivityByContact()
-	var untitled []llm.Record
+	var rest []llm.Record
 	for _, c := range contacts {
-		title := f(c, "title")
-		if title == "" {
-			untitled = append(untitled, c)
+		risk, isAuthor := authors[c.Ref]
+		if len(out) >= maxStakeholders && !isAuthor {
+			rest = append(rest, c)
 			continue
 		}
-		if len(out) == maxBullets-2 {
-			continue
+		text := name(c)
+		if title := f(c, "title"); title != "" {
+			text += " — " + title
+		} else {
+			text += " — no title recorded"
 		}
-		text := name(c) + " — " + title
 		if e := f(c, "email"); e != "" {
 			text += " (" + e + ")"
 		}
 		refs := []string{c.Ref}
-		if a, ok := latest[strings.TrimPrefix(c.Ref, "contacts/")]; ok {
-			text += "; latest activity: " + activityLine(a)
-			refs = append(refs, a.Ref)
+		if n, last := v.contactActivity(c); n > 0 {
+			text += "; " + str(v.figMap(crm.FigContactActivity)[c.Ref].(map[string]any)["activities"]) +
+				" activities, the newest dated " + last
+			if a, ok := latest[strings.TrimPrefix(c.Ref, "contacts/")]; ok {
+				refs = append(refs, a.Ref)
+			}
+		} else {
+			text += "; no activity recorded"
+		}
+		if isAuthor {
+			text += "; raised a risk: “" + clip(riskQuote(risk), 120) + "” (" + day(risk, "occurred_at") + ")"
+			refs = append(refs, risk.Ref)
 		}
 		out = append(out, v.cite(text+".", refs...))
 	}
-	if len(untitled) > 0 {
+	if len(rest) > 0 {
 		names := make([]string, 0, maxListed)
-		for i, c := range untitled {
+		for i, c := range rest {
 			if i == maxListed {
 				break
 			}
 			names = append(names, name(c))
 		}
-		out = append(out, v.cite("Other contacts, without a title: "+strings.Join(names, ", ")+".", refsOf(untitled)...))
+		out = append(out, v.cite("Other contacts, less senior or less engaged: "+strings.Join(names, ", ")+".", refsOf(rest)...))
 	}
 	if b, ok := v.ownersBullet(); ok {
 		out = append(out, b)
@@ -279,6 +347,16 @@ func (v *view) keyStakeholders() []llm.Bullet {
 		out = append(out, v.cite("No contacts or internal owners are recorded for this account.", v.subject.Ref))
 	}
 	return out
+}
+
+// riskQuote is the sentence of the activity that carries its risk cue.
+func riskQuote(a llm.Record) string {
+	for _, text := range []string{f(a, "notes"), f(a, "subject")} {
+		if i, p, ok := cues.find(cueRisk, text); ok {
+			return quote(text, i, len(p.text))
+		}
+	}
+	return f(a, "subject")
 }
 
 // latestActivityByContact: each contact's newest activity in the facts.

@@ -3,6 +3,7 @@ package offline
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/store/crm"
@@ -48,9 +49,25 @@ func (v *view) immediateActions() []llm.Bullet {
 		}
 		out = append(out, v.cite("Open playbook task: "+taskLabel(t)+".", t.Ref))
 	}
+	today := v.today.Format(time.DateOnly)
+	for _, o := range v.records("objectives") {
+		if d := day(o, "due_date"); d != "" && d < today && !done(o) && len(out) < maxBullets-4 {
+			out = append(out, v.cite("Overdue objective: "+name(o)+parens("due "+d, f(o, "status"))+".", o.Ref))
+		}
+	}
 	for _, a := range v.activities {
 		if lf(a, "kind") == "task" && !done(a) && len(out) < maxBullets-4 {
-			out = append(out, v.cite("Open task: "+f(a, "subject")+parens(day(a, "occurred_at"), f(a, "status"))+".", a.Ref))
+			verb := "Open task: "
+			if d := day(a, "occurred_at"); d != "" && d < today {
+				verb = "Overdue task: "
+			}
+			out = append(out, v.cite(verb+f(a, "subject")+parens(day(a, "occurred_at"), f(a, "status"))+".", a.Ref))
+		}
+	}
+	for _, d := range v.openDeals(func(d llm.Record) bool { c := day(d, "close_date"); return c != "" && c < today }) {
+		if len(out) < maxBullets-3 {
+			out = append(out, v.cite("Close date passed on an open deal: "+dealLabels([]llm.Record{d})[0]+
+				" — confirm a new close date or close it.", d.Ref))
 		}
 	}
 	for i, c := range v.openCases() {
@@ -63,7 +80,7 @@ func (v *view) immediateActions() []llm.Bullet {
 		}
 		out = append(out, v.cite(verb+caseLabels([]llm.Record{c})[0]+".", c.Ref))
 	}
-	for _, d := range v.openDeals() {
+	for _, d := range v.openDeals(nil) {
 		if ns := f(d, "next_step"); ns != "" && len(out) < maxBullets {
 			out = append(out, v.cite("Next step on "+name(d)+parens(f(d, "stage"), prefixed("closes ", day(d, "close_date")))+
 				": "+ns+".", d.Ref))
@@ -210,10 +227,8 @@ func (v *view) strategicNextSteps(feeds map[string]bool) []llm.Bullet {
 		if m := v.signals(cueExpansion); len(m) > 0 {
 			out = append(out, v.cite("Qualify the expansion signal “"+m[0].quote+"” into an opportunity.", m[0].refs...))
 		}
-		for _, d := range v.openDeals() {
-			if lf(d, "deal_type") == "expansion" {
-				out = append(out, v.cite("Carry the expansion opportunity "+dealLabels([]llm.Record{d})[0]+" to close.", d.Ref))
-			}
+		for _, d := range v.openDeals(expansionDeal) {
+			out = append(out, v.cite("Carry the expansion opportunity "+dealLabels([]llm.Record{d})[0]+" to close.", d.Ref))
 		}
 	}
 	if feeds[llm.KPIProgress] {
@@ -229,8 +244,8 @@ func (v *view) strategicNextSteps(feeds map[string]bool) []llm.Bullet {
 			out = append(out, v.cite("Carry the On Track KPIs to target: "+joinList(parts)+".", refs...))
 		}
 		for _, o := range v.records("objectives") {
-			if !done(o) && day(o, "due_date") != "" {
-				out = append(out, v.cite("Objective "+name(o)+parens(f(o, "status"))+" is due "+day(o, "due_date")+".", o.Ref))
+			if d := day(o, "due_date"); !done(o) && d >= v.today.Format(time.DateOnly) {
+				out = append(out, v.cite("Objective "+name(o)+parens(f(o, "status"))+" is due "+d+".", o.Ref))
 			}
 		}
 	}

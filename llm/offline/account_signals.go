@@ -18,7 +18,7 @@ func (v *view) relationalHealth() []llm.Bullet {
 			prev, _ := v.fig(crm.FigInPreviousWindow)
 			trend, _ := v.fig(crm.FigTrend)
 			text += " — " + in + " activities in the last " + days + " days against " + prev +
-				" in the " + days + " days before (" + trend + ")"
+				" in the " + days + " days before (" + trendWord(trend) + ")"
 		}
 		refs := []string{v.subject.Ref}
 		for i, a := range v.activities {
@@ -33,7 +33,7 @@ func (v *view) relationalHealth() []llm.Bullet {
 	latest := v.latestActivityByContact()
 	for _, c := range v.records("contacts") {
 		a, ok := latest[strings.TrimPrefix(c.Ref, "contacts/")]
-		if !ok || v.rank(c) < 2 {
+		if !ok || !v.rank(c).Executive() {
 			continue
 		}
 		out = append(out, v.cite("Executive engagement: "+name(c)+" ("+f(c, "title")+"), latest activity "+
@@ -42,7 +42,7 @@ func (v *view) relationalHealth() []llm.Bullet {
 	quotes := v.quoteBullets(false, cuePositive)
 	out = append(out, quotes...)
 	if len(quotes) == 0 {
-		out = append(out, uncited("No activity notes, cases or KPI comments mention positive relationship signals."))
+		out = append(out, uncited("No notes of the customer's own signals mention positive relationship signals."))
 	}
 	return out
 }
@@ -102,10 +102,8 @@ func (v *view) risksAndBlockers() []llm.Bullet {
 func (v *view) expansion() []llm.Bullet {
 	out := v.quoteBullets(false, cueExpansion)
 	none := len(out) == 0
-	for _, d := range v.openDeals() {
-		if lf(d, "deal_type") == "expansion" {
-			out = append(out, v.cite("Open expansion opportunity: "+dealLabels([]llm.Record{d})[0]+".", d.Ref))
-		}
+	for _, d := range v.openDeals(expansionDeal) {
+		out = append(out, v.cite("Open expansion opportunity: "+dealLabels([]llm.Record{d})[0]+".", d.Ref))
 	}
 	if none {
 		out = append(out, uncited("No activity notes, cases or KPI comments mention expansion signals."))

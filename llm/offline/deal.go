@@ -96,6 +96,9 @@ func (v *view) decisionMakers() (llm.Bullet, bool) {
 
 func (v *view) dealRisks() []llm.Bullet {
 	s := v.subject
+	if dealClosed(s) {
+		return v.closedDealLookBack()
+	}
 	var out []llm.Bullet
 	if c := f(s, "competitor"); c != "" {
 		out = append(out, v.cite("Competitor: "+c+" — mitigation: position against it with a comparison and references.", s.Ref))
@@ -111,7 +114,27 @@ func (v *view) dealRisks() []llm.Bullet {
 	}
 	quotes := v.quoteBullets(true, cueRisk, cueCompetitor)
 	if len(quotes) == 0 {
-		out = append(out, uncited("No activity notes mention risks or competitors."))
+		out = append(out, v.cite("No activity notes of this deal mention risks or competitors.",
+			append([]string{s.Ref}, refsOf(v.activities)...)...))
+	}
+	return append(out, quotes...)
+}
+
+// closedDealLookBack is the Risks section of a closed deal: a retrospective.
+// No risk is open and no mitigation applies; what was noted before the
+// close is quoted as history.
+func (v *view) closedDealLookBack() []llm.Bullet {
+	s := v.subject
+	text := "The deal is closed (" + f(s, "stage") + prefixed(", close date ", day(s, "close_date")) +
+		"): no risk is open; what follows looks back"
+	out := []llm.Bullet{v.cite(text+".", s.Ref)}
+	if c := f(s, "competitor"); c != "" {
+		out = append(out, v.cite("Competitor recorded on the deal: "+c+".", s.Ref))
+	}
+	quotes := v.quoteBullets(false, cueRisk, cueCompetitor)
+	if len(quotes) == 0 {
+		return append(out, v.cite("No activity notes of this deal mention risks or competitors.",
+			append([]string{s.Ref}, refsOf(v.activities)...)...))
 	}
 	return append(out, quotes...)
 }
@@ -119,7 +142,9 @@ func (v *view) dealRisks() []llm.Bullet {
 func (v *view) pipelineMetrics() []llm.Bullet {
 	s := v.subject
 	var out []llm.Bullet
-	if pv, ok := v.fig(crm.FigPipelineValue); ok {
+	if dealClosed(s) {
+		out = append(out, v.cite("The deal is closed ("+f(s, "stage")+"), so it is no part of the open pipeline.", s.Ref))
+	} else if pv, ok := v.fig(crm.FigPipelineValue); ok {
 		text := "Cumulative open pipeline value: " + pv
 		if share, ok := v.fig(crm.FigPipelineShare); ok {
 			text += "; this deal is " + share + "% of it"

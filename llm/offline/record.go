@@ -83,9 +83,9 @@ func (v *view) decisionPower() []llm.Bullet {
 	switch rank := v.rank(s); {
 	case title == "":
 		out = append(out, v.cite("No title is recorded, so decision-making power cannot be judged from the data.", s.Ref))
-	case rank == 2:
+	case rank.Executive():
 		out = append(out, v.cite("Title "+title+": a senior title, likely a decision-maker.", s.Ref))
-	case rank == 1:
+	case rank == crm.Manager:
 		out = append(out, v.cite("Title "+title+": a management title, likely an influencer rather than the final decision-maker.", s.Ref))
 	default:
 		out = append(out, v.cite("Title "+title+": neither a senior nor a management title, so decision-making power is likely limited.", s.Ref))
@@ -160,9 +160,13 @@ func (v *view) preferences() []llm.Bullet {
 		}
 	}
 	var out []llm.Bullet
+	byChannel := "signals by channel: " + v.figCounts(crm.FigSignalsByChannel, nil) + "; signals: " + total
 	if ch, ok := v.fig(crm.FigPreferredChannel); ok {
-		out = append(out, v.cite("Preferred channel: "+ch+" (signals by channel: "+v.figCounts(crm.FigSignalsByChannel, nil)+
-			"; signals: "+total+").", refs...))
+		out = append(out, v.cite("Preferred channel: "+ch+" ("+byChannel+").", refs...))
+	} else if tie, ok := v.fig(crm.FigSignalsTie); ok {
+		out = append(out, v.cite("No single preferred channel: "+tie+" tie ("+byChannel+").", refs...))
+	} else {
+		out = append(out, v.cite("Too few signals to call a preferred channel or time ("+byChannel+").", refs...))
 	}
 	if part, ok := v.fig(crm.FigPreferredPart); ok {
 		text := "Signals come mostly in the " + part + " (" + v.figCounts(crm.FigSignalsByPart, partOrder) + ", UTC)"
@@ -245,6 +249,10 @@ func (v *view) qualification() []llm.Bullet {
 		text += " (" + c + " of " + n + ")"
 	}
 	out = append(out, v.cite(text+".", s.Ref))
+	if s.Fields["converted"] == true {
+		// A converted lead looks back: it has no probability left to state.
+		return append(out, v.cite("The lead is converted, so no conversion probability applies.", s.Ref))
+	}
 	out = append(out, v.cite("Conversion probability: "+pct+"%, the historical rate of its source.", s.Ref))
 	return out
 }

@@ -29,13 +29,13 @@ type view struct {
 	figs       map[string]any
 	today      time.Time
 	cueCache   map[string][]match
-	ranks      map[string]int // title ranks by title
+	ranks      map[string]crm.Seniority // title levels by title
 }
 
 func newView(f *llm.Facts) *view {
 	v := &view{subject: f.Subject, related: f.Related, activities: f.Activities, today: f.Today.UTC(),
 		byRef: map[string]llm.Record{}, byModule: map[string][]llm.Record{}, cueCache: map[string][]match{},
-		ranks: map[string]int{}}
+		ranks: map[string]crm.Seniority{}}
 	v.byRef[f.Subject.Ref] = f.Subject
 	for _, r := range f.Related {
 		v.byRef[r.Ref] = r
@@ -122,12 +122,13 @@ func kpiAchieving(k llm.Record) bool {
 
 func (v *view) records(module string) []llm.Record { return v.byModule[module] }
 
-// rank is the title rank of a contact (cues.titleRank), computed once.
-func (v *view) rank(r llm.Record) int {
+// rank is the seniority of a contact's title (crm.TitleSeniority, whole
+// words), computed once per title.
+func (v *view) rank(r llm.Record) crm.Seniority {
 	t := f(r, "title")
 	n, ok := v.ranks[t]
 	if !ok {
-		n = cues.titleRank(t)
+		n = crm.TitleSeniority(t)
 		v.ranks[t] = n
 	}
 	return n

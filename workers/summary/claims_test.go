@@ -81,13 +81,15 @@ func pairs(key, list string, c *claimCtx) []string {
 // the last 30 days against the 30 before, and 15 / 5 / 1 activities in
 // the window for high / medium / low.
 func trendOf(in, prev int) string {
-	switch {
-	case in > prev:
+	switch d := in - prev; {
+	case in+prev < 8:
+		return "too few to call a trend"
+	case d*100 < 15*max(prev, 1) && -d*100 < 15*max(prev, 1):
+		return crm.TrendSteady
+	case d > 0:
 		return crm.TrendRising
-	case in < prev:
-		return crm.TrendFalling
 	}
-	return crm.TrendSteady
+	return crm.TrendFalling
 }
 
 func levelOf(in int) string {
@@ -179,10 +181,15 @@ var claims = []claim{
 	{regexp.MustCompile(`won deals: (\d+)`), is(crm.FigWonDeals)},
 	{regexp.MustCompile(`Activities: (\d+) in total`), is(crm.FigActivitiesTotal)},
 	{regexp.MustCompile(`latest on (\d{4}-\d{2}-\d{2})`), is(crm.FigLastActivity)},
-	{regexp.MustCompile(`(\d+) activities in the last (\d+) days against (\d+) in the (\d+) days before \((\w+)\)`),
+	{regexp.MustCompile(`(\d+) activities in the last (\d+) days against (\d+) in the (\d+) days before \(([\w ]+)\)`),
 		func(c *claimCtx, m []string) []string {
-			return append(is(crm.FigInWindow, crm.FigWindowDays, crm.FigInPreviousWindow, crm.FigWindowDays, crm.FigTrend)(c, m),
-				trendFollows(c, m[5])...)
+			bad := is(crm.FigInWindow, crm.FigWindowDays, crm.FigInPreviousWindow, crm.FigWindowDays)(c, m)
+			if m[5] != "too few to call a trend" {
+				bad = append(bad, is(crm.FigTrend)(c, m[4:])...)
+			} else if c.fig(crm.FigTrend) != "" {
+				bad = append(bad, "says too few to call a trend where the figure is "+c.fig(crm.FigTrend))
+			}
+			return append(bad, trendFollows(c, m[5])...)
 		}},
 	{regexp.MustCompile(`(\d+) activities in the last (\d+) days`), is(crm.FigInWindow, crm.FigWindowDays)},
 	{regexp.MustCompile(`[Ee]ngagement level: (\w+)`), func(c *claimCtx, m []string) []string {
@@ -228,6 +235,16 @@ var claims = []claim{
 	{regexp.MustCompile(`this deal is ` + num + `% of it`), is(crm.FigPipelineShare)},
 	{regexp.MustCompile(`Engagement score: (\d+)`), is(crm.FigEngagementScore)},
 	{regexp.MustCompile(`Preferred channel: (\w+)`), is(crm.FigPreferredChannel)},
+	{regexp.MustCompile(`(\d+) activities, the newest dated (\d{4}-\d{2}-\d{2})`), func(c *claimCtx, m []string) []string {
+		per, _ := c.figs[crm.FigContactActivity].(map[string]any)
+		for _, r := range c.cited {
+			e, _ := per[r.Ref].(map[string]any)
+			if r.Module == "contacts" && factText(e["activities"]) == m[1] && factText(e["latest"]) == m[2] {
+				return nil
+			}
+		}
+		return []string{fmt.Sprintf("says a contact has %s activities, the newest on %s; no cited contact's figure says so", m[1], m[2])}
+	}},
 	{regexp.MustCompile(`signals by channel: ([^;]*);`), func(c *claimCtx, m []string) []string {
 		return pairs(crm.FigSignalsByChannel, m[1], c)
 	}},

@@ -29,6 +29,7 @@ const (
 	orgSourceConverted = "lead_source_converted"
 	orgPipelineValue   = "open_pipeline_value"
 	orgEngagementScore = "engagement_30d"
+	orgContactActivity = "activities_by_contact" // per contact ref: activities, latest date
 )
 
 func figures(g store.SummaryGraph, module string, today time.Time) map[string]any {
@@ -97,13 +98,8 @@ func activityFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 	f[crm.FigWindowDays] = activityWindowDays
 	f[crm.FigInWindow] = in
 	f[crm.FigInPreviousWindow] = prev
-	switch {
-	case in > prev:
-		f[crm.FigTrend] = crm.TrendRising
-	case in < prev:
-		f[crm.FigTrend] = crm.TrendFalling
-	default:
-		f[crm.FigTrend] = crm.TrendSteady
+	if t := crm.Trend(in, prev); t != "" {
+		f[crm.FigTrend] = t
 	}
 	switch {
 	case in >= engagementHighAtLeast:

@@ -22,10 +22,10 @@ import (
 // words are there because the KPI rule names the statuses it looks for
 // ("No objective KPI is On Track or Completed ..."); a KPI's own status is
 // checked by the offline package's KPI tests.
-var templateWords = setOf(strings.Fields(`Track Completed Achievements Active Activities Activity Annual Business Carry Clear
+var templateWords = setOf(strings.Fields(`Track Completed Achievements Active Activities Activity Annual Business Carry Clear Close
 	Competitor Contact Conversion Cumulative Deal Email Engagement Escalated Executive Internal KPI KPIs Key Latest
 	Lead Lifecycle Main Milestones Next No Nothing Objective On Open Origin Other Overdue Potential Preferred Product
-	Project Purchases Qualify Related Resolve Signals Stage Success The Title Won UTC`)...)
+	Project Purchases Qualify Related Resolve Signals Stage Success The Title Too Won UTC`)...)
 
 var (
 	numberRE = regexp.MustCompile(`\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?`)
@@ -242,9 +242,11 @@ func TestOfflineSummariesSayWhatTheFactsHold(t *testing.T) {
 				"Analytics: 30000.00 (line items: 1); Logistics Suite: 22000.00 (line items: 1)",
 				"Open cases: 2, escalated: 1", "Active projects: 1, red: 1", "open expansion opportunities: 1",
 				"6 activities in the last 30 days against 2 in the 30 days before (rising); engagement level: medium"},
-			llm.KeyStakeholders:        {"Priya Raman — VP Operations", "Tom Becker — IT Manager", "Internal owners: Dana Whitfield"},
-			llm.KPIProgress:            {"Forecast accuracy: 95.00/90.00 % (105.6% of target), Completed", "Weekly active users: 420.00/500.00 users (84% of target), On Track"},
-			llm.RelationalHealth:       {"Executive engagement: Priya Raman (VP Operations)", "“Thanks for the great workshop, the team is happy with the rollout.”"},
+			llm.KeyStakeholders: {"Priya Raman — VP Operations", "Tom Becker — IT Manager", "Internal owners: Dana Whitfield"},
+			llm.KPIProgress:     {"Forecast accuracy: 95.00/90.00 % (105.6% of target), Completed", "Weekly active users: 420.00/500.00 users (84% of target), On Track"},
+			llm.RelationalHealth: {"Executive engagement: Priya Raman (VP Operations)",
+				// a-1's thanks are in a rep's follow-up: no customer sentiment.
+				"No notes of the customer's own signals mention positive relationship signals."},
 			llm.RisksAndBlockers:       {"Escalated case: “Sync with ERP stopped”", "Dashboards in use", "Data migration", "“Issue was escalated to management on their side.”"},
 			llm.ExpansionOpportunities: {"“They are interested in adding seats for the support team.”", "“The customer is considering a new region next year.”", "Open expansion opportunity: Northwind - expansion 2025"},
 			llm.StrategicValue:         {"Objective achieved: Automate onboarding", "Won deal: Northwind - new 2024 (52000.00, closed 2024-11-20)"},

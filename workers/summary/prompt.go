@@ -96,6 +96,7 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 		budgetTokens = DefaultBudgetTokens
 	}
 	today = today.UTC()
+	g = withoutDrafts(g)
 	subjectRef := Ref(module, g.Subject.ID)
 	task := taskText(module, subjectRef, asked)
 	// (len+3)/4 <= B holds exactly when len <= 4B.
@@ -113,7 +114,9 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	figs := figures(g, module, today)
 	facts.Org = make(map[string]any, len(g.Org)+1)
 	for k, v := range g.Org {
-		facts.Org[k] = v
+		if k != orgContactActivity { // given once, as a figure
+			facts.Org[k] = v
+		}
 	}
 	facts.Org[crm.Figures] = figs
 
@@ -202,6 +205,42 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 		Sections: asked,
 	}
 	return req, trunc, nil
+}
+
+// withoutDrafts leaves out the associated records and activities in draft
+// or incomplete state: they are not real yet (seed 000 refuses to
+// summarise them), so they count in no figure and are listed nowhere.
+func withoutDrafts(g store.SummaryGraph) store.SummaryGraph {
+	keep := func(rs []store.GraphRecord) []store.GraphRecord {
+		out := rs[:0:0]
+		for _, r := range rs {
+			if !draft(r) {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	for _, r := range g.Related {
+		if draft(r) {
+			g.Related = keep(g.Related)
+			break
+		}
+	}
+	for _, r := range g.Activities {
+		if draft(r) {
+			g.Activities = keep(g.Activities)
+			break
+		}
+	}
+	return g
+}
+
+func draft(r store.GraphRecord) bool {
+	switch lower(r.Fields["state"]) {
+	case "draft", "incomplete":
+		return true
+	}
+	return false
 }
 
 func taskText(module, ref string, asked []llm.SectionSpec) string {
@@ -366,10 +405,12 @@ func pruneFigures(figs map[string]any, related []llm.Record) {
 	for _, r := range related {
 		in[r.Ref] = true
 	}
-	if m, ok := figs[crm.FigKPIPercent].(map[string]any); ok {
-		for ref := range m {
-			if !in[ref] {
-				delete(m, ref)
+	for _, key := range []string{crm.FigKPIPercent, crm.FigContactActivity} {
+		if m, ok := figs[key].(map[string]any); ok {
+			for ref := range m {
+				if !in[ref] {
+					delete(m, ref)
+				}
 			}
 		}
 	}
