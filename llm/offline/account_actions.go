@@ -35,7 +35,7 @@ func taskLabel(t llm.Record) string {
 }
 
 func (v *view) immediateActions() []llm.Bullet {
-	var out []llm.Bullet
+	out := v.accountAttention()
 	overdue, open := v.playbookTasks()
 	for i, t := range overdue {
 		if i == maxListed {
@@ -95,6 +95,9 @@ func (v *view) immediateActions() []llm.Bullet {
 // executiveSummary is built from the visible feeding sections only.
 func (v *view) executiveSummary(feeds map[string]bool) []llm.Bullet {
 	var out []llm.Bullet
+	if b, ok := v.healthBullet(); ok {
+		out = append(out, b)
+	}
 	s := v.subject
 	if feeds[llm.AccountHighlights] {
 		text := name(s) + parens(f(s, "industry"), f(s, "city"))

@@ -16,11 +16,11 @@ func (v *view) overview() []llm.Bullet {
 	s := v.subject
 	switch s.Module {
 	case "contacts":
-		return v.contactOverview()
+		return append(v.attention(), v.contactOverview()...)
 	case "leads":
-		return v.leadOverview()
+		return append(v.attention(), v.leadOverview()...)
 	case "deals":
-		return v.dealOverview()
+		return append(v.attention(), v.dealOverview()...)
 	case "accounts":
 		return v.accountHighlights()
 	}

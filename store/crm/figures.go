@@ -51,6 +51,26 @@ const (
 	FigOverdueObjectives = "overdue_objectives"
 	FigPastCloseDeals    = "open_deals_past_close_date"
 	FigSignalsTie        = "signals_channel_tie" // the channels sharing the top count, when no one leads
+
+	// What needs attention.
+	FigUnanswered       = "unanswered_signals"       // customer signals with no later follow-up
+	FigOldestUnanswered = "oldest_unanswered_signal" // {"ref", "date", "waiting_days"}
+	FigDaysSinceTouch   = "days_since_last_touch"    // days since the newest activity
+	FigStatusSince      = "current_status"           // {"field", "value", "since", "days"}: the tracked picklist's current value
+	FigSingleThreaded   = "single_threaded"          // "one contact" or "no executive" on open pipeline
+	FigExecContacts     = "executive_contacts"       // contacts with a Director title or above
+	FigContacts         = "contacts_total"           // contacts of the account
+	FigStalledDeals     = "stalled_open_deals"       // open deals with no activity in the window
+	FigStalled          = "stalled"                  // a deal: no activity in the window and long in its stage
+	FigHealth           = "health"                   // HealthAtRisk, HealthWatch or HealthHealthy
+	FigHealthReasons    = "health_reasons"           // figure keys behind the verdict, weightiest first
+)
+
+// Values of FigHealth.
+const (
+	HealthAtRisk  = "at risk"
+	HealthWatch   = "watch"
+	HealthHealthy = "healthy"
 )
 
 // Trend is the activity trend of in activities in the last window against

@@ -30,6 +30,12 @@ var (
 		llm.ImmediateActions}
 )
 
+// attentionFirst opens the Overview of contacts, leads and deals: what
+// needs attention, from org.figures.
+const attentionFirst = "First what needs attention (org.figures): unanswered customer signals and how long the " +
+	"oldest has waited, the days in the current status or stage (current_status) with the days since the last " +
+	"touch, a stalled deal; nothing of this for a closed deal or a converted lead. "
+
 // citeRule closes every instruction: the contract between the prompt and
 // Validate.
 const citeRule = " Every bullet cites in sources the refs of the records it rests on."
@@ -45,8 +51,10 @@ var accountSections = []llm.SectionSpec{
 		"each one's latest activity, and the internal owners (account, deal, playbook task and project owners)." +
 		citeRule},
 	{Key: llm.ExecutiveSummary, Title: "Executive Summary", UsesActivities: true, Feeds: executiveFeeds,
-		Instruction: "A short overview of the account's health, main challenges, relational health and " +
-			"performance trends, built only from what the sections listed in feeds say." + citeRule},
+		Instruction: "Open with the health verdict (org.figures.health: healthy, watch or at risk) and the reasons " +
+			"behind it (org.figures.health_reasons, weightiest first) in 3 or 4 sentences of prose; then a short " +
+			"overview of main challenges, relational health and performance trends, built only from what the " +
+			"sections listed in feeds say." + citeRule},
 	{Key: llm.KPIProgress, Title: "KPI Progress", Instruction: "Objective KPIs with status On Track or Completed " +
 		"and real progress (actual and target above zero): name, actual/target with unit, percent of target " +
 		"(org.figures.kpi_progress_percent) and comment. Leave out KPIs that are Off Track, Not Started or " +
@@ -73,14 +81,16 @@ var accountSections = []llm.SectionSpec{
 		Instruction: "The plan for the next few months to meet the customer's goals, built only from what the " +
 			"sections listed in feeds say: risks to resolve, expansion signals to qualify, KPIs to carry to " +
 			"target, actions already due." + citeRule},
-	{Key: llm.ImmediateActions, Title: "Immediate Actions", UsesActivities: true, Instruction: "Tasks to do now: " +
-		"overdue and open playbook tasks (with due dates and owners), open activity tasks, escalated and open " +
+	{Key: llm.ImmediateActions, Title: "Immediate Actions", UsesActivities: true, Instruction: "First what needs " +
+		"attention (org.figures): unanswered customer signals and how long the oldest has waited, days since the " +
+		"last touch when a month or more, single-threaded open pipeline, stalled open deals. Then tasks to do now: " +
+		"overdue objectives, overdue and open playbook tasks (with due dates and owners), open activity tasks, escalated and open " +
 		"cases, and the next steps of open deals." + citeRule},
 }
 
 var contactSections = []llm.SectionSpec{
-	{Key: llm.Overview, Title: "Overview", Instruction: "The contact's name, title, account, lifecycle stage, " +
-		"email, phone and owner." + citeRule},
+	{Key: llm.Overview, Title: "Overview", Instruction: attentionFirst + "Then the contact's name, title, account, " +
+		"lifecycle stage, email, phone and owner." + citeRule},
 	{Key: llm.DecisionPower, Title: "Decision-Making Power", Instruction: "The contact's decision-making power " +
 		"and influence, judged from the title, and the deals the contact is on with their stage and amount. " +
 		"Say so when no title is recorded." + citeRule},
@@ -93,8 +103,8 @@ var contactSections = []llm.SectionSpec{
 }
 
 var leadSections = []llm.SectionSpec{
-	{Key: llm.Overview, Title: "Overview", Instruction: "The lead's name, company, email, phone, status, " +
-		"owner and whether it was converted." + citeRule},
+	{Key: llm.Overview, Title: "Overview", Instruction: attentionFirst + "Then the lead's name, company, email, " +
+		"phone, status, owner and whether it was converted." + citeRule},
 	{Key: llm.Qualification, Title: "Qualification", Instruction: "Potential value, lead status and its " +
 		"history, origin (lead source), that source's historical conversion rate in this organisation " +
 		"(org.figures), and the conversion probability stated as that rate, never estimated otherwise." +
@@ -105,8 +115,8 @@ var leadSections = []llm.SectionSpec{
 }
 
 var dealSections = []llm.SectionSpec{
-	{Key: llm.Overview, Title: "Overview", Instruction: "The deal's name, account, type, amount, close date " +
-		"and owner." + citeRule},
+	{Key: llm.Overview, Title: "Overview", Instruction: attentionFirst + "Then the deal's name, account, type, " +
+		"amount, close date and owner." + citeRule},
 	{Key: llm.DealProgress, Title: "Deal Progress", Instruction: "Stage and probability, value, days in the " +
 		"current stage and to the close date (org.figures), milestones from the stage history " +
 		"(subject.fields.field_history), the key decision makers (related contacts with titles) and the next " +

@@ -46,6 +46,7 @@ func figures(g store.SummaryGraph, module string, today time.Time) map[string]an
 	case "deals":
 		dealFigures(f, g, today)
 	}
+	attentionFigures(f, g, module, today)
 	return f
 }
 

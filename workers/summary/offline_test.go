@@ -22,7 +22,7 @@ import (
 // words are there because the KPI rule names the statuses it looks for
 // ("No objective KPI is On Track or Completed ..."); a KPI's own status is
 // checked by the offline package's KPI tests.
-var templateWords = setOf(strings.Fields(`Track Completed Achievements Active Activities Activity Annual Business Carry Clear Close
+var templateWords = setOf(strings.Fields(`Track Completed Achievements Active Activities Activity A Act Annual Business Carry Clear Close Director Health It Its Keep Last Objectives Single-threaded Stalled Unanswered
 	Competitor Contact Conversion Cumulative Deal Email Engagement Escalated Executive Internal KPI KPIs Key Latest
 	Lead Lifecycle Main Milestones Next No Nothing Objective On Open Origin Other Overdue Potential Preferred Product
 	Project Purchases Qualify Related Resolve Signals Stage Success The Title Too Won UTC`)...)

@@ -405,6 +405,9 @@ func pruneFigures(figs map[string]any, related []llm.Record) {
 	for _, r := range related {
 		in[r.Ref] = true
 	}
+	if l, ok := figs[crm.FigStalledDeals].([]any); ok {
+		figs[crm.FigStalledDeals] = slices.DeleteFunc(l, func(r any) bool { return !in[text(r)] })
+	}
 	for _, key := range []string{crm.FigKPIPercent, crm.FigContactActivity} {
 		if m, ok := figs[key].(map[string]any); ok {
 			for ref := range m {
