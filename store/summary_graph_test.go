@@ -470,3 +470,24 @@ func TestCustomModuleGraphIsTheRecord(t *testing.T) {
 		}
 	}
 }
+
+// A graph carries the org's summary locale, USD and UTC until set.
+func TestGraphCarriesTheSummaryLocale(t *testing.T) {
+	db, _ := storetest.NewDB(t)
+	org := newOrg(t, db, "acme")
+	load(t, db, org, "leads", `{"external_id": "l1", "company": "C1"}`)
+	if g := graph(t, db, org, "leads", "l1"); g.Locale != store.DefaultSummaryLocale {
+		t.Errorf("default locale %+v", g.Locale)
+	}
+	ctx := context.Background()
+	if err := db.SetSummaryLocale(ctx, org, store.SummaryLocale{Currency: "eur", TimeZone: "UTC"}); !errors.Is(err, store.ErrInvalidLocale) {
+		t.Errorf("a lower-case currency: %v, want ErrInvalidLocale", err)
+	}
+	want := store.SummaryLocale{Currency: "EUR", TimeZone: "Europe/Berlin"}
+	if err := db.SetSummaryLocale(ctx, org, want); err != nil {
+		t.Fatal(err)
+	}
+	if g := graph(t, db, org, "leads", "l1"); g.Locale != want {
+		t.Errorf("locale %+v, want %+v", g.Locale, want)
+	}
+}

@@ -31,7 +31,7 @@ func (v *view) accountHighlights() []llm.Bullet {
 		out = append(out, v.cite(name(s)+" — "+joinList(firmo)+".", ref))
 	}
 	if x := f(s, "annual_revenue"); x != "" {
-		out = append(out, v.cite("Annual revenue: "+x+".", ref))
+		out = append(out, v.cite("Annual revenue: "+v.money(x)+".", ref))
 	}
 	if x := f(s, "product_family"); x != "" {
 		out = append(out, v.cite("Product family: "+x+".", ref))
@@ -77,14 +77,14 @@ func (v *view) accountHighlights() []llm.Bullet {
 	if n, ok := v.fig(crm.FigOpenDeals); ok {
 		text := "Open opportunities: " + n
 		if val, ok := v.fig(crm.FigOpenDealValue); ok && n != "0" {
-			text += " worth " + val
+			text += " worth " + v.money(val)
 		}
 		if e, ok := v.fig(crm.FigOpenExpansion); ok {
 			text += "; open expansion opportunities: " + e
 		}
 		deals := v.openDeals(nil)
 		if len(deals) > 0 {
-			text += " — " + joinList(dealLabels(deals))
+			text += " — " + joinList(v.dealLabels(deals))
 		}
 		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(deals)...)...))
 	}
@@ -100,11 +100,11 @@ func (v *view) wonRevenueBullet() (llm.Bullet, bool) {
 	if !ok {
 		return llm.Bullet{}, false
 	}
-	text := "Won revenue: " + won
+	text := "Won revenue: " + v.money(won)
 	if share, ok := v.fig(crm.FigWonShare); ok {
 		text += ", " + share + "% of the organisation's won revenue"
 		if all, ok := v.fig(crm.FigOrgWonRevenue); ok {
-			text += " (" + all + ")"
+			text += " (" + v.money(all) + ")"
 		}
 	}
 	if n, ok := v.fig(crm.FigWonDeals); ok && n != "0" {
@@ -133,7 +133,7 @@ func (v *view) purchasesBullet() (llm.Bullet, bool) {
 	parts := make([]string, 0, len(fams))
 	for _, fam := range fams {
 		e, _ := m[fam].(map[string]any)
-		parts = append(parts, fam+": "+str(e["amount"])+" (line items: "+str(e["line_items"])+")")
+		parts = append(parts, fam+": "+v.money(str(e["amount"]))+" (line items: "+str(e["line_items"])+")")
 	}
 	// The won deals' line items and their products.
 	won := map[string]bool{}
@@ -240,10 +240,10 @@ func (v *view) openDeals(keep func(llm.Record) bool) []llm.Record {
 
 func expansionDeal(d llm.Record) bool { return lf(d, "deal_type") == "expansion" }
 
-func dealLabels(ds []llm.Record) []string {
+func (v *view) dealLabels(ds []llm.Record) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
-		out[i] = name(d) + parens(f(d, "stage"), f(d, "amount"), prefixed("closes ", day(d, "close_date")))
+		out[i] = name(d) + parens(f(d, "stage"), v.money(f(d, "amount")), prefixed("closes ", day(d, "close_date")))
 	}
 	return out
 }

@@ -66,7 +66,7 @@ func (v *view) immediateActions() []llm.Bullet {
 	}
 	for _, d := range v.openDeals(func(d llm.Record) bool { c := day(d, "close_date"); return c != "" && c < today }) {
 		if len(out) < maxBullets-3 {
-			out = append(out, v.cite("Close date passed on an open deal: "+dealLabels([]llm.Record{d})[0]+
+			out = append(out, v.cite("Close date passed on an open deal: "+v.dealLabels([]llm.Record{d})[0]+
 				" — confirm a new close date or close it.", d.Ref))
 		}
 	}
@@ -102,7 +102,7 @@ func (v *view) executiveSummary(feeds map[string]bool) []llm.Bullet {
 	if feeds[llm.AccountHighlights] {
 		text := name(s) + parens(f(s, "industry"), f(s, "city"))
 		if won, ok := v.fig(crm.FigWonRevenue); ok {
-			text += ": won revenue " + won
+			text += ": won revenue " + v.money(won)
 			if share, ok := v.fig(crm.FigWonShare); ok {
 				text += ", " + share + "% of the organisation's won revenue"
 			}
@@ -231,7 +231,7 @@ func (v *view) strategicNextSteps(feeds map[string]bool) []llm.Bullet {
 			out = append(out, v.cite("Qualify the expansion signal “"+m[0].quote+"” into an opportunity.", m[0].refs...))
 		}
 		for _, d := range v.openDeals(expansionDeal) {
-			out = append(out, v.cite("Carry the expansion opportunity "+dealLabels([]llm.Record{d})[0]+" to close.", d.Ref))
+			out = append(out, v.cite("Carry the expansion opportunity "+v.dealLabels([]llm.Record{d})[0]+" to close.", d.Ref))
 		}
 	}
 	if feeds[llm.KPIProgress] {

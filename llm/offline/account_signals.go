@@ -103,7 +103,7 @@ func (v *view) expansion() []llm.Bullet {
 	out := v.quoteBullets(false, cueExpansion)
 	none := len(out) == 0
 	for _, d := range v.openDeals(expansionDeal) {
-		out = append(out, v.cite("Open expansion opportunity: "+dealLabels([]llm.Record{d})[0]+".", d.Ref))
+		out = append(out, v.cite("Open expansion opportunity: "+v.dealLabels([]llm.Record{d})[0]+".", d.Ref))
 	}
 	if none {
 		out = append(out, uncited("No activity notes, cases or KPI comments mention expansion signals."))

@@ -70,7 +70,7 @@ func (v *view) singleThreadBullet() (llm.Bullet, bool) {
 		return llm.Bullet{}, false
 	}
 	value, _ := v.fig(crm.FigOpenDealValue)
-	text := "Single-threaded: open pipeline of " + value + " rests on " + why
+	text := "Single-threaded: open pipeline of " + v.money(value) + " rests on " + why
 	contacts := v.records("contacts")
 	if why == "no executive" {
 		n, _ := v.fig(crm.FigContacts)
@@ -93,7 +93,7 @@ func (v *view) stalledBullet() (llm.Bullet, bool) {
 	var labels []string
 	for _, r := range refs {
 		if d, ok := v.byRef[r]; ok && len(labels) < maxListed {
-			labels = append(labels, dealLabels([]llm.Record{d})[0])
+			labels = append(labels, v.dealLabels([]llm.Record{d})[0])
 		}
 	}
 	n := itoa(len(refs))
@@ -250,7 +250,7 @@ func (v *view) reason(key string) (string, []string) {
 	case crm.FigSingleThreaded:
 		why, _ := v.fig(key)
 		value, _ := v.fig(crm.FigOpenDealValue)
-		return "Its open pipeline of " + value + " rests on " + why + ".", refsOf(v.records("contacts"))
+		return "Its open pipeline of " + v.money(value) + " rests on " + why + ".", refsOf(v.records("contacts"))
 	case crm.FigKPIsByStatus:
 		byStatus := v.figMap(key)
 		var parts []string

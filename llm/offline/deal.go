@@ -22,8 +22,11 @@ func (v *view) dealOverview() []llm.Bullet {
 	var parts []string
 	for _, k := range []string{"deal_type", "amount", "close_date", "owner"} {
 		if x := f(s, k); x != "" {
-			if k == "close_date" {
+			switch k {
+			case "close_date":
 				x = dateOf(x)
+			case "amount":
+				x = v.money(x)
 			}
 			parts = append(parts, strings.ReplaceAll(k, "_", " ")+": "+x)
 		}
@@ -43,7 +46,7 @@ func (v *view) dealProgress() []llm.Bullet {
 			text += ", probability " + p + "%"
 		}
 		if a := f(s, "amount"); a != "" {
-			text += "; value: " + a
+			text += "; value: " + v.money(a)
 		}
 		if d, ok := v.fig(crm.FigDaysInStage); ok {
 			text += "; days in this stage: " + d
@@ -145,14 +148,14 @@ func (v *view) pipelineMetrics() []llm.Bullet {
 	if dealClosed(s) {
 		out = append(out, v.cite("The deal is closed ("+f(s, "stage")+"), so it is no part of the open pipeline.", s.Ref))
 	} else if pv, ok := v.fig(crm.FigPipelineValue); ok {
-		text := "Cumulative open pipeline value: " + pv
+		text := "Cumulative open pipeline value: " + v.money(pv)
 		if share, ok := v.fig(crm.FigPipelineShare); ok {
 			text += "; this deal is " + share + "% of it"
 		}
 		out = append(out, v.cite(text+".", s.Ref))
 	}
 	if a := f(s, "amount"); a != "" {
-		text := "Deal value: " + a
+		text := "Deal value: " + v.money(a)
 		if p := f(s, "probability"); p != "" {
 			text += " at probability " + p + "%"
 		}

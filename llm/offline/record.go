@@ -102,7 +102,7 @@ func (v *view) decisionPower() []llm.Bullet {
 		if i == maxListed {
 			break
 		}
-		out = append(out, v.cite("Contact on deal "+name(d)+parens(f(d, "stage"), f(d, "amount"))+".", d.Ref, s.Ref))
+		out = append(out, v.cite("Contact on deal "+name(d)+parens(f(d, "stage"), v.money(f(d, "amount")))+".", d.Ref, s.Ref))
 	}
 	if st := f(s, "lifecycle_stage"); st != "" {
 		out = append(out, v.cite("Lifecycle stage: "+st+".", s.Ref))
@@ -169,7 +169,11 @@ func (v *view) preferences() []llm.Bullet {
 		out = append(out, v.cite("Too few signals to call a preferred channel or time ("+byChannel+").", refs...))
 	}
 	if part, ok := v.fig(crm.FigPreferredPart); ok {
-		text := "Signals come mostly in the " + part + " (" + v.figCounts(crm.FigSignalsByPart, partOrder) + ", UTC)"
+		zone, ok := v.fig(crm.FigTimeZone)
+		if !ok {
+			zone = "UTC"
+		}
+		text := "Signals come mostly in the " + part + " (" + v.figCounts(crm.FigSignalsByPart, partOrder) + ", " + zone + ")"
 		if wd, ok := v.fig(crm.FigPreferredWeekday); ok {
 			text += ", most often on " + wd + " (" + v.figCounts(crm.FigSignalsByWeekday, nil) + ")"
 		}
@@ -224,7 +228,7 @@ func (v *view) qualification() []llm.Bullet {
 	s := v.subject
 	var out []llm.Bullet
 	if pv := f(s, "potential_value"); pv != "" {
-		out = append(out, v.cite("Potential value: "+pv+".", s.Ref))
+		out = append(out, v.cite("Potential value: "+v.money(pv)+".", s.Ref))
 	}
 	if st := f(s, "lead_status"); st != "" {
 		text := "Lead status: " + st

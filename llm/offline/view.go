@@ -300,3 +300,36 @@ func prefixed(prefix, s string) string {
 	}
 	return prefix + s
 }
+
+// money writes an amount as the facts hold it with the org's currency
+// (org.figures.currency, USD when absent) and thousands separators:
+// "130745.76" is "USD 130,745.76". The digits are those of the facts;
+// anything that is not a plain number is returned as it is.
+func (v *view) money(s string) string {
+	if s == "" {
+		return ""
+	}
+	sign, digits := "", s
+	if strings.HasPrefix(digits, "-") {
+		sign, digits = "-", digits[1:]
+	}
+	whole, frac, _ := strings.Cut(digits, ".")
+	if whole == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if frac != "" {
+		b.WriteString("." + frac)
+	}
+	cur, ok := v.fig(crm.FigCurrency)
+	if !ok {
+		cur = "USD"
+	}
+	return cur + " " + sign + b.String()
+}

@@ -52,6 +52,9 @@ const (
 	FigPastCloseDeals    = "open_deals_past_close_date"
 	FigSignalsTie        = "signals_channel_tie" // the channels sharing the top count, when no one leads
 
+	FigCurrency = "currency"  // ISO 4217 code of every amount
+	FigTimeZone = "time_zone" // IANA zone of the signal timings
+
 	// What needs attention.
 	FigUnanswered       = "unanswered_signals"       // customer signals with no later follow-up
 	FigOldestUnanswered = "oldest_unanswered_signal" // {"ref", "date", "waiting_days"}

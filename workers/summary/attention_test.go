@@ -107,9 +107,9 @@ func TestSingleThreading(t *testing.T) {
 		want     string
 	}{
 		{"one Engineering Manager", []store.GraphRecord{contact("c-1", "Engineering Manager")},
-			"Single-threaded: open pipeline of 130745.76 rests on one contact (contacts/c-1 — Engineering Manager)"},
+			"Single-threaded: open pipeline of USD 130,745.76 rests on one contact (contacts/c-1 — Engineering Manager)"},
 		{"three contacts, none senior", []store.GraphRecord{contact("c-1", "Engineer"), contact("c-2", "Product Owner"), contact("c-3", "Analyst")},
-			"Single-threaded: open pipeline of 130745.76 rests on no executive among 3 contacts"},
+			"Single-threaded: open pipeline of USD 130,745.76 rests on no executive among 3 contacts"},
 		{"a Director and an engineer", []store.GraphRecord{contact("c-1", "Engineer"), contact("c-2", "Director of IT")}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

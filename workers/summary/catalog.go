@@ -99,7 +99,7 @@ var contactSections = []llm.SectionSpec{
 		"total count and date of the latest activity (org.figures)." + citeRule},
 	{Key: llm.ContactPreferences, Title: "Preferences", UsesActivities: true, Instruction: "Preferred " +
 		"communication channels and timings, from when and through which medium the contact's signals happen " +
-		"(org.figures.signals_by_channel, signals_by_part_of_day, signals_by_weekday; times are UTC)." + citeRule},
+		"(org.figures.signals_by_channel, signals_by_part_of_day, signals_by_weekday; times are in org.figures.time_zone)." + citeRule},
 }
 
 var leadSections = []llm.SectionSpec{

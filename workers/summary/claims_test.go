@@ -302,8 +302,8 @@ var claims = []claim{
 		return pairs(crm.FigSignalsByChannel, m[1], c)
 	}},
 	{regexp.MustCompile(`signals: (\d+)\)`), is(crm.FigSignalsTotal)},
-	{regexp.MustCompile(`mostly in the (\w+) \(([^)]*), UTC\)`), func(c *claimCtx, m []string) []string {
-		return append(is(crm.FigPreferredPart)(c, m), pairs(crm.FigSignalsByPart, m[2], c)...)
+	{regexp.MustCompile(`mostly in the (\w+) \(([^)]*), ([\w/+-]+)\)`), func(c *claimCtx, m []string) []string {
+		return append(append(is(crm.FigPreferredPart)(c, m), pairs(crm.FigSignalsByPart, m[2], c)...), is(crm.FigTimeZone)(c, m[2:])...)
 	}},
 	{regexp.MustCompile(`most often on (\w+) \(([^)]*)\)`), func(c *claimCtx, m []string) []string {
 		return append(is(crm.FigPreferredWeekday)(c, m), pairs(crm.FigSignalsByWeekday, m[2], c)...)

@@ -34,12 +34,14 @@ const (
 
 func figures(g store.SummaryGraph, module string, today time.Time) map[string]any {
 	f := map[string]any{}
+	loc := locale(g)
+	f[crm.FigCurrency], f[crm.FigTimeZone] = loc.Currency, loc.TimeZone
 	activityFigures(f, g, today)
 	switch module {
 	case "accounts":
 		accountFigures(f, g, today)
 	case "contacts":
-		signalFigures(f, g)
+		signalFigures(f, g, loc.TimeZone)
 		f[crm.FigOpenDeals] = countOpenDeals(g.Related)
 	case "leads":
 		leadFigures(f, g.Org)
@@ -48,6 +50,18 @@ func figures(g store.SummaryGraph, module string, today time.Time) map[string]an
 	}
 	attentionFigures(f, g, module, today)
 	return f
+}
+
+// locale is the graph's, the default for any part it leaves empty.
+func locale(g store.SummaryGraph) store.SummaryLocale {
+	l := g.Locale
+	if l.Currency == "" {
+		l.Currency = store.DefaultSummaryLocale.Currency
+	}
+	if l.TimeZone == "" {
+		l.TimeZone = store.DefaultSummaryLocale.TimeZone
+	}
+	return l
 }
 
 func occurred(r store.GraphRecord) time.Time {

@@ -215,7 +215,7 @@ func purchases(related []store.GraphRecord, won map[string]bool) map[string]any 
 var weekdays = []string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"}
 
 func partOfDay(t time.Time) string {
-	switch h := t.UTC().Hour(); {
+	switch h := t.Hour(); {
 	case h >= 6 && h < 12:
 		return "morning"
 	case h >= 12 && h < 18:
@@ -227,8 +227,14 @@ func partOfDay(t time.Time) string {
 }
 
 // signalFigures: through which medium and when the contact's own signals
-// (direction "signal") come, over every activity the graph loaded.
-func signalFigures(f map[string]any, g store.SummaryGraph) {
+// (direction "signal") come, over every activity the graph loaded; part of
+// day and weekday in the org's time zone (UTC when it does not load).
+func signalFigures(f map[string]any, g store.SummaryGraph, zone string) {
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		loc = time.UTC
+		f[crm.FigTimeZone] = "UTC"
+	}
 	channels, parts, days := map[string]int{}, map[string]int{}, map[string]int{}
 	total := 0
 	for _, a := range g.Activities {
@@ -239,7 +245,7 @@ func signalFigures(f map[string]any, g store.SummaryGraph) {
 		if m := text(a.Fields["medium"]); m != "" {
 			channels[m]++
 		}
-		t := occurred(a)
+		t := occurred(a).In(loc)
 		parts[partOfDay(t)]++
 		days[weekdays[t.Weekday()]]++
 	}

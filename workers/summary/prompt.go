@@ -75,7 +75,9 @@ const systemPrompt = `You write CRM record summaries. Rules:
 4. The activities may be only the newest ones (org.figures.activities_total counts them all): never claim a complete history.
 5. When a section has no supporting facts, answer it with one bullet saying so and empty sources.
 6. One statement per bullet, at most eight bullets per section. Dates are UTC; today is facts.today.
-7. Parts of the day: morning 06-12, afternoon 12-18, evening 18-22, night 22-06.`
+7. Parts of the day: morning 06-12, afternoon 12-18, evening 18-22, night 22-06, in org.figures.time_zone.
+8. Amounts are in org.figures.currency: write them with the currency code and thousands separators (USD 130,745.76).
+9. State first what needs attention; say each fact once, in the section it belongs to.`
 
 // Ref is how a record is cited: "module/external_id".
 func Ref(module, id string) string { return module + "/" + id }
