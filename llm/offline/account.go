@@ -45,18 +45,26 @@ func (v *view) accountHighlights() []llm.Bullet {
 	if byStatus := v.figCounts(crm.FigKPIsByStatus, kpiStatusOrder); byStatus != "" {
 		out = append(out, v.cite("Objective KPIs by status: "+byStatus+".", append(refsOf(v.records("kpis")), v.subject.Ref)...))
 	}
-	if n, ok := v.fig(crm.FigOpenCases); ok {
+	if n, ok := v.fig(crm.FigOpenCases); ok && n != "0" {
 		text := "Open cases: " + n
 		if e, ok := v.fig(crm.FigEscalatedCases); ok {
 			text += ", escalated: " + e
 		}
+		// The escalated ones are counted here and named in Risks and
+		// Blockers, their home; the others are named here.
 		cases := v.openCases()
-		if len(cases) > 0 {
-			text += " — " + joinList(caseLabels(cases))
+		var calm []llm.Record
+		for _, c := range cases {
+			if !caseEscalated(c) {
+				calm = append(calm, c)
+			}
+		}
+		if len(calm) > 0 {
+			text += " — " + joinList(caseLabels(calm))
 		}
 		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(cases)...)...))
 	}
-	if n, ok := v.fig(crm.FigActiveProjects); ok && (n != "0" || len(v.records("projects")) > 0) {
+	if n, ok := v.fig(crm.FigActiveProjects); ok && n != "0" {
 		text := "Active projects: " + n
 		if r, ok := v.fig(crm.FigRedProjects); ok {
 			text += ", red: " + r
@@ -74,9 +82,9 @@ func (v *view) accountHighlights() []llm.Bullet {
 		}
 		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(listed)...)...))
 	}
-	if n, ok := v.fig(crm.FigOpenDeals); ok {
+	if n, ok := v.fig(crm.FigOpenDeals); ok && n != "0" {
 		text := "Open opportunities: " + n
-		if val, ok := v.fig(crm.FigOpenDealValue); ok && n != "0" {
+		if val, ok := v.fig(crm.FigOpenDealValue); ok {
 			text += " worth " + v.money(val)
 		}
 		if e, ok := v.fig(crm.FigOpenExpansion); ok {
@@ -97,8 +105,8 @@ func (v *view) accountHighlights() []llm.Bullet {
 // wonRevenueBullet: the account's won revenue and its share of the org's.
 func (v *view) wonRevenueBullet() (llm.Bullet, bool) {
 	won, ok := v.fig(crm.FigWonRevenue)
-	if !ok {
-		return llm.Bullet{}, false
+	if n, _ := v.figNum(crm.FigWonRevenue); !ok || n == 0 {
+		return llm.Bullet{}, false // no bullet only to say zero
 	}
 	text := "Won revenue: " + v.money(won)
 	if share, ok := v.fig(crm.FigWonShare); ok {

@@ -70,15 +70,13 @@ func (v *view) immediateActions() []llm.Bullet {
 				" — confirm a new close date or close it.", d.Ref))
 		}
 	}
-	for i, c := range v.openCases() {
-		if i == 3 {
-			break
+	// Escalated cases have their home in Risks and Blockers.
+	listed := 0
+	for _, c := range v.openCases() {
+		if !caseEscalated(c) && listed < 3 {
+			listed++
+			out = append(out, v.cite("Open case: "+caseLabels([]llm.Record{c})[0]+".", c.Ref))
 		}
-		verb := "Open case: "
-		if caseEscalated(c) {
-			verb = "Escalated case to resolve: "
-		}
-		out = append(out, v.cite(verb+caseLabels([]llm.Record{c})[0]+".", c.Ref))
 	}
 	for _, d := range v.openDeals(nil) {
 		if ns := f(d, "next_step"); ns != "" && len(out) < maxBullets {
@@ -135,7 +133,7 @@ func (v *view) executiveSummary(feeds map[string]bool) []llm.Bullet {
 			out = append(out, v.cite("Latest positive signal: “"+m[0].quote+"” ("+m[0].where+").", m[0].refs...))
 		}
 	}
-	if feeds[llm.RisksAndBlockers] {
+	if feeds[llm.RisksAndBlockers] && v.figs[crm.FigHealth] == nil {
 		var parts []string
 		if n, ok := v.fig(crm.FigEscalatedCases); ok && n != "0" {
 			parts = append(parts, "escalated cases: "+n)

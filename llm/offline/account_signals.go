@@ -42,7 +42,8 @@ func (v *view) relationalHealth() []llm.Bullet {
 	quotes := v.quoteBullets(false, cuePositive)
 	out = append(out, quotes...)
 	if len(quotes) == 0 {
-		out = append(out, uncited("No notes of the customer's own signals mention positive relationship signals."))
+		out = append(out, v.cite("No notes of the customer's own signals mention positive relationship signals.",
+			v.searched(false)...))
 	}
 	return out
 }
@@ -90,7 +91,7 @@ func (v *view) risksAndBlockers() []llm.Bullet {
 	out := v.riskRecords()
 	quotes := v.quoteBullets(true, cueRisk)
 	if len(quotes) == 0 {
-		return append(out, uncited("No activity notes, cases or KPI comments mention risks."))
+		return append(out, v.cite("No activity notes, cases or KPI comments mention risks.", v.searched(true)...))
 	}
 	// Keep room for the quotes: they are what a reader cannot see elsewhere.
 	if room := maxBullets - len(quotes); len(out) > room {
@@ -109,4 +110,21 @@ func (v *view) expansion() []llm.Bullet {
 		out = append(out, uncited("No activity notes, cases or KPI comments mention expansion signals."))
 	}
 	return out
+}
+
+// searched are the refs a search for cues read: the subject, then the
+// activities (the customer's own signals only, for sentiment), cases and
+// KPIs; a bullet saying the search found nothing cites them (the first
+// maxSources).
+func (v *view) searched(all bool) []string {
+	refs := []string{v.subject.Ref}
+	for _, a := range v.activities {
+		if all || f(a, "direction") == "signal" {
+			refs = append(refs, a.Ref)
+		}
+	}
+	if all {
+		refs = append(append(refs, refsOf(v.records("cases"))...), refsOf(v.records("kpis"))...)
+	}
+	return refs
 }

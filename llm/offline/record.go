@@ -102,7 +102,7 @@ func (v *view) decisionPower() []llm.Bullet {
 		if i == maxListed {
 			break
 		}
-		out = append(out, v.cite("Contact on deal "+name(d)+parens(f(d, "stage"), v.money(f(d, "amount")))+".", d.Ref, s.Ref))
+		out = append(out, v.cite("Contact on deal "+name(d)+parens(f(d, "stage"), v.money(f(d, "amount")), prefixed("closes ", day(d, "close_date")))+".", d.Ref, s.Ref))
 	}
 	if st := f(s, "lifecycle_stage"); st != "" {
 		out = append(out, v.cite("Lifecycle stage: "+st+".", s.Ref))
