@@ -1,10 +1,69 @@
 package summary
 
 import (
+	"encoding/json"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/crmq/crmq/llm"
+	"github.com/crmq/crmq/store/crm"
 )
+
+// numberRE finds the numbers and dates of a text; groupedRE the thousands
+// separators of an amount ("130,745.76"); currencyRE a currency code in
+// front of an amount ("USD 130,745.76").
+var (
+	numberRE   = regexp.MustCompile(`\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?`)
+	groupedRE  = regexp.MustCompile(`(\d),(\d{3})\b`)
+	currencyRE = regexp.MustCompile(`\b[A-Z]{3} (-?\d)`)
+)
+
+// factNumbers is every number and date the prompt's facts hold (its user
+// text, which renders them), each also in its plain form ("36000.00" is
+// 36000 too).
+func factNumbers(req llm.Request) map[string]bool {
+	text := req.User
+	if text == "" && req.Facts != nil {
+		b, _ := json.Marshal(req.Facts)
+		text = string(b)
+	}
+	known := map[string]bool{}
+	for _, n := range numberRE.FindAllString(text, -1) {
+		known[n] = true
+		known[plain(n)] = true
+	}
+	if req.Facts != nil {
+		figs, _ := req.Facts.Org[crm.Figures].(map[string]any)
+		if c, ok := figs[crm.FigCurrency].(string); ok {
+			known[c] = true
+		}
+	}
+	return known
+}
+
+// plain is a number without trailing zeros of its fraction.
+func plain(n string) string {
+	if f, err := strconv.ParseFloat(n, 64); err == nil && !strings.Contains(n, "-") {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return n
+}
+
+// statesOnly tells whether every number and date of text is one the facts
+// hold, amounts read without their currency code and separators.
+func statesOnly(text string, known map[string]bool) bool {
+	text = currencyRE.ReplaceAllString(text, "$1")
+	for next := groupedRE.ReplaceAllString(text, "$1$2"); next != text; next = groupedRE.ReplaceAllString(text, "$1$2") {
+		text = next
+	}
+	for _, n := range numberRE.FindAllString(text, -1) {
+		if !known[n] && !known[plain(n)] {
+			return false
+		}
+	}
+	return true
+}
 
 // NoSupportingData is the line of a section left without bullets.
 const NoSupportingData = "No supporting data in the records for this section."
@@ -33,7 +92,8 @@ var searchSections = map[string]bool{
 // order (a key answered twice keeps its first answer); in each bullet only
 // the sources that are refs of the prompt's records; bullets without
 // sources only in search sections, and only if they cited nothing to
-// begin with. Every asked section comes back, an
+// begin with; bullets whose every number and date the prompt's facts hold
+// (statesOnly). Every asked section comes back, an
 // empty one with NoSupportingData. dropped counts what was removed: each
 // source that is not a ref of the prompt, each bullet removed (empty text,
 // or no sources where sources are required) and each section answered that
@@ -62,6 +122,7 @@ func Validate(ans llm.Answer, req llm.Request) (sections []Section, dropped int)
 		answered[a.Key] = a
 	}
 
+	var known map[string]bool
 	sections = make([]Section, 0, len(req.Sections))
 	for _, spec := range req.Sections {
 		sec := Section{Key: spec.Key, Title: spec.Title, Bullets: []llm.Bullet{}}
@@ -85,6 +146,15 @@ func Validate(ans llm.Answer, req llm.Request) (sections []Section, dropped int)
 			// A bullet whose every source was unknown rested on records
 			// the prompt never had: it goes, whatever the section.
 			if len(sources) == 0 && (len(b.Sources) > 0 || !searchSections[spec.Key]) {
+				dropped++
+				continue
+			}
+			// A bullet stating a number or date the facts do not hold
+			// invented it: it goes, whichever provider wrote it.
+			if known == nil {
+				known = factNumbers(req)
+			}
+			if !statesOnly(text, known) {
 				dropped++
 				continue
 			}
