@@ -150,7 +150,14 @@ func (v *view) purchasesBullet() (llm.Bullet, bool) {
 			won[strings.TrimPrefix(d.Ref, "deals/")] = true
 		}
 	}
-	var refs []string
+	// The won deals (the line items and products feed only the figure and
+	// may not be in the facts).
+	refs := []string{v.subject.Ref}
+	for _, d := range v.records("deals") {
+		if dealWon(d) {
+			refs = append(refs, d.Ref)
+		}
+	}
 	for _, li := range v.records("deal_line_items") {
 		if won[f(li, "deal")] {
 			refs = append(refs, "deals/"+f(li, "deal"), li.Ref, "products/"+f(li, "product"))

@@ -356,7 +356,7 @@ func TestOfflineCountsMatchCitedRecords(t *testing.T) {
 				t.Errorf("%d count bullets in %s, %d counts are not zero", seen, req.Facts.Subject.Ref, nonzero)
 			}
 			overdue := 0
-			for _, b := range resp.Answer.Sections[9].Bullets {
+			for _, b := range bulletsOf(resp, llm.ImmediateActions) {
 				if strings.HasPrefix(b.Text, "Overdue playbook task") {
 					overdue++
 				}

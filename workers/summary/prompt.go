@@ -100,13 +100,20 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	today = today.UTC()
 	g = withoutDrafts(g)
 	subjectRef := Ref(module, g.Subject.ID)
+	asked = derivedLast(asked)
 	task := taskText(module, subjectRef, asked)
 	// (len+3)/4 <= B holds exactly when len <= 4B.
 	maxBytes := 4*(budgetTokens-llm.EstimateTokens(systemPrompt)) - len(task)
 
 	facts := llm.Facts{Subject: subjectRecord(g, module), Related: []llm.Record{}, Activities: []llm.Record{}, Today: today}
 	seen := map[string]bool{subjectRef: true}
+	// An account's line items and products only feed its purchase
+	// figures; once those are computed they would say it twice.
+	covered := module == "accounts"
 	for _, r := range g.Related {
+		if covered && (r.Module == "deal_line_items" || r.Module == "products") {
+			continue
+		}
 		if rec := record(r); !seen[rec.Ref] {
 			seen[rec.Ref] = true
 			facts.Related = append(facts.Related, rec)
@@ -116,7 +123,7 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	figs := figures(g, module, today)
 	facts.Org = make(map[string]any, len(g.Org)+1)
 	for k, v := range g.Org {
-		if k != orgContactActivity { // given once, as a figure
+		if !restated[k] { // given once, as a figure
 			facts.Org[k] = v
 		}
 	}
@@ -209,6 +216,33 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	return req, trunc, nil
 }
 
+// restated are the store's org keys a figure states again (in one unit,
+// under its figure name): the prompt gives each once, as the figure.
+var restated = map[string]bool{
+	orgContactActivity: true, orgAccountWon: true, orgWon: true, "account_revenue_share": true,
+	orgPipelineValue: true, "open_deals": true, orgEngagementScore: true,
+	orgSourceRate: true, orgSourceLeads: true, orgSourceConverted: true,
+	"signals": true, "signal_hours_utc": true, "signal_weekdays_utc": true, "signal_mediums": true,
+}
+
+// derivedLast orders the sections a model writes: those built from others
+// (Executive Summary, Strategic Next Steps) after every section that feeds
+// them. The summary is shown in catalog order whatever this order.
+func derivedLast(asked []llm.SectionSpec) []llm.SectionSpec {
+	out := make([]llm.SectionSpec, 0, len(asked))
+	for _, s := range asked {
+		if len(s.Feeds) == 0 {
+			out = append(out, s)
+		}
+	}
+	for _, s := range asked {
+		if len(s.Feeds) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // withoutDrafts leaves out the associated records and activities in draft
 // or incomplete state: they are not real yet (seed 000 refuses to
 // summarise them), so they count in no figure and are listed nowhere.
@@ -274,11 +308,13 @@ func render(v any) ([]byte, error) {
 }
 
 // record is a graph record as the facts show it: the fields without empty
-// values, the external id (it is in the ref) and created_at.
+// values, the external id (it is in the ref), created_at, updated_at and
+// state (drafts are left out before, so every record is active; the data
+// hash and data_as_of carry the times).
 func record(r store.GraphRecord) llm.Record {
 	fields := make(map[string]any, len(r.Fields))
 	for k, v := range r.Fields {
-		if k == "id" || k == "created_at" || empty(v) {
+		if k == "id" || k == "created_at" || k == "updated_at" || k == "state" || empty(v) {
 			continue
 		}
 		fields[k] = v

@@ -57,10 +57,11 @@ func TestBuildPromptFacts(t *testing.T) {
 			t.Errorf("subject = %s level %d", f.Subject.Ref, f.Subject.Level)
 		}
 		g := accountGraph()
-		if len(f.Related) != len(g.Related) || len(f.Activities) != len(g.Activities) {
-			t.Fatalf("related %d activities %d, want %d and %d", len(f.Related), len(f.Activities), len(g.Related), len(g.Activities))
+		related := promptRelated(g)
+		if len(f.Related) != len(related) || len(f.Activities) != len(g.Activities) {
+			t.Fatalf("related %d activities %d, want %d and %d", len(f.Related), len(f.Activities), len(related), len(g.Activities))
 		}
-		for i, r := range g.Related {
+		for i, r := range related {
 			got := f.Related[i]
 			if got.Ref != r.Module+"/"+r.ID || got.Level != r.Level || got.Parent != r.Parent || got.Module != r.Module {
 				t.Errorf("related %d = %s level %d parent %q", i, got.Ref, got.Level, got.Parent)
@@ -316,6 +317,18 @@ func TestTruncation(t *testing.T) {
 	})
 }
 
+// promptRelated are the associated records an account's prompt holds: its
+// line items and products feed the purchase figures only.
+func promptRelated(g store.SummaryGraph) []store.GraphRecord {
+	var out []store.GraphRecord
+	for _, r := range g.Related {
+		if r.Module != "deal_line_items" && r.Module != "products" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func TestRelatedTrimming(t *testing.T) {
 	g := bigAccountGraph(50000)
 	asked, _ := summary.Sections("accounts", nil)
@@ -331,7 +344,7 @@ func TestRelatedTrimming(t *testing.T) {
 		}
 	}
 	levelOf := map[string]int{}
-	for _, r := range g.Related {
+	for _, r := range promptRelated(g) {
 		levelOf[r.Module+"/"+r.ID] = r.Level
 	}
 	for _, short := range []int{1, 40, 400, 4000} {
@@ -344,7 +357,7 @@ func TestRelatedTrimming(t *testing.T) {
 			if got := promptTokens(req); got > budget {
 				t.Fatalf("prompt of %d tokens over the budget of %d", got, budget)
 			}
-			if tr.Related == nil || tr.Related.Total != len(g.Related) || tr.Related.Included != len(req.Facts.Related) {
+			if tr.Related == nil || tr.Related.Total != len(promptRelated(g)) || tr.Related.Included != len(req.Facts.Related) {
 				t.Fatalf("related cut = %+v", tr.Related)
 			}
 			kept := map[string]bool{}
