@@ -264,7 +264,10 @@ func withoutDrafts(g store.SummaryGraph) store.SummaryGraph {
 	}
 	for _, r := range g.Activities {
 		if draft(r) {
+			n := len(g.Activities)
 			g.Activities = keep(g.Activities)
+			// The store counted them: they are not part of the total either.
+			g.ActivityTotal = max(0, g.ActivityTotal-(n-len(g.Activities)))
 			break
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/store/crm"
+	"github.com/crmq/crmq/workers/summary"
 )
 
 // Regression tests of the records a summary picks, each on a hand-made
@@ -191,6 +192,21 @@ func TestDraftAndIncompleteDealsCountNowhere(t *testing.T) {
 	}
 	js := renderJSON(t, req.Facts)
 	if strings.Contains(js, "d-draft") || strings.Contains(js, "d-inc") {
+		t.Error("the prompt lists a draft or incomplete deal")
+	}
+
+	// A draft activity counts in no total and cuts nothing.
+	g.Activities = []store.GraphRecord{act("a-1", daysAgo(1), 1, "accounts/acc-1", nil),
+		act("a-draft", daysAgo(2), 1, "accounts/acc-1", store.Record{"state": "draft"})}
+	g.ActivityTotal = 2
+	req, trunc, err := summary.BuildPrompt(g, "accounts", []llm.SectionSpec{{Key: llm.RelationalHealth, UsesActivities: true}}, 0, today)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := figures(t, req)[crm.FigActivitiesTotal]; got != 1 || trunc.Sections[0].Cut || trunc.Sections[0].ActivitiesTotal != 1 {
+		t.Errorf("activities total %v, truncation %+v; want 1 and nothing cut", got, trunc.Sections[0])
+	}
+	if strings.Contains(renderJSON(t, req.Facts), "a-draft") {
 		t.Error("the prompt lists a draft or incomplete deal")
 	}
 	for key, text := range sectionText(resp) {
