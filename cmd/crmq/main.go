@@ -46,6 +46,7 @@ func commandTable() []command {
 		{"seed", "", "load the deterministic demo dataset into an org (default demo) and print a new key for it", runSeed},
 		{"bench e2e", "", "drive system:ping through the running API and compare its latency with raw asynq", runBenchE2E},
 		{"bench summary", "", "time summary generation with the offline provider over an org's records against the bare graph read", runBenchSummary},
+		{"eval summaries", "", "score a summary provider (offline, or gemini with a key) on the evaluation set: must-mention coverage, invented facts, repeats, length", runEvalSummaries},
 		{"bench rfm", "", "time the RFM refresh of a generated org (1M accounts, 10M deals) against a bare NTILE statement", runBenchRFM},
 	}
 }
