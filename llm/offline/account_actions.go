@@ -133,7 +133,7 @@ func (v *view) executiveSummary(feeds map[string]bool) []llm.Bullet {
 			out = append(out, v.cite("Latest positive signal: “"+m[0].quote+"” ("+m[0].where+").", m[0].refs...))
 		}
 	}
-	if feeds[llm.RisksAndBlockers] && v.figs[crm.FigHealth] == nil {
+	if feeds[llm.RisksAndBlockers] && v.figAny(crm.FigHealth) == nil {
 		var parts []string
 		if n, ok := v.fig(crm.FigEscalatedCases); ok && n != "0" {
 			parts = append(parts, "escalated cases: "+n)

@@ -106,7 +106,7 @@ func (v *view) stalledBullet() (llm.Bullet, bool) {
 
 func (v *view) stalledRefs() []string {
 	var refs []string
-	for _, r := range asList(v.figs[crm.FigStalledDeals]) {
+	for _, r := range asList(v.figAny(crm.FigStalledDeals)) {
 		refs = append(refs, str(r))
 	}
 	return refs
@@ -150,7 +150,7 @@ func (v *view) attention() []llm.Bullet {
 	} else if b, ok := v.touchBullet(); ok {
 		out = append(out, b)
 	}
-	if v.figs[crm.FigStalled] == true {
+	if v.subject.Module == "deals" && v.figAny(crm.FigStalled) == true {
 		days, _ := v.fig(crm.FigWindowDays)
 		inStage, _ := v.fig(crm.FigDaysInStage)
 		out = append(out, v.cite("Stalled: no activity in the last "+days+" days; days in this stage: "+inStage+
@@ -189,7 +189,7 @@ func (v *view) healthBullet() (llm.Bullet, bool) {
 	}
 	sentences := []string{"Health: " + verdict + "."}
 	refs := []string{v.subject.Ref}
-	for _, r := range asList(v.figs[crm.FigHealthReasons]) {
+	for _, r := range asList(v.figAny(crm.FigHealthReasons)) {
 		s, rs := v.reason(str(r))
 		if s != "" {
 			sentences = append(sentences, s)

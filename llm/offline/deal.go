@@ -111,7 +111,7 @@ func (v *view) dealRisks() []llm.Bullet {
 		out = append(out, v.cite("The close date "+day(s, "close_date")+" has passed while the deal is open (days to close: "+
 			days+") — mitigation: confirm a new close date with the buyer.", s.Ref))
 	}
-	if in, ok := v.fig(crm.FigInWindow); ok && in == "0" && !dealClosed(s) && v.figs[crm.FigStalled] != true {
+	if in, ok := v.fig(crm.FigInWindow); ok && in == "0" && !dealClosed(s) && v.figAny(crm.FigStalled) != true {
 		days, _ := v.fig(crm.FigWindowDays)
 		out = append(out, v.cite("No activity in the last "+days+" days — mitigation: re-engage the key decision makers.", s.Ref))
 	}

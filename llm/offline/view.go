@@ -30,6 +30,9 @@ type view struct {
 	today      time.Time
 	cueCache   map[string][]match
 	ranks      map[string]crm.Seniority // title levels by title
+	// reads records the figures read, when not nil (the test that each
+	// section reads only the figures its definition names).
+	reads map[string]bool
 }
 
 func newView(f *llm.Facts) *view {
@@ -165,8 +168,18 @@ func refsOf(rs []llm.Record) []string {
 // Figures (org.figures) are computed by workers/summary; absent ones are
 // simply not stated.
 
+// figAny is the figure key as the facts hold it; every figure read goes
+// through it.
+func (v *view) figAny(key string) any {
+	if v.reads != nil {
+		v.reads[key] = true
+	}
+	return v.figs[key]
+}
+
 func (v *view) fig(key string) (string, bool) {
 	x, ok := v.figs[key]
+	v.figAny(key)
 	if !ok {
 		return "", false
 	}
@@ -176,6 +189,7 @@ func (v *view) fig(key string) (string, bool) {
 
 func (v *view) figNum(key string) (float64, bool) {
 	x, ok := v.figs[key]
+	v.figAny(key)
 	if !ok {
 		return 0, false
 	}
@@ -183,7 +197,7 @@ func (v *view) figNum(key string) (float64, bool) {
 }
 
 func (v *view) figMap(key string) map[string]any {
-	m, _ := v.figs[key].(map[string]any)
+	m, _ := v.figAny(key).(map[string]any)
 	return m
 }
 
