@@ -7,39 +7,78 @@ import (
 	"strings"
 
 	"github.com/crmq/crmq/llm"
-	"github.com/crmq/crmq/store/crm"
 )
 
-// numberRE finds the numbers and dates of a text; groupedRE the thousands
-// separators of an amount ("130,745.76"); currencyRE a currency code in
-// front of an amount ("USD 130,745.76").
+// groupedRE finds the thousands separators of an amount ("130,745.76");
+// currencyRE a currency code in front of an amount ("USD 130,745.76").
 var (
-	numberRE   = regexp.MustCompile(`\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?`)
 	groupedRE  = regexp.MustCompile(`(\d),(\d{3})\b`)
 	currencyRE = regexp.MustCompile(`\b[A-Z]{3} (-?\d)`)
 )
 
-// factNumbers is every number and date the prompt's facts hold (its user
-// text, which renders them), each also in its plain form ("36000.00" is
-// 36000 too).
-func factNumbers(req llm.Request) map[string]bool {
+// numbers is the set of numbers and dates the prompt's facts hold, each as
+// written; their plain forms ("36000.00" is 36000 too) are computed only
+// when a bullet's number is not there as written.
+type numbers struct {
+	raw   map[string]bool
+	plain map[string]bool
+}
+
+// factNumbers scans the prompt's user text (which renders the facts) once.
+func factNumbers(req llm.Request) *numbers {
 	text := req.User
 	if text == "" && req.Facts != nil {
 		b, _ := json.Marshal(req.Facts)
 		text = string(b)
 	}
-	known := map[string]bool{}
-	for _, n := range numberRE.FindAllString(text, -1) {
-		known[n] = true
-		known[plain(n)] = true
+	n := &numbers{raw: map[string]bool{}}
+	scanNumbers(text, func(x string) { n.raw[x] = true })
+	return n
+}
+
+func (n *numbers) holds(x string) bool {
+	if n.raw[x] {
+		return true
 	}
-	if req.Facts != nil {
-		figs, _ := req.Facts.Org[crm.Figures].(map[string]any)
-		if c, ok := figs[crm.FigCurrency].(string); ok {
-			known[c] = true
+	if n.plain == nil {
+		n.plain = make(map[string]bool, len(n.raw))
+		for r := range n.raw {
+			n.plain[plain(r)] = true
 		}
 	}
-	return known
+	return n.plain[plain(x)]
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// scanNumbers calls found with every date (2006-01-02) and every number
+// (digits, an optional fraction) of s, left to right, as numberRE finds
+// them.
+func scanNumbers(s string, found func(string)) {
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		if i+10 <= len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) && s[i+4] == '-' &&
+			isDigit(s[i+5]) && isDigit(s[i+6]) && s[i+7] == '-' && isDigit(s[i+8]) && isDigit(s[i+9]) {
+			found(s[i : i+10])
+			i += 10
+			continue
+		}
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j+1 < len(s) && s[j] == '.' && isDigit(s[j+1]) {
+			j++
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+		}
+		found(s[i:j])
+		i = j
+	}
 }
 
 // plain is a number without trailing zeros of its fraction.
@@ -52,17 +91,18 @@ func plain(n string) string {
 
 // statesOnly tells whether every number and date of text is one the facts
 // hold, amounts read without their currency code and separators.
-func statesOnly(text string, known map[string]bool) bool {
+func statesOnly(text string, known *numbers) bool {
 	text = currencyRE.ReplaceAllString(text, "$1")
 	for next := groupedRE.ReplaceAllString(text, "$1$2"); next != text; next = groupedRE.ReplaceAllString(text, "$1$2") {
 		text = next
 	}
-	for _, n := range numberRE.FindAllString(text, -1) {
-		if !known[n] && !known[plain(n)] {
-			return false
+	ok := true
+	scanNumbers(text, func(n string) {
+		if ok && !known.holds(n) {
+			ok = false
 		}
-	}
-	return true
+	})
+	return ok
 }
 
 // NoSupportingData is the line of a section left without bullets.
@@ -122,7 +162,7 @@ func Validate(ans llm.Answer, req llm.Request) (sections []Section, dropped int)
 		answered[a.Key] = a
 	}
 
-	var known map[string]bool
+	var known *numbers
 	sections = make([]Section, 0, len(req.Sections))
 	for _, spec := range req.Sections {
 		sec := Section{Key: spec.Key, Title: spec.Title, Bullets: []llm.Bullet{}}
