@@ -134,8 +134,24 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	if err != nil {
 		return llm.Request{}, Truncation{}, err
 	}
-	if len(base) > maxBytes {
-		cut, err := trimRelated(&facts, len(base)-maxBytes)
+	// Activities keep at least minActivityPercent of the budget, as far as
+	// they need it: associated records are left out, deepest first, to
+	// make that room, but never more than they take.
+	pre := make([]renderedActivity, 0, 64)
+	reserve, err := activityReserve(sorted, maxBytes*minActivityPercent/100, &pre)
+	if err != nil {
+		return llm.Request{}, Truncation{}, err
+	}
+	over := len(base) - maxBytes
+	if want := len(base) - (maxBytes - reserve); want > over && len(facts.Related) > 0 {
+		related, err := render(facts.Related)
+		if err != nil {
+			return llm.Request{}, Truncation{}, err
+		}
+		over = max(over, min(want, len(related)-2))
+	}
+	if over > 0 {
+		cut, err := trimRelated(&facts, over)
 		if err != nil {
 			return llm.Request{}, Truncation{}, err
 		}
@@ -163,10 +179,14 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 		if full {
 			continue // only counted
 		}
-		rec := record(a)
-		b, err := render(rec)
-		if err != nil {
-			return llm.Request{}, Truncation{}, err
+		var rec llm.Record
+		var b []byte
+		if i < len(pre) {
+			rec, b = pre[i].rec, pre[i].js
+		} else if rec = record(a); true {
+			if b, err = render(rec); err != nil {
+				return llm.Request{}, Truncation{}, err
+			}
 		}
 		add := len(b)
 		if len(facts.Activities) > 0 {
@@ -241,6 +261,34 @@ func derivedLast(asked []llm.SectionSpec) []llm.SectionSpec {
 		}
 	}
 	return out
+}
+
+// minActivityPercent of a prompt's budget is kept for activities when
+// there are that many to fill it.
+const minActivityPercent = 25
+
+type renderedActivity struct {
+	rec llm.Record
+	js  []byte
+}
+
+// activityReserve is the bytes the newest activities take, up to limit,
+// each with its comma; it keeps what it rendered in pre, newest first.
+func activityReserve(sorted []store.GraphRecord, limit int, pre *[]renderedActivity) (int, error) {
+	need := 0
+	for _, a := range sorted {
+		if need >= limit {
+			break
+		}
+		rec := record(a)
+		b, err := render(rec)
+		if err != nil {
+			return 0, err
+		}
+		*pre = append(*pre, renderedActivity{rec, b})
+		need += len(b) + 1
+	}
+	return min(need, limit), nil
 }
 
 // withoutDrafts leaves out the associated records and activities in draft
