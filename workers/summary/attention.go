@@ -29,11 +29,15 @@ var trackedField = map[string]string{"leads": "lead_status", "deals": "stage", "
 func days(from, to time.Time) int { return int(startOfDay(to).Sub(startOfDay(from)).Hours() / 24) }
 
 func attentionFigures(f map[string]any, g store.SummaryGraph, module string, today time.Time) {
-	unansweredFigures(f, g, module, today)
+	at := make([]time.Time, len(g.Activities)) // each activity's time, read once
+	for i, a := range g.Activities {
+		at[i] = occurred(a)
+	}
+	unansweredFigures(f, g, at, module, today)
 	if len(g.Activities) > 0 {
-		newest := occurred(g.Activities[0])
-		for _, a := range g.Activities {
-			if t := occurred(a); t.After(newest) && !t.After(today) {
+		newest := at[0]
+		for _, t := range at {
+			if t.After(newest) && !t.After(today) {
 				newest = t
 			}
 		}
@@ -44,7 +48,7 @@ func attentionFigures(f map[string]any, g store.SummaryGraph, module string, tod
 	}
 	switch module {
 	case "accounts":
-		accountAttention(f, g, today)
+		accountAttention(f, g, at, today)
 		health(f)
 	case "deals":
 		open := !stage(g.Subject).Closed()
@@ -65,7 +69,7 @@ func attentionFigures(f map[string]any, g store.SummaryGraph, module string, tod
 // activities without a contact form one thread), as the orphan state
 // defines it (store/orphans.go). Signals dated after today are not
 // counted.
-func unansweredFigures(f map[string]any, g store.SummaryGraph, module string, today time.Time) {
+func unansweredFigures(f map[string]any, g store.SummaryGraph, at []time.Time, module string, today time.Time) {
 	thread := func(a store.GraphRecord) string {
 		if module == "accounts" {
 			return text(a.Fields["contact"])
@@ -73,9 +77,9 @@ func unansweredFigures(f map[string]any, g store.SummaryGraph, module string, to
 		return ""
 	}
 	lastFollowUp := map[string]time.Time{}
-	for _, a := range g.Activities {
+	for i, a := range g.Activities {
 		if lower(a.Fields["direction"]) == "follow_up" {
-			if t := occurred(a); t.After(lastFollowUp[thread(a)]) {
+			if t := at[i]; t.After(lastFollowUp[thread(a)]) {
 				lastFollowUp[thread(a)] = t
 			}
 		}
@@ -83,8 +87,8 @@ func unansweredFigures(f map[string]any, g store.SummaryGraph, module string, to
 	n := 0
 	var oldest store.GraphRecord
 	var oldestAt time.Time
-	for _, a := range g.Activities {
-		t := occurred(a)
+	for i, a := range g.Activities {
+		t := at[i]
 		if lower(a.Fields["direction"]) != "signal" || t.After(today) || t.Before(lastFollowUp[thread(a)]) {
 			continue
 		}
@@ -127,7 +131,7 @@ func statusFigure(f map[string]any, g store.SummaryGraph, field string, today ti
 }
 
 // accountAttention: single-threading and stalled deals.
-func accountAttention(f map[string]any, g store.SummaryGraph, today time.Time) {
+func accountAttention(f map[string]any, g store.SummaryGraph, at []time.Time, today time.Time) {
 	contacts := byModule(g.Related, "contacts")
 	exec := 0
 	for _, c := range contacts {
@@ -151,8 +155,8 @@ func accountAttention(f map[string]any, g store.SummaryGraph, today time.Time) {
 	// activity on it falls in the window.
 	from := today.Add(-activityWindowDays * 24 * time.Hour)
 	touched := map[string]bool{}
-	for _, a := range g.Activities {
-		if t := occurred(a); t.After(from) && !t.After(today) {
+	for i, a := range g.Activities {
+		if t := at[i]; t.After(from) && !t.After(today) {
 			touched[text(a.Fields["deal"])] = true
 		}
 	}

@@ -143,7 +143,7 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 		return llm.Request{}, Truncation{}, err
 	}
 	over := len(base) - maxBytes
-	if want := len(base) - (maxBytes - reserve); want > over && len(facts.Related) > 0 {
+	if want := len(base) - (maxBytes - reserve); want > 0 && want > over && len(facts.Related) > 0 {
 		related, err := render(facts.Related)
 		if err != nil {
 			return llm.Request{}, Truncation{}, err
