@@ -55,17 +55,43 @@ func TitleSeniority(title string) Seniority {
 			i++
 			continue
 		}
-		for _, tw := range titleWords {
+		for _, tw := range splitTitleWords {
 			if tw.level <= best {
 				break
 			}
-			for _, w := range tw.words {
-				ws := strings.Fields(w)
-				if i+len(ws) <= len(words) && strings.Join(words[i:i+len(ws)], " ") == w {
+			for _, ws := range tw.words {
+				if i+len(ws) <= len(words) && equalRun(words[i:i+len(ws)], ws) {
 					best = tw.level
 				}
 			}
 		}
 	}
 	return best
+}
+
+// splitTitleWords is titleWords with each word run split once.
+var splitTitleWords = func() []struct {
+	level Seniority
+	words [][]string
+} {
+	out := make([]struct {
+		level Seniority
+		words [][]string
+	}, len(titleWords))
+	for i, tw := range titleWords {
+		out[i].level = tw.level
+		for _, w := range tw.words {
+			out[i].words = append(out[i].words, strings.Fields(w))
+		}
+	}
+	return out
+}()
+
+func equalRun(a, b []string) bool {
+	for i := range b {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
