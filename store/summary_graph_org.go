@@ -71,9 +71,8 @@ func (g graphDef) orgSQL(args []any) (string, []any) {
 			'activities_by_contact', (
 				SELECT coalesce(json_object_agg('contacts/' || c.external_id, json_build_object('activities', x.n,
 				       'latest', to_char(x.latest AT TIME ZONE 'UTC', 'YYYY-MM-DD')) ORDER BY c.external_id), '{}')
-				FROM (SELECT a.contact_id, count(*) AS n, max(ga.occurred_at) AS latest
-				      FROM g_activities ga JOIN activities a ON a.id = ga.id AND a.org_id = $1
-				      WHERE a.contact_id IS NOT NULL GROUP BY a.contact_id) x
+				FROM (SELECT contact_id, count(*) AS n, max(occurred_at) AS latest
+				      FROM g_activities WHERE contact_id IS NOT NULL GROUP BY contact_id) x
 				JOIN contacts c ON c.id = x.contact_id AND c.org_id = $1),
 			'activities_90d_by_month', (
 				SELECT json_agg(json_build_object('month', to_char(mo.m, 'YYYY-MM'), 'activities', coalesce(c.n, 0)) ORDER BY mo.m)
