@@ -71,6 +71,9 @@ type Bullet struct {
 	Sources []string `json:"sources"`
 }
 
+// MaxBullets bounds a section's bullets in the answer schema (maxItems).
+const MaxBullets = 8
+
 // AnswerSchema is the JSON Schema of Answer for the given sections; it is
 // what Request.Schema holds and what Gemini's structured output enforces.
 func AnswerSchema(sections []SectionSpec) map[string]any {
@@ -83,14 +86,16 @@ func AnswerSchema(sections []SectionSpec) map[string]any {
 		"required": []any{"sections"},
 		"properties": map[string]any{
 			"sections": map[string]any{
-				"type": "array",
+				"type":     "array",
+				"maxItems": len(sections),
 				"items": map[string]any{
 					"type":     "object",
 					"required": []any{"key", "bullets"},
 					"properties": map[string]any{
 						"key": map[string]any{"type": "string", "enum": keys},
 						"bullets": map[string]any{
-							"type": "array",
+							"type":     "array",
+							"maxItems": MaxBullets,
 							"items": map[string]any{
 								"type":     "object",
 								"required": []any{"text", "sources"},

@@ -28,6 +28,8 @@ type SummaryGraph struct {
 	// "org_won_revenue", "account_won_revenue", "lead_source_conversion_rate",
 	// "open_pipeline_value", "engagement_30d".
 	Org map[string]any
+	// Locale is the org's currency and time zone for the summary's text.
+	Locale SummaryLocale
 }
 
 // GraphRecord is one record of a graph, as GetRecord renders it.

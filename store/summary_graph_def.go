@@ -144,7 +144,7 @@ func (g graphDef) with() string {
 	}
 	// Activities of the graph. Each link is an index scan (ANY of an
 	// array, so the planner can OR the indexes of the link columns).
-	b.WriteString(",\ng_activities AS (SELECT t.id, t.external_id, t.updated_at, t.occurred_at, t.direction, t.medium FROM activities t WHERE t.org_id = $1 AND ")
+	b.WriteString(",\ng_activities AS (SELECT t.id, t.external_id, t.updated_at, t.occurred_at, t.direction, t.medium, t.contact_id FROM activities t WHERE t.org_id = $1 AND ")
 	if len(g.links) == 0 {
 		b.WriteString("false")
 	} else {

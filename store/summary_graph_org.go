@@ -10,7 +10,8 @@ import (
 
 // Org-wide figures of a graph (SummaryGraph.Org), one JSON object per
 // module, computed in SQL over the graph's CTEs. Money is the exact sum of
-// numeric amounts; "recent" is relative to the database's now().
+// numeric amounts of active deals (drafts and incomplete deals count in no
+// figure); "recent" is relative to the database's now().
 
 // stageSQL writes the conditions of the deal stage rule (store/crm) over
 // the stage lists it passes as parameters; no stage name is ever part of
@@ -53,11 +54,13 @@ func (g graphDef) orgSQL(args []any) (string, []any) {
 	switch g.subject.Name {
 	case "accounts":
 		// Seed 000: revenue of the account and its share of the org's;
-		// engagement and its trend; seed 001: open opportunities.
+		// engagement and its trend; seed 001: open opportunities; each
+		// contact's activity count and latest date over every activity of
+		// the graph, not only those a prompt holds.
 		sel = `, w AS MATERIALIZED (SELECT
-				(SELECT coalesce(sum(amount), 0) FROM deals d WHERE d.org_id = $1 AND ` + st.won("d") + `) AS org_won,
+				(SELECT coalesce(sum(amount), 0) FROM deals d WHERE d.org_id = $1 AND d.state = 'active' AND ` + st.won("d") + `) AS org_won,
 				(SELECT coalesce(sum(t.amount), 0) FROM g_deals g JOIN deals t ON t.id = g.id
-				 WHERE t.org_id = $1 AND ` + st.won("t") + `) AS account_won)
+				 WHERE t.org_id = $1 AND t.state = 'active' AND ` + st.won("t") + `) AS account_won)
 		SELECT json_build_object(
 			'org_won_revenue', w.org_won,
 			'account_won_revenue', w.account_won,
@@ -65,6 +68,12 @@ func (g graphDef) orgSQL(args []any) (string, []any) {
 			'open_pipeline_value', o.value,
 			'open_deals', o.n,
 			'engagement_30d', ` + engagement30d + `,
+			'activities_by_contact', (
+				SELECT coalesce(json_object_agg('contacts/' || c.external_id, json_build_object('activities', x.n,
+				       'latest', to_char(x.latest AT TIME ZONE 'UTC', 'YYYY-MM-DD')) ORDER BY c.external_id), '{}')
+				FROM (SELECT contact_id, count(*) AS n, max(occurred_at) AS latest
+				      FROM g_activities WHERE contact_id IS NOT NULL GROUP BY contact_id) x
+				JOIN contacts c ON c.id = x.contact_id AND c.org_id = $1),
 			'activities_90d_by_month', (
 				SELECT json_agg(json_build_object('month', to_char(mo.m, 'YYYY-MM'), 'activities', coalesce(c.n, 0)) ORDER BY mo.m)
 				FROM generate_series(date_trunc('month', (now() - interval '90 days') AT TIME ZONE 'UTC'),
@@ -73,7 +82,7 @@ func (g graphDef) orgSQL(args []any) (string, []any) {
 				           FROM g_activities WHERE occurred_at > now() - interval '90 days' AND occurred_at <= now()
 				           GROUP BY 1) c ON c.m = mo.m))
 		FROM w, (SELECT coalesce(sum(t.amount), 0) AS value, count(*) AS n FROM g_deals g JOIN deals t ON t.id = g.id
-		         WHERE t.org_id = $1 AND ` + st.open("t") + `) o`
+		         WHERE t.org_id = $1 AND t.state = 'active' AND ` + st.open("t") + `) o`
 		args = append(args, stageArgs...)
 	case "contacts":
 		// Seed 000: preferred channels and timings, from when the contact
@@ -119,11 +128,11 @@ func (g graphDef) orgSQL(args []any) (string, []any) {
 			'open_deals', o.n,
 			'account_open_pipeline_value', CASE WHEN s.account_id IS NOT NULL THEN (
 				SELECT coalesce(sum(d.amount), 0) FROM deals d
-				WHERE d.org_id = $1 AND d.account_id = s.account_id AND ` + st.open("d") + `) END,
+				WHERE d.org_id = $1 AND d.account_id = s.account_id AND d.state = 'active' AND ` + st.open("d") + `) END,
 			'engagement_30d', ` + engagement30d + `)
 		FROM g_subject g JOIN deals s ON s.id = g.id AND s.org_id = $1
 		CROSS JOIN (SELECT coalesce(sum(d.amount), 0) AS value, count(*) AS n FROM deals d
-		            WHERE d.org_id = $1 AND ` + st.open("d") + `) o`
+		            WHERE d.org_id = $1 AND d.state = 'active' AND ` + st.open("d") + `) o`
 		args = append(args, stageArgs...)
 	default:
 		return "", nil

@@ -81,6 +81,9 @@ func (db *DB) SummaryGraph(ctx context.Context, orgID int64, module, externalID 
 			out.History[i].ChangedAt = out.History[i].ChangedAt.UTC()
 		}
 	}
+	if out.Locale, err = summaryLocale(ctx, tx, orgID); err != nil {
+		return SummaryGraph{}, fmt.Errorf("%s: %w", what, err)
+	}
 	if q, qargs := g.orgSQL(args); q != "" {
 		var raw []byte
 		if err := tx.GetContext(ctx, &raw, q, qargs...); err != nil {

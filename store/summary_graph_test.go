@@ -256,6 +256,36 @@ func TestGraphCapsActivitiesButCountsThemAll(t *testing.T) {
 	if g.Org["engagement_30d"] != json.Number(fmt.Sprint(n)) {
 		t.Errorf("engagement_30d = %v, want %d (counted over all, not the loaded ones)", g.Org["engagement_30d"], n)
 	}
+	// Each contact's count and latest date are over every activity too.
+	per, _ := g.Org["activities_by_contact"].(map[string]any)
+	bc, _ := per["contacts/bc"].(map[string]any)
+	if want := base.Add(-time.Minute).Format(time.DateOnly); bc["activities"] != json.Number(fmt.Sprint(n/2)) || bc["latest"] != want {
+		t.Errorf("activities_by_contact = %v, want contacts/bc with %d activities, latest %s", per, n/2, want)
+	}
+}
+
+// Draft and incomplete deals count in no money figure of the org.
+func TestGraphFiguresLeaveDraftDealsOut(t *testing.T) {
+	db, _ := storetest.NewDB(t)
+	org := newOrg(t, db, "acme")
+	load(t, db, org, "accounts", `{"external_id": "a1", "name": "A1"}`)
+	load(t, db, org, "deals",
+		`{"external_id": "d-open", "name": "Open", "stage": "Proposal", "amount": 100, "account": "a1"}`,
+		`{"external_id": "d-won", "name": "Won", "stage": "Closed Won", "amount": 40, "account": "a1"}`,
+		`{"external_id": "d-draft", "name": "Draft", "stage": "Proposal", "amount": 7000, "account": "a1", "state": "draft"}`,
+		`{"external_id": "d-inc", "name": "Incomplete", "stage": "Closed Won", "amount": 900, "account": "a1", "state": "incomplete"}`)
+	g := graph(t, db, org, "accounts", "a1")
+	for k, want := range map[string]string{"open_pipeline_value": "100.00", "open_deals": "1", "org_won_revenue": "40.00", "account_won_revenue": "40.00"} {
+		if got := fmt.Sprint(g.Org[k]); got != want {
+			t.Errorf("account %s = %s, want %s (drafts and incomplete deals left out)", k, got, want)
+		}
+	}
+	d := graph(t, db, org, "deals", "d-open")
+	for k, want := range map[string]string{"open_pipeline_value": "100.00", "open_deals": "1", "account_open_pipeline_value": "100.00"} {
+		if got := fmt.Sprint(d.Org[k]); got != want {
+			t.Errorf("deal %s = %s, want %s (drafts and incomplete deals left out)", k, got, want)
+		}
+	}
 }
 
 func TestContactGraph(t *testing.T) {
@@ -438,5 +468,26 @@ func TestCustomModuleGraphIsTheRecord(t *testing.T) {
 		if _, err := db.SummaryGraph(ctx, org, "accounts", id); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("graph of %q: want ErrNotFound, got %v", id, err)
 		}
+	}
+}
+
+// A graph carries the org's summary locale, USD and UTC until set.
+func TestGraphCarriesTheSummaryLocale(t *testing.T) {
+	db, _ := storetest.NewDB(t)
+	org := newOrg(t, db, "acme")
+	load(t, db, org, "leads", `{"external_id": "l1", "company": "C1"}`)
+	if g := graph(t, db, org, "leads", "l1"); g.Locale != store.DefaultSummaryLocale {
+		t.Errorf("default locale %+v", g.Locale)
+	}
+	ctx := context.Background()
+	if err := db.SetSummaryLocale(ctx, org, store.SummaryLocale{Currency: "eur", TimeZone: "UTC"}); !errors.Is(err, store.ErrInvalidLocale) {
+		t.Errorf("a lower-case currency: %v, want ErrInvalidLocale", err)
+	}
+	want := store.SummaryLocale{Currency: "EUR", TimeZone: "Europe/Berlin"}
+	if err := db.SetSummaryLocale(ctx, org, want); err != nil {
+		t.Fatal(err)
+	}
+	if g := graph(t, db, org, "leads", "l1"); g.Locale != want {
+		t.Errorf("locale %+v, want %+v", g.Locale, want)
 	}
 }

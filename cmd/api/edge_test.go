@@ -35,6 +35,7 @@ var sampleBodies = map[string]string{
 	"PUT /v1/modules/{module}/records":          `[{"external_id":"acc-1","name":"Acme"}]`,
 	"POST /v1/summaries/{id}/feedback":          `{"rating":"positive"}`,
 	"PUT /v1/admin/orgs/{org}/summary-sections": `{"sections":{}}`,
+	"PUT /v1/admin/orgs/{org}/summary-locale":   `{"currency":"EUR"}`,
 	"POST /v1/segments":                         `{"name":"edge","criteria":{"conditions":[]}}`,
 	"PUT /v1/segments/{id}":                     `{"name":"edge","criteria":{"conditions":[]}}`,
 }

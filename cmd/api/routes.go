@@ -42,6 +42,8 @@ func (s *server) routeTable() []route {
 		{"POST /v1/admin/orgs/{org}/keys", accessAdmin, http.HandlerFunc(s.createKey), nil},
 		{"GET /v1/admin/orgs/{org}/summary-sections", accessAdmin, http.HandlerFunc(s.getSummarySections), nil},
 		{"PUT /v1/admin/orgs/{org}/summary-sections", accessAdmin, http.HandlerFunc(s.putSummarySections), nil},
+		{"GET /v1/admin/orgs/{org}/summary-locale", accessAdmin, http.HandlerFunc(s.getSummaryLocale), nil},
+		{"PUT /v1/admin/orgs/{org}/summary-locale", accessAdmin, http.HandlerFunc(s.putSummaryLocale), nil},
 
 		{"POST /v1/jobs", store.ScopeJobs, http.HandlerFunc(s.createJob), nil},
 		{"GET /v1/jobs/{id}", accessOrg, http.HandlerFunc(s.getJob), nil},

@@ -326,3 +326,57 @@ func sectionVisibility(in map[string]*bool) (map[string]bool, map[string]string)
 	}
 	return vis, bad
 }
+
+// localeUpdate is a PUT's body: a field left out keeps its value.
+type localeUpdate struct {
+	Currency *string `json:"currency"`
+	TimeZone *string `json:"time_zone"`
+}
+
+// getSummaryLocale and putSummaryLocale are the org's summary locale: the
+// currency amounts are written in and the time zone contact timings are
+// read in (USD and UTC unless set).
+func (s *server) getSummaryLocale(w http.ResponseWriter, r *http.Request) {
+	org, ok := s.pathOrg(w, r)
+	if !ok {
+		return
+	}
+	l, err := s.db.SummaryLocale(r.Context(), org)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
+}
+
+func (s *server) putSummaryLocale(w http.ResponseWriter, r *http.Request) {
+	org, ok := s.pathOrg(w, r)
+	if !ok {
+		return
+	}
+	var body localeUpdate
+	if err := decodeJSON(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	l, err := s.db.SummaryLocale(r.Context(), org)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if body.Currency != nil {
+		l.Currency = *body.Currency
+	}
+	if body.TimeZone != nil {
+		l.TimeZone = *body.TimeZone
+	}
+	if bad := l.Validate(); len(bad) > 0 {
+		s.fail(w, r, invalid("bad summary locale", bad))
+		return
+	}
+	if err := s.db.SetSummaryLocale(r.Context(), org, l); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
+}

@@ -48,6 +48,7 @@ func commandTable() []command {
 		{"bench summary", "", "time summary generation with the offline provider over an org's records against the bare graph read", runBenchSummary},
 		{"demo-sites", "", "serve the demo's fixture company websites on loopback (for enrichment without the internet)", runDemoSites},
 		{"bench enrich", "", "bulk-enrich accounts against local fixture sites with politeness on: records per second and peak memory, against bare fetching", runBenchEnrich},
+		{"eval summaries", "", "score a summary provider (offline, or gemini with a key) on the evaluation set: must-mention coverage, invented facts, repeats, length", runEvalSummaries},
 		{"bench rfm", "", "time the RFM refresh of a generated org (1M accounts, 10M deals) against a bare NTILE statement", runBenchRFM},
 		{"bench export", "", "time export:segment of a generated 1M-account segment against psql \\copy piped into zip", runBenchExport},
 	}

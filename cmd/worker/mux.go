@@ -52,7 +52,8 @@ func newProvider(ctx context.Context, cfg config.Config, rdb redis.UniversalClie
 	var p llm.Provider
 	switch cfg.LLMProvider {
 	case "gemini":
-		g, err := gemini.New(ctx, gemini.Config{APIKey: cfg.GeminiAPIKey, Model: cfg.GeminiModel, BaseURL: cfg.GeminiBaseURL, Timeout: cfg.LLMTimeout})
+		g, err := gemini.New(ctx, gemini.Config{APIKey: cfg.GeminiAPIKey, Model: cfg.GeminiModel, BaseURL: cfg.GeminiBaseURL, Timeout: cfg.LLMTimeout,
+			MaxOutputTokens: cfg.GeminiMaxOut, ThinkingBudget: &cfg.GeminiThink})
 		if err != nil {
 			return nil, fmt.Errorf("gemini: %w", err)
 		}

@@ -36,13 +36,21 @@ type Config struct {
 	HTTPClient *http.Client // nil means a fresh http.Client
 	// Timeout bounds one Generate call; <= 0 leaves only the caller's ctx.
 	Timeout time.Duration
+	// MaxOutputTokens bounds an answer (thinking included); <= 0 leaves
+	// the model's default.
+	MaxOutputTokens int
+	// ThinkingBudget bounds the model's thinking tokens: -1 lets the model
+	// decide, 0 turns thinking off; nil leaves the model's default.
+	ThinkingBudget *int
 }
 
 // Provider generates answers with Gemini. It is safe for concurrent use.
 type Provider struct {
-	client  *genai.Client
-	model   string
-	timeout time.Duration
+	client   *genai.Client
+	model    string
+	timeout  time.Duration
+	maxOut   int
+	thinking *int
 }
 
 var _ llm.Provider = (*Provider)(nil)
@@ -85,7 +93,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		// errors: keep the text, never the key.
 		return nil, fmt.Errorf("gemini: new client: %s", strings.ReplaceAll(err.Error(), cfg.APIKey, "[redacted]"))
 	}
-	return &Provider{client: client, model: model, timeout: cfg.Timeout}, nil
+	return &Provider{client: client, model: model, timeout: cfg.Timeout, maxOut: cfg.MaxOutputTokens, thinking: cfg.ThinkingBudget}, nil
 }
 
 // Name is "gemini".
@@ -110,6 +118,12 @@ func (p *Provider) Generate(ctx context.Context, req llm.Request) (llm.Response,
 	}
 	if req.Schema != nil {
 		cfg.ResponseJsonSchema = req.Schema
+	}
+	if p.maxOut > 0 {
+		cfg.MaxOutputTokens = int32(p.maxOut)
+	}
+	if p.thinking != nil {
+		cfg.ThinkingConfig = &genai.ThinkingConfig{ThinkingBudget: genai.Ptr(int32(*p.thinking))}
 	}
 	if req.System != "" {
 		cfg.SystemInstruction = genai.NewContentFromText(req.System, genai.RoleUser)

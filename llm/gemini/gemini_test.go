@@ -403,3 +403,36 @@ func dig(v any, path ...any) any {
 	}
 	return v
 }
+
+// The output-token and thinking budgets go out as configured; unset, the
+// request carries neither.
+func TestGenerateSendsTheTokenBudgets(t *testing.T) {
+	f := newFake(t, http.StatusOK, candidate(goodAnswer, "STOP", ""))
+	off := 0
+	p, err := New(context.Background(), Config{APIKey: testKey, Model: "m", BaseURL: f.srv.URL, Timeout: 5 * time.Second,
+		MaxOutputTokens: 4096, ThinkingBudget: &off})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Generate(context.Background(), testRequest()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	gc, _ := f.body["generationConfig"].(map[string]any)
+	f.mu.Unlock()
+	if gc["maxOutputTokens"] != float64(4096) || dig(gc, "thinkingConfig", "thinkingBudget") != float64(0) {
+		t.Errorf("generationConfig = %v; want maxOutputTokens 4096 and thinkingBudget 0", gc)
+	}
+	if _, err := f.provider(t, "m").Generate(context.Background(), testRequest()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	gc, _ = f.body["generationConfig"].(map[string]any)
+	f.mu.Unlock()
+	if _, ok := gc["maxOutputTokens"]; ok {
+		t.Errorf("an unset output budget is sent: %v", gc)
+	}
+	if _, ok := gc["thinkingConfig"]; ok {
+		t.Errorf("an unset thinking budget is sent: %v", gc)
+	}
+}

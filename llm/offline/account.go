@@ -31,7 +31,7 @@ func (v *view) accountHighlights() []llm.Bullet {
 		out = append(out, v.cite(name(s)+" — "+joinList(firmo)+".", ref))
 	}
 	if x := f(s, "annual_revenue"); x != "" {
-		out = append(out, v.cite("Annual revenue: "+x+".", ref))
+		out = append(out, v.cite("Annual revenue: "+v.money(x)+".", ref))
 	}
 	if x := f(s, "product_family"); x != "" {
 		out = append(out, v.cite("Product family: "+x+".", ref))
@@ -45,18 +45,26 @@ func (v *view) accountHighlights() []llm.Bullet {
 	if byStatus := v.figCounts(crm.FigKPIsByStatus, kpiStatusOrder); byStatus != "" {
 		out = append(out, v.cite("Objective KPIs by status: "+byStatus+".", append(refsOf(v.records("kpis")), v.subject.Ref)...))
 	}
-	if n, ok := v.fig(crm.FigOpenCases); ok {
+	if n, ok := v.fig(crm.FigOpenCases); ok && n != "0" {
 		text := "Open cases: " + n
 		if e, ok := v.fig(crm.FigEscalatedCases); ok {
 			text += ", escalated: " + e
 		}
+		// The escalated ones are counted here and named in Risks and
+		// Blockers, their home; the others are named here.
 		cases := v.openCases()
-		if len(cases) > 0 {
-			text += " — " + joinList(caseLabels(cases))
+		var calm []llm.Record
+		for _, c := range cases {
+			if !caseEscalated(c) {
+				calm = append(calm, c)
+			}
+		}
+		if len(calm) > 0 {
+			text += " — " + joinList(caseLabels(calm))
 		}
 		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(cases)...)...))
 	}
-	if n, ok := v.fig(crm.FigActiveProjects); ok && (n != "0" || len(v.records("projects")) > 0) {
+	if n, ok := v.fig(crm.FigActiveProjects); ok && n != "0" {
 		text := "Active projects: " + n
 		if r, ok := v.fig(crm.FigRedProjects); ok {
 			text += ", red: " + r
@@ -74,17 +82,17 @@ func (v *view) accountHighlights() []llm.Bullet {
 		}
 		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(listed)...)...))
 	}
-	if n, ok := v.fig(crm.FigOpenDeals); ok {
+	if n, ok := v.fig(crm.FigOpenDeals); ok && n != "0" {
 		text := "Open opportunities: " + n
-		if val, ok := v.fig(crm.FigOpenDealValue); ok && n != "0" {
-			text += " worth " + val
+		if val, ok := v.fig(crm.FigOpenDealValue); ok {
+			text += " worth " + v.money(val)
 		}
 		if e, ok := v.fig(crm.FigOpenExpansion); ok {
 			text += "; open expansion opportunities: " + e
 		}
-		deals := v.openDeals()
+		deals := v.openDeals(nil)
 		if len(deals) > 0 {
-			text += " — " + joinList(dealLabels(deals))
+			text += " — " + joinList(v.dealLabels(deals))
 		}
 		out = append(out, v.cite(text+".", append([]string{ref}, refsOf(deals)...)...))
 	}
@@ -97,14 +105,14 @@ func (v *view) accountHighlights() []llm.Bullet {
 // wonRevenueBullet: the account's won revenue and its share of the org's.
 func (v *view) wonRevenueBullet() (llm.Bullet, bool) {
 	won, ok := v.fig(crm.FigWonRevenue)
-	if !ok {
-		return llm.Bullet{}, false
+	if n, _ := v.figNum(crm.FigWonRevenue); !ok || n == 0 {
+		return llm.Bullet{}, false // no bullet only to say zero
 	}
-	text := "Won revenue: " + won
+	text := "Won revenue: " + v.money(won)
 	if share, ok := v.fig(crm.FigWonShare); ok {
 		text += ", " + share + "% of the organisation's won revenue"
 		if all, ok := v.fig(crm.FigOrgWonRevenue); ok {
-			text += " (" + all + ")"
+			text += " (" + v.money(all) + ")"
 		}
 	}
 	if n, ok := v.fig(crm.FigWonDeals); ok && n != "0" {
@@ -133,7 +141,7 @@ func (v *view) purchasesBullet() (llm.Bullet, bool) {
 	parts := make([]string, 0, len(fams))
 	for _, fam := range fams {
 		e, _ := m[fam].(map[string]any)
-		parts = append(parts, fam+": "+str(e["amount"])+" (line items: "+str(e["line_items"])+")")
+		parts = append(parts, fam+": "+v.money(str(e["amount"]))+" (line items: "+str(e["line_items"])+")")
 	}
 	// The won deals' line items and their products.
 	won := map[string]bool{}
@@ -142,7 +150,14 @@ func (v *view) purchasesBullet() (llm.Bullet, bool) {
 			won[strings.TrimPrefix(d.Ref, "deals/")] = true
 		}
 	}
-	var refs []string
+	// The won deals (the line items and products feed only the figure and
+	// may not be in the facts).
+	refs := []string{v.subject.Ref}
+	for _, d := range v.records("deals") {
+		if dealWon(d) {
+			refs = append(refs, d.Ref)
+		}
+	}
 	for _, li := range v.records("deal_line_items") {
 		if won[f(li, "deal")] {
 			refs = append(refs, "deals/"+f(li, "deal"), li.Ref, "products/"+f(li, "product"))
@@ -170,7 +185,7 @@ func (v *view) activityBullet() (llm.Bullet, bool) {
 		trend, _ := v.fig(crm.FigTrend)
 		level, _ := v.fig(crm.FigEngagement)
 		text := "Activity trend: " + in + " activities in the last " + days + " days against " + prev +
-			" in the " + days + " days before (" + trend + "); engagement level: " + level
+			" in the " + days + " days before (" + trendWord(trend) + "); engagement level: " + level
 		if last, ok := v.fig(crm.FigLastActivity); ok {
 			text += "; latest on " + last
 		}
@@ -184,6 +199,15 @@ func (v *view) activityBullet() (llm.Bullet, bool) {
 		text += "; engagement level: " + level
 	}
 	return v.cite(text+".", refs...), true
+}
+
+// trendWord is the trend figure, or what its absence means: too few
+// activities in the two windows to call one (crm.Trend).
+func trendWord(trend string) string {
+	if trend == "" {
+		return "too few to call a trend"
+	}
+	return trend
 }
 
 func (v *view) openCases() []llm.Record {
@@ -212,10 +236,13 @@ func caseLabels(cs []llm.Record) []string {
 	return out
 }
 
-func (v *view) openDeals() []llm.Record {
+// openDeals: the first maxListed open deals of keep (nil keeps all), by
+// close date. The filter runs before the cap, so a kind of deal is never
+// crowded out by earlier deals of other kinds.
+func (v *view) openDeals(keep func(llm.Record) bool) []llm.Record {
 	var ds []llm.Record
 	for _, d := range v.records("deals") {
-		if !dealClosed(d) && d.Ref != v.subject.Ref {
+		if !dealClosed(d) && d.Ref != v.subject.Ref && (keep == nil || keep(d)) {
 			ds = append(ds, d)
 		}
 	}
@@ -226,51 +253,107 @@ func (v *view) openDeals() []llm.Record {
 	return ds
 }
 
-func dealLabels(ds []llm.Record) []string {
+func expansionDeal(d llm.Record) bool { return lf(d, "deal_type") == "expansion" }
+
+func (v *view) dealLabels(ds []llm.Record) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
-		out[i] = name(d) + parens(f(d, "stage"), f(d, "amount"), prefixed("closes ", day(d, "close_date")))
+		out[i] = name(d) + parens(f(d, "stage"), v.money(f(d, "amount")), prefixed("closes ", day(d, "close_date")))
 	}
 	return out
 }
 
+// maxStakeholders bounds the contacts Key Stakeholders lists beside the
+// authors of risk signals, who are always listed.
+const maxStakeholders = 6
+
+// contactActivity is a contact's activity count and latest date over every
+// activity of the record (org.figures.activities_by_contact).
+func (v *view) contactActivity(c llm.Record) (n float64, latest string) {
+	e, _ := v.figMap(crm.FigContactActivity)[c.Ref].(map[string]any)
+	n, _ = llm.Number(e["activities"])
+	return n, str(e["latest"])
+}
+
+// riskAuthors maps each contact who wrote a risk signal (a customer signal
+// whose notes or subject carry a risk cue) to the newest such activity.
+func (v *view) riskAuthors() map[string]llm.Record {
+	out := map[string]llm.Record{}
+	for _, m := range v.signals(cueRisk) {
+		for _, ref := range m.refs {
+			a := v.byRef[ref]
+			if a.Module != "activities" || f(a, "direction") != "signal" || f(a, "contact") == "" {
+				continue
+			}
+			c := "contacts/" + f(a, "contact")
+			if _, seen := out[c]; !seen {
+				out[c] = a
+			}
+		}
+	}
+	return out
+}
+
+// keyStakeholders ranks contacts by seniority (whole-word title rules),
+// then by engagement (activity count and latest date over every activity),
+// lists the first maxStakeholders and always the authors of risk signals.
 func (v *view) keyStakeholders() []llm.Bullet {
 	var out []llm.Bullet
 	contacts := slices.Clone(v.records("contacts"))
 	slices.SortStableFunc(contacts, func(a, b llm.Record) int {
-		return cmp.Compare(v.rank(b), v.rank(a))
+		if c := cmp.Compare(v.rank(b), v.rank(a)); c != 0 {
+			return c
+		}
+		na, la := v.contactActivity(a)
+		nb, lb := v.contactActivity(b)
+		if c := cmp.Compare(nb, na); c != 0 {
+			return c
+		}
+		return cmp.Compare(lb, la)
 	})
+	authors := v.riskAuthors()
 	latest := v.latestActivityByContact()
-	var untitled []llm.Record
+	var rest []llm.Record
 	for _, c := range contacts {
-		title := f(c, "title")
-		if title == "" {
-			untitled = append(untitled, c)
+		risk, isAuthor := authors[c.Ref]
+		if len(out) >= maxStakeholders && !isAuthor {
+			rest = append(rest, c)
 			continue
 		}
-		if len(out) == maxBullets-2 {
-			continue
+		text := name(c)
+		if title := f(c, "title"); title != "" {
+			text += " — " + title
+		} else {
+			text += " — no title recorded"
 		}
-		text := name(c) + " — " + title
 		if e := f(c, "email"); e != "" {
 			text += " (" + e + ")"
 		}
 		refs := []string{c.Ref}
-		if a, ok := latest[strings.TrimPrefix(c.Ref, "contacts/")]; ok {
-			text += "; latest activity: " + activityLine(a)
-			refs = append(refs, a.Ref)
+		if n, last := v.contactActivity(c); n > 0 {
+			text += "; " + str(v.figMap(crm.FigContactActivity)[c.Ref].(map[string]any)["activities"]) +
+				" activities, the newest dated " + last
+			if a, ok := latest[strings.TrimPrefix(c.Ref, "contacts/")]; ok {
+				refs = append(refs, a.Ref)
+			}
+		} else {
+			text += "; no activity recorded"
+		}
+		if isAuthor {
+			text += "; raised a risk: “" + clip(riskQuote(risk), 120) + "” (" + day(risk, "occurred_at") + ")"
+			refs = append(refs, risk.Ref)
 		}
 		out = append(out, v.cite(text+".", refs...))
 	}
-	if len(untitled) > 0 {
+	if len(rest) > 0 {
 		names := make([]string, 0, maxListed)
-		for i, c := range untitled {
+		for i, c := range rest {
 			if i == maxListed {
 				break
 			}
 			names = append(names, name(c))
 		}
-		out = append(out, v.cite("Other contacts, without a title: "+strings.Join(names, ", ")+".", refsOf(untitled)...))
+		out = append(out, v.cite("Other contacts, less senior or less engaged: "+strings.Join(names, ", ")+".", refsOf(rest)...))
 	}
 	if b, ok := v.ownersBullet(); ok {
 		out = append(out, b)
@@ -279,6 +362,16 @@ func (v *view) keyStakeholders() []llm.Bullet {
 		out = append(out, v.cite("No contacts or internal owners are recorded for this account.", v.subject.Ref))
 	}
 	return out
+}
+
+// riskQuote is the sentence of the activity that carries its risk cue.
+func riskQuote(a llm.Record) string {
+	for _, text := range []string{f(a, "notes"), f(a, "subject")} {
+		if i, p, ok := cues.find(cueRisk, text); ok {
+			return quote(text, i, len(p.text))
+		}
+	}
+	return f(a, "subject")
 }
 
 // latestActivityByContact: each contact's newest activity in the facts.

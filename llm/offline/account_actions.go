@@ -3,6 +3,7 @@ package offline
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/store/crm"
@@ -34,7 +35,7 @@ func taskLabel(t llm.Record) string {
 }
 
 func (v *view) immediateActions() []llm.Bullet {
-	var out []llm.Bullet
+	out := v.accountAttention()
 	overdue, open := v.playbookTasks()
 	for i, t := range overdue {
 		if i == maxListed {
@@ -48,22 +49,36 @@ func (v *view) immediateActions() []llm.Bullet {
 		}
 		out = append(out, v.cite("Open playbook task: "+taskLabel(t)+".", t.Ref))
 	}
+	today := v.today.Format(time.DateOnly)
+	for _, o := range v.records("objectives") {
+		if d := day(o, "due_date"); d != "" && d < today && !done(o) && len(out) < maxBullets-4 {
+			out = append(out, v.cite("Overdue objective: "+name(o)+parens("due "+d, f(o, "status"))+".", o.Ref))
+		}
+	}
 	for _, a := range v.activities {
 		if lf(a, "kind") == "task" && !done(a) && len(out) < maxBullets-4 {
-			out = append(out, v.cite("Open task: "+f(a, "subject")+parens(day(a, "occurred_at"), f(a, "status"))+".", a.Ref))
+			verb := "Open task: "
+			if d := day(a, "occurred_at"); d != "" && d < today {
+				verb = "Overdue task: "
+			}
+			out = append(out, v.cite(verb+f(a, "subject")+parens(day(a, "occurred_at"), f(a, "status"))+".", a.Ref))
 		}
 	}
-	for i, c := range v.openCases() {
-		if i == 3 {
-			break
+	for _, d := range v.openDeals(func(d llm.Record) bool { c := day(d, "close_date"); return c != "" && c < today }) {
+		if len(out) < maxBullets-3 {
+			out = append(out, v.cite("Close date passed on an open deal: "+v.dealLabels([]llm.Record{d})[0]+
+				" — confirm a new close date or close it.", d.Ref))
 		}
-		verb := "Open case: "
-		if caseEscalated(c) {
-			verb = "Escalated case to resolve: "
-		}
-		out = append(out, v.cite(verb+caseLabels([]llm.Record{c})[0]+".", c.Ref))
 	}
-	for _, d := range v.openDeals() {
+	// Escalated cases have their home in Risks and Blockers.
+	listed := 0
+	for _, c := range v.openCases() {
+		if !caseEscalated(c) && listed < 3 {
+			listed++
+			out = append(out, v.cite("Open case: "+caseLabels([]llm.Record{c})[0]+".", c.Ref))
+		}
+	}
+	for _, d := range v.openDeals(nil) {
 		if ns := f(d, "next_step"); ns != "" && len(out) < maxBullets {
 			out = append(out, v.cite("Next step on "+name(d)+parens(f(d, "stage"), prefixed("closes ", day(d, "close_date")))+
 				": "+ns+".", d.Ref))
@@ -78,11 +93,14 @@ func (v *view) immediateActions() []llm.Bullet {
 // executiveSummary is built from the visible feeding sections only.
 func (v *view) executiveSummary(feeds map[string]bool) []llm.Bullet {
 	var out []llm.Bullet
+	if b, ok := v.healthBullet(); ok {
+		out = append(out, b)
+	}
 	s := v.subject
 	if feeds[llm.AccountHighlights] {
 		text := name(s) + parens(f(s, "industry"), f(s, "city"))
 		if won, ok := v.fig(crm.FigWonRevenue); ok {
-			text += ": won revenue " + won
+			text += ": won revenue " + v.money(won)
 			if share, ok := v.fig(crm.FigWonShare); ok {
 				text += ", " + share + "% of the organisation's won revenue"
 			}
@@ -115,7 +133,7 @@ func (v *view) executiveSummary(feeds map[string]bool) []llm.Bullet {
 			out = append(out, v.cite("Latest positive signal: “"+m[0].quote+"” ("+m[0].where+").", m[0].refs...))
 		}
 	}
-	if feeds[llm.RisksAndBlockers] {
+	if feeds[llm.RisksAndBlockers] && v.figAny(crm.FigHealth) == nil {
 		var parts []string
 		if n, ok := v.fig(crm.FigEscalatedCases); ok && n != "0" {
 			parts = append(parts, "escalated cases: "+n)
@@ -210,10 +228,8 @@ func (v *view) strategicNextSteps(feeds map[string]bool) []llm.Bullet {
 		if m := v.signals(cueExpansion); len(m) > 0 {
 			out = append(out, v.cite("Qualify the expansion signal “"+m[0].quote+"” into an opportunity.", m[0].refs...))
 		}
-		for _, d := range v.openDeals() {
-			if lf(d, "deal_type") == "expansion" {
-				out = append(out, v.cite("Carry the expansion opportunity "+dealLabels([]llm.Record{d})[0]+" to close.", d.Ref))
-			}
+		for _, d := range v.openDeals(expansionDeal) {
+			out = append(out, v.cite("Carry the expansion opportunity "+v.dealLabels([]llm.Record{d})[0]+" to close.", d.Ref))
 		}
 	}
 	if feeds[llm.KPIProgress] {
@@ -229,8 +245,8 @@ func (v *view) strategicNextSteps(feeds map[string]bool) []llm.Bullet {
 			out = append(out, v.cite("Carry the On Track KPIs to target: "+joinList(parts)+".", refs...))
 		}
 		for _, o := range v.records("objectives") {
-			if !done(o) && day(o, "due_date") != "" {
-				out = append(out, v.cite("Objective "+name(o)+parens(f(o, "status"))+" is due "+day(o, "due_date")+".", o.Ref))
+			if d := day(o, "due_date"); !done(o) && d >= v.today.Format(time.DateOnly) {
+				out = append(out, v.cite("Objective "+name(o)+parens(f(o, "status"))+" is due "+d+".", o.Ref))
 			}
 		}
 	}

@@ -107,7 +107,7 @@ func (v *view) strategicValue() []llm.Bullet {
 		if i == 3 {
 			break
 		}
-		out = append(out, v.cite("Won deal: "+name(d)+parens(f(d, "amount"), prefixed("closed ", day(d, "close_date")))+".", d.Ref))
+		out = append(out, v.cite("Won deal: "+name(d)+parens(v.money(f(d, "amount")), prefixed("closed ", day(d, "close_date")))+".", d.Ref))
 	}
 	if len(out) == 0 {
 		out = append(out, v.cite("No KPI On Track or Completed with recorded progress, achieved objective, completed "+

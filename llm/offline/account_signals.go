@@ -18,7 +18,7 @@ func (v *view) relationalHealth() []llm.Bullet {
 			prev, _ := v.fig(crm.FigInPreviousWindow)
 			trend, _ := v.fig(crm.FigTrend)
 			text += " — " + in + " activities in the last " + days + " days against " + prev +
-				" in the " + days + " days before (" + trend + ")"
+				" in the " + days + " days before (" + trendWord(trend) + ")"
 		}
 		refs := []string{v.subject.Ref}
 		for i, a := range v.activities {
@@ -33,7 +33,7 @@ func (v *view) relationalHealth() []llm.Bullet {
 	latest := v.latestActivityByContact()
 	for _, c := range v.records("contacts") {
 		a, ok := latest[strings.TrimPrefix(c.Ref, "contacts/")]
-		if !ok || v.rank(c) < 2 {
+		if !ok || !v.rank(c).Executive() {
 			continue
 		}
 		out = append(out, v.cite("Executive engagement: "+name(c)+" ("+f(c, "title")+"), latest activity "+
@@ -42,7 +42,8 @@ func (v *view) relationalHealth() []llm.Bullet {
 	quotes := v.quoteBullets(false, cuePositive)
 	out = append(out, quotes...)
 	if len(quotes) == 0 {
-		out = append(out, uncited("No activity notes, cases or KPI comments mention positive relationship signals."))
+		out = append(out, v.cite("No notes of the customer's own signals mention positive relationship signals.",
+			v.searched(false)...))
 	}
 	return out
 }
@@ -90,7 +91,7 @@ func (v *view) risksAndBlockers() []llm.Bullet {
 	out := v.riskRecords()
 	quotes := v.quoteBullets(true, cueRisk)
 	if len(quotes) == 0 {
-		return append(out, uncited("No activity notes, cases or KPI comments mention risks."))
+		return append(out, v.cite("No activity notes, cases or KPI comments mention risks.", v.searched(true)...))
 	}
 	// Keep room for the quotes: they are what a reader cannot see elsewhere.
 	if room := maxBullets - len(quotes); len(out) > room {
@@ -102,13 +103,28 @@ func (v *view) risksAndBlockers() []llm.Bullet {
 func (v *view) expansion() []llm.Bullet {
 	out := v.quoteBullets(false, cueExpansion)
 	none := len(out) == 0
-	for _, d := range v.openDeals() {
-		if lf(d, "deal_type") == "expansion" {
-			out = append(out, v.cite("Open expansion opportunity: "+dealLabels([]llm.Record{d})[0]+".", d.Ref))
-		}
+	for _, d := range v.openDeals(expansionDeal) {
+		out = append(out, v.cite("Open expansion opportunity: "+v.dealLabels([]llm.Record{d})[0]+".", d.Ref))
 	}
 	if none {
 		out = append(out, uncited("No activity notes, cases or KPI comments mention expansion signals."))
 	}
 	return out
+}
+
+// searched are the refs a search for cues read: the subject, then the
+// activities (the customer's own signals only, for sentiment), cases and
+// KPIs; a bullet saying the search found nothing cites them (the first
+// maxSources).
+func (v *view) searched(all bool) []string {
+	refs := []string{v.subject.Ref}
+	for _, a := range v.activities {
+		if all || f(a, "direction") == "signal" {
+			refs = append(refs, a.Ref)
+		}
+	}
+	if all {
+		refs = append(append(refs, refsOf(v.records("cases"))...), refsOf(v.records("kpis"))...)
+	}
+	return refs
 }

@@ -33,10 +33,6 @@ type cueTable struct {
 	Positive   []string      `json:"positive"`
 	Risk       []phraseGroup `json:"risk"`
 	Competitor []phraseGroup `json:"competitor"`
-	Titles     struct {
-		Senior     []string `json:"senior"`
-		Influencer []string `json:"influencer"`
-	} `json:"titles"`
 }
 
 // phrase is one cue: what to look for and, for risks, what to do about it.
@@ -48,8 +44,7 @@ type phrase struct {
 var cues = mustCues(cuesJSON)
 
 type compiledCues struct {
-	byKind                   map[string][]phrase
-	seniorWords, influencers []string
+	byKind map[string][]phrase
 }
 
 func mustCues(b []byte) compiledCues {
@@ -67,7 +62,7 @@ func parseCues(b []byte) (compiledCues, error) {
 	if err := dec.Decode(&t); err != nil {
 		return compiledCues{}, fmt.Errorf("offline: cues.json: %w", err)
 	}
-	c := compiledCues{byKind: map[string][]phrase{}, seniorWords: t.Titles.Senior, influencers: t.Titles.Influencer}
+	c := compiledCues{byKind: map[string][]phrase{}}
 	for _, p := range t.Expansion {
 		c.byKind[cueExpansion] = append(c.byKind[cueExpansion], phrase{text: p})
 	}
@@ -128,46 +123,23 @@ func wordStart(s string, i int) bool {
 	return !isWordRune(r)
 }
 
+// negated: one of the three words before i, within the clause, is "not",
+// "no", "never" or a "n't" word ("not very happy", "don't think we are
+// pleased").
 func negated(s string, i int) bool {
 	words := strings.Fields(s[:i])
-	if len(words) == 0 {
-		return false
-	}
-	w := strings.TrimFunc(words[len(words)-1], func(r rune) bool { return !isWordRune(r) && r != '\'' })
-	return w == "not" || w == "no" || w == "never" || strings.HasSuffix(w, "n't")
-}
-
-// titleRank classifies a job title by whole words: 2 senior (likely a
-// decision-maker), 1 management (an influencer), 0 other.
-func (c compiledCues) titleRank(title string) int {
-	words := strings.FieldsFunc(strings.ToLower(title), func(r rune) bool { return !isWordRune(r) })
-	has := func(list []string) bool {
-		for _, p := range list {
-			pw := strings.Fields(p)
-			for i := 0; i+len(pw) <= len(words); i++ {
-				if equalWords(words[i:i+len(pw)], pw) {
-					return true
-				}
-			}
+	for k := len(words) - 1; k >= 0 && k >= len(words)-3; k-- {
+		raw := words[k]
+		if k < len(words)-1 && strings.ContainsAny(raw[len(raw)-1:], ",;:.!?") {
+			return false // the clause ends before the phrase
 		}
-		return false
-	}
-	switch {
-	case has(c.seniorWords):
-		return 2
-	case has(c.influencers):
-		return 1
-	}
-	return 0
-}
-
-func equalWords(a, b []string) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+		w := strings.TrimFunc(raw, func(r rune) bool { return !isWordRune(r) && r != '\'' && r != '’' })
+		w = strings.ReplaceAll(w, "’", "'")
+		if w == "not" || w == "no" || w == "never" || strings.HasSuffix(w, "n't") {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // maxQuote bounds a quote; longer sentences are cut at spaces around the

@@ -22,8 +22,11 @@ func (v *view) dealOverview() []llm.Bullet {
 	var parts []string
 	for _, k := range []string{"deal_type", "amount", "close_date", "owner"} {
 		if x := f(s, k); x != "" {
-			if k == "close_date" {
+			switch k {
+			case "close_date":
 				x = dateOf(x)
+			case "amount":
+				x = v.money(x)
 			}
 			parts = append(parts, strings.ReplaceAll(k, "_", " ")+": "+x)
 		}
@@ -43,7 +46,7 @@ func (v *view) dealProgress() []llm.Bullet {
 			text += ", probability " + p + "%"
 		}
 		if a := f(s, "amount"); a != "" {
-			text += "; value: " + a
+			text += "; value: " + v.money(a)
 		}
 		if d, ok := v.fig(crm.FigDaysInStage); ok {
 			text += "; days in this stage: " + d
@@ -96,6 +99,9 @@ func (v *view) decisionMakers() (llm.Bullet, bool) {
 
 func (v *view) dealRisks() []llm.Bullet {
 	s := v.subject
+	if dealClosed(s) {
+		return v.closedDealLookBack()
+	}
 	var out []llm.Bullet
 	if c := f(s, "competitor"); c != "" {
 		out = append(out, v.cite("Competitor: "+c+" — mitigation: position against it with a comparison and references.", s.Ref))
@@ -105,13 +111,33 @@ func (v *view) dealRisks() []llm.Bullet {
 		out = append(out, v.cite("The close date "+day(s, "close_date")+" has passed while the deal is open (days to close: "+
 			days+") — mitigation: confirm a new close date with the buyer.", s.Ref))
 	}
-	if in, ok := v.fig(crm.FigInWindow); ok && in == "0" && !dealClosed(s) {
+	if in, ok := v.fig(crm.FigInWindow); ok && in == "0" && !dealClosed(s) && v.figAny(crm.FigStalled) != true {
 		days, _ := v.fig(crm.FigWindowDays)
 		out = append(out, v.cite("No activity in the last "+days+" days — mitigation: re-engage the key decision makers.", s.Ref))
 	}
 	quotes := v.quoteBullets(true, cueRisk, cueCompetitor)
 	if len(quotes) == 0 {
-		out = append(out, uncited("No activity notes mention risks or competitors."))
+		out = append(out, v.cite("No activity notes of this deal mention risks or competitors.",
+			append([]string{s.Ref}, refsOf(v.activities)...)...))
+	}
+	return append(out, quotes...)
+}
+
+// closedDealLookBack is the Risks section of a closed deal: a retrospective.
+// No risk is open and no mitigation applies; what was noted before the
+// close is quoted as history.
+func (v *view) closedDealLookBack() []llm.Bullet {
+	s := v.subject
+	text := "The deal is closed (" + f(s, "stage") + prefixed(", close date ", day(s, "close_date")) +
+		"): no risk is open; what follows looks back"
+	out := []llm.Bullet{v.cite(text+".", s.Ref)}
+	if c := f(s, "competitor"); c != "" {
+		out = append(out, v.cite("Competitor recorded on the deal: "+c+".", s.Ref))
+	}
+	quotes := v.quoteBullets(false, cueRisk, cueCompetitor)
+	if len(quotes) == 0 {
+		return append(out, v.cite("No activity notes of this deal mention risks or competitors.",
+			append([]string{s.Ref}, refsOf(v.activities)...)...))
 	}
 	return append(out, quotes...)
 }
@@ -119,15 +145,17 @@ func (v *view) dealRisks() []llm.Bullet {
 func (v *view) pipelineMetrics() []llm.Bullet {
 	s := v.subject
 	var out []llm.Bullet
-	if pv, ok := v.fig(crm.FigPipelineValue); ok {
-		text := "Cumulative open pipeline value: " + pv
+	if dealClosed(s) {
+		out = append(out, v.cite("The deal is closed ("+f(s, "stage")+"), so it is no part of the open pipeline.", s.Ref))
+	} else if pv, ok := v.fig(crm.FigPipelineValue); ok {
+		text := "Cumulative open pipeline value: " + v.money(pv)
 		if share, ok := v.fig(crm.FigPipelineShare); ok {
 			text += "; this deal is " + share + "% of it"
 		}
 		out = append(out, v.cite(text+".", s.Ref))
 	}
 	if a := f(s, "amount"); a != "" {
-		text := "Deal value: " + a
+		text := "Deal value: " + v.money(a)
 		if p := f(s, "probability"); p != "" {
 			text += " at probability " + p + "%"
 		}

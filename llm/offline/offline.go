@@ -64,50 +64,15 @@ func (*Provider) Generate(ctx context.Context, req llm.Request) (llm.Response, e
 	}, nil
 }
 
-// section composes one section; a key it does not know gets a bullet
+// section composes one section with its definition's composer (the
+// subject's module's, sections.go); a key it does not know gets a bullet
 // saying so rather than a guess.
 func (v *view) section(spec llm.SectionSpec) []llm.Bullet {
-	var b []llm.Bullet
-	switch spec.Key {
-	case llm.AccountHighlights:
-		b = v.accountHighlights()
-	case llm.KeyStakeholders:
-		b = v.keyStakeholders()
-	case llm.ExecutiveSummary:
-		b = v.executiveSummary(feeds(spec))
-	case llm.KPIProgress:
-		b = v.kpiProgress()
-	case llm.RelationalHealth:
-		b = v.relationalHealth()
-	case llm.RisksAndBlockers:
-		b = v.risksAndBlockers()
-	case llm.ExpansionOpportunities:
-		b = v.expansion()
-	case llm.StrategicValue:
-		b = v.strategicValue()
-	case llm.StrategicNextSteps:
-		b = v.strategicNextSteps(feeds(spec))
-	case llm.ImmediateActions:
-		b = v.immediateActions()
-	case llm.Overview:
-		b = v.overview()
-	case llm.DecisionPower:
-		b = v.decisionPower()
-	case llm.RecentInteractions:
-		b = v.recentInteractions()
-	case llm.ContactPreferences:
-		b = v.preferences()
-	case llm.Qualification:
-		b = v.qualification()
-	case llm.DealProgress:
-		b = v.dealProgress()
-	case llm.DealRisks:
-		b = v.dealRisks()
-	case llm.PipelineMetrics:
-		b = v.pipelineMetrics()
-	default:
+	d, ok := definition(v.subject.Module, spec.Key)
+	if !ok {
 		return []llm.Bullet{{Text: "No data for this section.", Sources: []string{}}}
 	}
+	b := d.compose(v, feeds(spec))
 	if len(b) == 0 {
 		return []llm.Bullet{v.cite("No data for this section.", v.subject.Ref)}
 	}

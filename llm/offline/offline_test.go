@@ -164,11 +164,11 @@ func TestCuePhrases(t *testing.T) {
 			cites: []string{"cases/case-1", "kpis/k-1"}},
 		{name: "unhappy is a risk, not a positive signal", section: llm.RelationalHealth,
 			facts:  account(nil, []llm.Record{note("a-1", "2025-05-29T10:00:00.000000Z", "They are unhappy with response times.")}),
-			want:   []string{"No activity notes, cases or KPI comments mention positive relationship signals."},
+			want:   []string{"No notes of the customer's own signals mention positive relationship signals."},
 			absent: []string{"unhappy"}},
 		{name: "a negated positive phrase does not count", section: llm.RelationalHealth,
 			facts: account(nil, []llm.Record{note("a-1", "2025-05-29T10:00:00.000000Z", "The sponsor is not happy yet.")}),
-			want:  []string{"No activity notes, cases or KPI comments mention positive relationship signals."}},
+			want:  []string{"No notes of the customer's own signals mention positive relationship signals."}},
 		{name: "a positive cue is quoted", section: llm.RelationalHealth,
 			facts: account(nil, []llm.Record{note("a-1", "2025-05-29T10:00:00.000000Z", "Thank you for the quick fix!")}),
 			want:  []string{"“Thank you for the quick fix!” (2025-05-29, email signal)"}, cites: []string{"activities/a-1"}},
@@ -243,23 +243,6 @@ func TestQuote(t *testing.T) {
 			t.Errorf("quote = %q", q)
 		}
 	})
-}
-
-func TestTitleRank(t *testing.T) {
-	tests := []struct {
-		title string
-		want  int
-	}{
-		{"VP Operations", 2}, {"Chief Financial Officer", 2}, {"Director of IT", 2}, {"Head of Support", 2},
-		{"IT Manager", 1}, {"Team Lead", 1}, {"Engineer", 0}, {"Doctor", 0}, {"", 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.title+" is ranked by whole words", func(t *testing.T) {
-			if got := cues.titleRank(tt.title); got != tt.want {
-				t.Errorf("rank = %d, want %d", got, tt.want)
-			}
-		})
-	}
 }
 
 func TestCueTable(t *testing.T) {

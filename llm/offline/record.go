@@ -16,11 +16,11 @@ func (v *view) overview() []llm.Bullet {
 	s := v.subject
 	switch s.Module {
 	case "contacts":
-		return v.contactOverview()
+		return append(v.attention(), v.contactOverview()...)
 	case "leads":
-		return v.leadOverview()
+		return append(v.attention(), v.leadOverview()...)
 	case "deals":
-		return v.dealOverview()
+		return append(v.attention(), v.dealOverview()...)
 	case "accounts":
 		return v.accountHighlights()
 	}
@@ -83,9 +83,9 @@ func (v *view) decisionPower() []llm.Bullet {
 	switch rank := v.rank(s); {
 	case title == "":
 		out = append(out, v.cite("No title is recorded, so decision-making power cannot be judged from the data.", s.Ref))
-	case rank == 2:
+	case rank.Executive():
 		out = append(out, v.cite("Title "+title+": a senior title, likely a decision-maker.", s.Ref))
-	case rank == 1:
+	case rank == crm.Manager:
 		out = append(out, v.cite("Title "+title+": a management title, likely an influencer rather than the final decision-maker.", s.Ref))
 	default:
 		out = append(out, v.cite("Title "+title+": neither a senior nor a management title, so decision-making power is likely limited.", s.Ref))
@@ -102,7 +102,7 @@ func (v *view) decisionPower() []llm.Bullet {
 		if i == maxListed {
 			break
 		}
-		out = append(out, v.cite("Contact on deal "+name(d)+parens(f(d, "stage"), f(d, "amount"))+".", d.Ref, s.Ref))
+		out = append(out, v.cite("Contact on deal "+name(d)+parens(f(d, "stage"), v.money(f(d, "amount")), prefixed("closes ", day(d, "close_date")))+".", d.Ref, s.Ref))
 	}
 	if st := f(s, "lifecycle_stage"); st != "" {
 		out = append(out, v.cite("Lifecycle stage: "+st+".", s.Ref))
@@ -160,12 +160,20 @@ func (v *view) preferences() []llm.Bullet {
 		}
 	}
 	var out []llm.Bullet
+	byChannel := "signals by channel: " + v.figCounts(crm.FigSignalsByChannel, nil) + "; signals: " + total
 	if ch, ok := v.fig(crm.FigPreferredChannel); ok {
-		out = append(out, v.cite("Preferred channel: "+ch+" (signals by channel: "+v.figCounts(crm.FigSignalsByChannel, nil)+
-			"; signals: "+total+").", refs...))
+		out = append(out, v.cite("Preferred channel: "+ch+" ("+byChannel+").", refs...))
+	} else if tie, ok := v.fig(crm.FigSignalsTie); ok {
+		out = append(out, v.cite("No single preferred channel: "+tie+" tie ("+byChannel+").", refs...))
+	} else {
+		out = append(out, v.cite("Too few signals to call a preferred channel or time ("+byChannel+").", refs...))
 	}
 	if part, ok := v.fig(crm.FigPreferredPart); ok {
-		text := "Signals come mostly in the " + part + " (" + v.figCounts(crm.FigSignalsByPart, partOrder) + ", UTC)"
+		zone, ok := v.fig(crm.FigTimeZone)
+		if !ok {
+			zone = "UTC"
+		}
+		text := "Signals come mostly in the " + part + " (" + v.figCounts(crm.FigSignalsByPart, partOrder) + ", " + zone + ")"
 		if wd, ok := v.fig(crm.FigPreferredWeekday); ok {
 			text += ", most often on " + wd + " (" + v.figCounts(crm.FigSignalsByWeekday, nil) + ")"
 		}
@@ -220,7 +228,7 @@ func (v *view) qualification() []llm.Bullet {
 	s := v.subject
 	var out []llm.Bullet
 	if pv := f(s, "potential_value"); pv != "" {
-		out = append(out, v.cite("Potential value: "+pv+".", s.Ref))
+		out = append(out, v.cite("Potential value: "+v.money(pv)+".", s.Ref))
 	}
 	if st := f(s, "lead_status"); st != "" {
 		text := "Lead status: " + st
@@ -245,6 +253,10 @@ func (v *view) qualification() []llm.Bullet {
 		text += " (" + c + " of " + n + ")"
 	}
 	out = append(out, v.cite(text+".", s.Ref))
+	if s.Fields["converted"] == true {
+		// A converted lead looks back: it has no probability left to state.
+		return append(out, v.cite("The lead is converted, so no conversion probability applies.", s.Ref))
+	}
 	out = append(out, v.cite("Conversion probability: "+pct+"%, the historical rate of its source.", s.Ref))
 	return out
 }

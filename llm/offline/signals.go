@@ -46,12 +46,25 @@ func (v *view) signals(kind string) []match {
 		out = append(out, match{quote: q, where: where, refs: []string{r.Ref}, mitigation: p.mitigation})
 		return true
 	}
-	// One quote per activity: its notes, else its subject.
+	// One quote per activity: its notes, else its subject. Sentiment
+	// (positive cues) is the customer's: only the notes of the customer's
+	// own signals carry it, never a rep's follow-up, a subject line alone,
+	// a case subject or an internal KPI comment.
 	for _, a := range v.activities {
 		where, date := activityLine(a), day(a, "occurred_at")
+		if kind == cuePositive {
+			if f(a, "direction") == "signal" {
+				add(a, f(a, "notes"), where, date)
+			}
+			continue
+		}
 		if !add(a, f(a, "notes"), where, date) {
 			add(a, f(a, "subject"), where, date)
 		}
+	}
+	if kind == cuePositive {
+		v.cueCache[kind] = out
+		return out
 	}
 	for _, c := range v.records("cases") {
 		where := joinNonEmpty(", ", "case", f(c, "status"))

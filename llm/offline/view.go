@@ -29,13 +29,16 @@ type view struct {
 	figs       map[string]any
 	today      time.Time
 	cueCache   map[string][]match
-	ranks      map[string]int // title ranks by title
+	ranks      map[string]crm.Seniority // title levels by title
+	// reads records the figures read, when not nil (the test that each
+	// section reads only the figures its definition names).
+	reads map[string]bool
 }
 
 func newView(f *llm.Facts) *view {
 	v := &view{subject: f.Subject, related: f.Related, activities: f.Activities, today: f.Today.UTC(),
 		byRef: map[string]llm.Record{}, byModule: map[string][]llm.Record{}, cueCache: map[string][]match{},
-		ranks: map[string]int{}}
+		ranks: map[string]crm.Seniority{}}
 	v.byRef[f.Subject.Ref] = f.Subject
 	for _, r := range f.Related {
 		v.byRef[r.Ref] = r
@@ -122,12 +125,13 @@ func kpiAchieving(k llm.Record) bool {
 
 func (v *view) records(module string) []llm.Record { return v.byModule[module] }
 
-// rank is the title rank of a contact (cues.titleRank), computed once.
-func (v *view) rank(r llm.Record) int {
+// rank is the seniority of a contact's title (crm.TitleSeniority, whole
+// words), computed once per title.
+func (v *view) rank(r llm.Record) crm.Seniority {
 	t := f(r, "title")
 	n, ok := v.ranks[t]
 	if !ok {
-		n = cues.titleRank(t)
+		n = crm.TitleSeniority(t)
 		v.ranks[t] = n
 	}
 	return n
@@ -164,8 +168,18 @@ func refsOf(rs []llm.Record) []string {
 // Figures (org.figures) are computed by workers/summary; absent ones are
 // simply not stated.
 
+// figAny is the figure key as the facts hold it; every figure read goes
+// through it.
+func (v *view) figAny(key string) any {
+	if v.reads != nil {
+		v.reads[key] = true
+	}
+	return v.figs[key]
+}
+
 func (v *view) fig(key string) (string, bool) {
 	x, ok := v.figs[key]
+	v.figAny(key)
 	if !ok {
 		return "", false
 	}
@@ -175,6 +189,7 @@ func (v *view) fig(key string) (string, bool) {
 
 func (v *view) figNum(key string) (float64, bool) {
 	x, ok := v.figs[key]
+	v.figAny(key)
 	if !ok {
 		return 0, false
 	}
@@ -182,7 +197,7 @@ func (v *view) figNum(key string) (float64, bool) {
 }
 
 func (v *view) figMap(key string) map[string]any {
-	m, _ := v.figs[key].(map[string]any)
+	m, _ := v.figAny(key).(map[string]any)
 	return m
 }
 
@@ -298,4 +313,37 @@ func prefixed(prefix, s string) string {
 		return ""
 	}
 	return prefix + s
+}
+
+// money writes an amount as the facts hold it with the org's currency
+// (org.figures.currency, USD when absent) and thousands separators:
+// "130745.76" is "USD 130,745.76". The digits are those of the facts;
+// anything that is not a plain number is returned as it is.
+func (v *view) money(s string) string {
+	if s == "" {
+		return ""
+	}
+	sign, digits := "", s
+	if strings.HasPrefix(digits, "-") {
+		sign, digits = "-", digits[1:]
+	}
+	whole, frac, _ := strings.Cut(digits, ".")
+	if whole == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if frac != "" {
+		b.WriteString("." + frac)
+	}
+	cur, ok := v.fig(crm.FigCurrency)
+	if !ok {
+		cur = "USD"
+	}
+	return cur + " " + sign + b.String()
 }

@@ -60,6 +60,18 @@ func is(keys ...string) func(*claimCtx, []string) []string {
 	}
 }
 
+// nested checks that got states the fields of the map figure key.
+func nested(c *claimCtx, key string, got []string, fields ...string) []string {
+	m, _ := c.figs[key].(map[string]any)
+	var bad []string
+	for i, f := range fields {
+		if want := factText(m[f]); got[i] != want {
+			bad = append(bad, fmt.Sprintf("says %s.%s %q, the figure is %q", key, f, got[i], want))
+		}
+	}
+	return bad
+}
+
 // pairs checks "a 3, b 2" against the map figure key.
 func pairs(key, list string, c *claimCtx) []string {
 	m, _ := c.figs[key].(map[string]any)
@@ -81,13 +93,15 @@ func pairs(key, list string, c *claimCtx) []string {
 // the last 30 days against the 30 before, and 15 / 5 / 1 activities in
 // the window for high / medium / low.
 func trendOf(in, prev int) string {
-	switch {
-	case in > prev:
+	switch d := in - prev; {
+	case in+prev < 8:
+		return "too few to call a trend"
+	case d*100 < 15*max(prev, 1) && -d*100 < 15*max(prev, 1):
+		return crm.TrendSteady
+	case d > 0:
 		return crm.TrendRising
-	case in < prev:
-		return crm.TrendFalling
 	}
-	return crm.TrendSteady
+	return crm.TrendFalling
 }
 
 func levelOf(in int) string {
@@ -179,10 +193,15 @@ var claims = []claim{
 	{regexp.MustCompile(`won deals: (\d+)`), is(crm.FigWonDeals)},
 	{regexp.MustCompile(`Activities: (\d+) in total`), is(crm.FigActivitiesTotal)},
 	{regexp.MustCompile(`latest on (\d{4}-\d{2}-\d{2})`), is(crm.FigLastActivity)},
-	{regexp.MustCompile(`(\d+) activities in the last (\d+) days against (\d+) in the (\d+) days before \((\w+)\)`),
+	{regexp.MustCompile(`(\d+) activities in the last (\d+) days against (\d+) in the (\d+) days before \(([\w ]+)\)`),
 		func(c *claimCtx, m []string) []string {
-			return append(is(crm.FigInWindow, crm.FigWindowDays, crm.FigInPreviousWindow, crm.FigWindowDays, crm.FigTrend)(c, m),
-				trendFollows(c, m[5])...)
+			bad := is(crm.FigInWindow, crm.FigWindowDays, crm.FigInPreviousWindow, crm.FigWindowDays)(c, m)
+			if m[5] != "too few to call a trend" {
+				bad = append(bad, is(crm.FigTrend)(c, m[4:])...)
+			} else if c.fig(crm.FigTrend) != "" {
+				bad = append(bad, "says too few to call a trend where the figure is "+c.fig(crm.FigTrend))
+			}
+			return append(bad, trendFollows(c, m[5])...)
 		}},
 	{regexp.MustCompile(`(\d+) activities in the last (\d+) days`), is(crm.FigInWindow, crm.FigWindowDays)},
 	{regexp.MustCompile(`[Ee]ngagement level: (\w+)`), func(c *claimCtx, m []string) []string {
@@ -228,12 +247,63 @@ var claims = []claim{
 	{regexp.MustCompile(`this deal is ` + num + `% of it`), is(crm.FigPipelineShare)},
 	{regexp.MustCompile(`Engagement score: (\d+)`), is(crm.FigEngagementScore)},
 	{regexp.MustCompile(`Preferred channel: (\w+)`), is(crm.FigPreferredChannel)},
+	// What needs attention (attention.go).
+	{regexp.MustCompile(`Unanswered: (\d+) customer signals? with no follow-up; the oldest, on (\d{4}-\d{2}-\d{2}), has waited (\d+) days`),
+		func(c *claimCtx, m []string) []string {
+			return append(is(crm.FigUnanswered)(c, m), nested(c, crm.FigOldestUnanswered, m[2:], "date", "waiting_days")...)
+		}},
+	{regexp.MustCompile(`A customer signal from (\d{4}-\d{2}-\d{2}) has waited (\d+) days`), func(c *claimCtx, m []string) []string {
+		return nested(c, crm.FigOldestUnanswered, m[1:], "date", "waiting_days")
+	}},
+	{regexp.MustCompile(`Last touch: (\d+) days ago \(on (\d{4}-\d{2}-\d{2})\)`), is(crm.FigDaysSinceTouch, crm.FigLastActivity)},
+	{regexp.MustCompile(`[Ll]ast touch(?: was)? (\d+) days ago`), is(crm.FigDaysSinceTouch)},
+	{regexp.MustCompile(`since (\d{4}-\d{2}-\d{2}): (\d+) days in this (status|stage|lifecycle stage)`), func(c *claimCtx, m []string) []string {
+		field := map[string]string{"status": "lead_status", "stage": "stage", "lifecycle stage": "lifecycle_stage"}[m[3]]
+		return nested(c, crm.FigStatusSince, []string{m[1], m[2], field}, "since", "days", "field")
+	}},
+	{regexp.MustCompile(`open pipeline of ` + num + ` rests on (one contact|no contact|no executive)(?: among (\d+) contacts)?`),
+		func(c *claimCtx, m []string) []string {
+			bad := is(crm.FigOpenDealValue, crm.FigSingleThreaded)(c, m)
+			if m[3] != "" {
+				bad = append(bad, is(crm.FigContacts)(c, m[2:])...)
+			}
+			return bad
+		}},
+	{regexp.MustCompile(`Stalled: (\d+) open deals? with no activity in the last (\d+) days`), func(c *claimCtx, m []string) []string {
+		l, _ := c.figs[crm.FigStalledDeals].([]any)
+		bad := is(crm.FigWindowDays)(c, m[1:])
+		if m[1] != strconv.Itoa(len(l)) {
+			bad = append(bad, fmt.Sprintf("says %s stalled deals, the figure lists %d", m[1], len(l)))
+		}
+		return bad
+	}},
+	{regexp.MustCompile(`Stalled: no activity in the last (\d+) days`), func(c *claimCtx, m []string) []string {
+		bad := is(crm.FigWindowDays)(c, m)
+		if c.figs[crm.FigStalled] != true {
+			bad = append(bad, "calls a deal stalled that the figures do not")
+		}
+		return bad
+	}},
+	{regexp.MustCompile(`Open deals past their close date: (\d+)`), is(crm.FigPastCloseDeals)},
+	{regexp.MustCompile(`Overdue objectives: (\d+)`), is(crm.FigOverdueObjectives)},
+	{regexp.MustCompile(`Overdue playbook tasks: (\d+)`), is(crm.FigOverdueTasks)},
+	{regexp.MustCompile(`Health: (at risk|watch|healthy)`), is(crm.FigHealth)},
+	{regexp.MustCompile(`(\d+) activities, the newest dated (\d{4}-\d{2}-\d{2})`), func(c *claimCtx, m []string) []string {
+		per, _ := c.figs[crm.FigContactActivity].(map[string]any)
+		for _, r := range c.cited {
+			e, _ := per[r.Ref].(map[string]any)
+			if r.Module == "contacts" && factText(e["activities"]) == m[1] && factText(e["latest"]) == m[2] {
+				return nil
+			}
+		}
+		return []string{fmt.Sprintf("says a contact has %s activities, the newest on %s; no cited contact's figure says so", m[1], m[2])}
+	}},
 	{regexp.MustCompile(`signals by channel: ([^;]*);`), func(c *claimCtx, m []string) []string {
 		return pairs(crm.FigSignalsByChannel, m[1], c)
 	}},
 	{regexp.MustCompile(`signals: (\d+)\)`), is(crm.FigSignalsTotal)},
-	{regexp.MustCompile(`mostly in the (\w+) \(([^)]*), UTC\)`), func(c *claimCtx, m []string) []string {
-		return append(is(crm.FigPreferredPart)(c, m), pairs(crm.FigSignalsByPart, m[2], c)...)
+	{regexp.MustCompile(`mostly in the (\w+) \(([^)]*), ([\w/+-]+)\)`), func(c *claimCtx, m []string) []string {
+		return append(append(is(crm.FigPreferredPart)(c, m), pairs(crm.FigSignalsByPart, m[2], c)...), is(crm.FigTimeZone)(c, m[2:])...)
 	}},
 	{regexp.MustCompile(`most often on (\w+) \(([^)]*)\)`), func(c *claimCtx, m []string) []string {
 		return append(is(crm.FigPreferredWeekday)(c, m), pairs(crm.FigSignalsByWeekday, m[2], c)...)

@@ -29,23 +29,39 @@ const (
 	orgSourceConverted = "lead_source_converted"
 	orgPipelineValue   = "open_pipeline_value"
 	orgEngagementScore = "engagement_30d"
+	orgContactActivity = "activities_by_contact" // per contact ref: activities, latest date
 )
 
 func figures(g store.SummaryGraph, module string, today time.Time) map[string]any {
 	f := map[string]any{}
+	loc := locale(g)
+	f[crm.FigCurrency], f[crm.FigTimeZone] = loc.Currency, loc.TimeZone
 	activityFigures(f, g, today)
 	switch module {
 	case "accounts":
 		accountFigures(f, g, today)
 	case "contacts":
-		signalFigures(f, g)
+		signalFigures(f, g, loc.TimeZone)
 		f[crm.FigOpenDeals] = countOpenDeals(g.Related)
 	case "leads":
 		leadFigures(f, g.Org)
 	case "deals":
 		dealFigures(f, g, today)
 	}
+	attentionFigures(f, g, module, today)
 	return f
+}
+
+// locale is the graph's, the default for any part it leaves empty.
+func locale(g store.SummaryGraph) store.SummaryLocale {
+	l := g.Locale
+	if l.Currency == "" {
+		l.Currency = store.DefaultSummaryLocale.Currency
+	}
+	if l.TimeZone == "" {
+		l.TimeZone = store.DefaultSummaryLocale.TimeZone
+	}
+	return l
 }
 
 func occurred(r store.GraphRecord) time.Time {
@@ -97,13 +113,8 @@ func activityFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 	f[crm.FigWindowDays] = activityWindowDays
 	f[crm.FigInWindow] = in
 	f[crm.FigInPreviousWindow] = prev
-	switch {
-	case in > prev:
-		f[crm.FigTrend] = crm.TrendRising
-	case in < prev:
-		f[crm.FigTrend] = crm.TrendFalling
-	default:
-		f[crm.FigTrend] = crm.TrendSteady
+	if t := crm.Trend(in, prev); t != "" {
+		f[crm.FigTrend] = t
 	}
 	switch {
 	case in >= engagementHighAtLeast:

@@ -1,7 +1,9 @@
 package summary
 
 import (
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/crmq/crmq/llm"
@@ -113,6 +115,58 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 	}
 	f[crm.FigOpenTasks] = openTasks
 	f[crm.FigOverdueTasks] = overdue
+
+	overdueObjectives := 0
+	for _, o := range byModule(g.Related, "objectives") {
+		if due, ok := when(o.Fields["due_date"]); ok && !isDone(o) && due.Before(startOfDay(today)) {
+			overdueObjectives++
+		}
+	}
+	f[crm.FigOverdueObjectives] = overdueObjectives
+	pastClose := 0
+	for _, d := range deals {
+		if c, ok := when(d.Fields["close_date"]); ok && !stage(d).Closed() && c.Before(startOfDay(today)) {
+			pastClose++
+		}
+	}
+	f[crm.FigPastCloseDeals] = pastClose
+	if m := contactActivity(g); len(m) > 0 {
+		f[crm.FigContactActivity] = m
+	}
+}
+
+// contactActivity is each contact's activity count and latest date: the
+// store's figure, counted in SQL over every activity of the graph, or, for
+// a graph without it, the activities the graph holds.
+func contactActivity(g store.SummaryGraph) map[string]any {
+	if m, ok := g.Org[orgContactActivity].(map[string]any); ok {
+		return maps.Clone(m) // the prompt may prune it
+	}
+	type agg struct {
+		n      int
+		latest time.Time
+	}
+	by := map[string]*agg{}
+	for _, a := range g.Activities {
+		c := text(a.Fields["contact"])
+		if c == "" {
+			continue
+		}
+		x := by[c]
+		if x == nil {
+			x = &agg{}
+			by[c] = x
+		}
+		x.n++
+		if t := occurred(a); t.After(x.latest) {
+			x.latest = t
+		}
+	}
+	out := make(map[string]any, len(by))
+	for c, x := range by {
+		out[Ref("contacts", c)] = map[string]any{"activities": x.n, "latest": x.latest.Format(time.DateOnly)}
+	}
+	return out
 }
 
 func startOfDay(t time.Time) time.Time {
@@ -161,7 +215,7 @@ func purchases(related []store.GraphRecord, won map[string]bool) map[string]any 
 var weekdays = []string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"}
 
 func partOfDay(t time.Time) string {
-	switch h := t.UTC().Hour(); {
+	switch h := t.Hour(); {
 	case h >= 6 && h < 12:
 		return "morning"
 	case h >= 12 && h < 18:
@@ -173,8 +227,14 @@ func partOfDay(t time.Time) string {
 }
 
 // signalFigures: through which medium and when the contact's own signals
-// (direction "signal") come, over every activity the graph loaded.
-func signalFigures(f map[string]any, g store.SummaryGraph) {
+// (direction "signal") come, over every activity the graph loaded; part of
+// day and weekday in the org's time zone (UTC when it does not load).
+func signalFigures(f map[string]any, g store.SummaryGraph, zone string) {
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		loc = time.UTC
+		f[crm.FigTimeZone] = "UTC"
+	}
 	channels, parts, days := map[string]int{}, map[string]int{}, map[string]int{}
 	total := 0
 	for _, a := range g.Activities {
@@ -185,7 +245,7 @@ func signalFigures(f map[string]any, g store.SummaryGraph) {
 		if m := text(a.Fields["medium"]); m != "" {
 			channels[m]++
 		}
-		t := occurred(a)
+		t := occurred(a).In(loc)
 		parts[partOfDay(t)]++
 		days[weekdays[t.Weekday()]]++
 	}
@@ -196,11 +256,20 @@ func signalFigures(f map[string]any, g store.SummaryGraph) {
 	f[crm.FigSignalsByChannel] = counts(channels)
 	f[crm.FigSignalsByPart] = counts(parts)
 	f[crm.FigSignalsByWeekday] = counts(days)
-	if c := top(channels); c != "" {
+	if total < crm.MinPreferenceSample {
+		return // too few signals to call anything preferred
+	}
+	if c, tied := top(channels); len(tied) > 1 {
+		f[crm.FigSignalsTie] = strings.Join(tied, ", ")
+	} else if c != "" {
 		f[crm.FigPreferredChannel] = c
 	}
-	f[crm.FigPreferredPart] = top(parts)
-	f[crm.FigPreferredWeekday] = top(days)
+	if p, tied := top(parts); len(tied) <= 1 {
+		f[crm.FigPreferredPart] = p
+	}
+	if d, tied := top(days); len(tied) <= 1 {
+		f[crm.FigPreferredWeekday] = d
+	}
 }
 
 func counts(m map[string]int) map[string]any {
@@ -211,8 +280,9 @@ func counts(m map[string]int) map[string]any {
 	return out
 }
 
-// top is the key with the highest count, ties broken alphabetically.
-func top(m map[string]int) string {
+// top is the key with the highest count and every key sharing that count,
+// alphabetically; a tie is a tie, never broken by name.
+func top(m map[string]int) (string, []string) {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -224,7 +294,13 @@ func top(m map[string]int) string {
 			best = k
 		}
 	}
-	return best
+	var tied []string
+	for _, k := range keys {
+		if best != "" && m[k] == m[best] {
+			tied = append(tied, k)
+		}
+	}
+	return best, tied
 }
 
 // leadFigures: the lead source's historical conversion rate as the store
@@ -258,13 +334,15 @@ func dealFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 	if !lastChange.IsZero() {
 		f[crm.FigDaysInStage] = int(day.Sub(startOfDay(lastChange)).Hours() / 24)
 	}
-	if c, ok := when(g.Subject.Fields["close_date"]); ok {
+	closed := stage(g.Subject).Closed()
+	if c, ok := when(g.Subject.Fields["close_date"]); ok && !closed {
+		// A closed deal has no days to close: its summary looks back.
 		f[crm.FigDaysToClose] = int(startOfDay(c).Sub(day).Hours() / 24)
 	}
 	if pv, ok := llm.Number(g.Org[orgPipelineValue]); ok {
 		f[crm.FigPipelineValue] = g.Org[orgPipelineValue]
 		amount, okA := llm.Number(g.Subject.Fields["amount"])
-		if okA && pv > 0 && !stage(g.Subject).Closed() {
+		if okA && pv > 0 && !closed {
 			f[crm.FigPipelineShare] = percent(amount, pv)
 		}
 	}

@@ -22,10 +22,10 @@ import (
 // words are there because the KPI rule names the statuses it looks for
 // ("No objective KPI is On Track or Completed ..."); a KPI's own status is
 // checked by the offline package's KPI tests.
-var templateWords = setOf(strings.Fields(`Track Completed Achievements Active Activities Activity Annual Business Carry Clear
+var templateWords = setOf(strings.Fields(`Track Completed Achievements Active Activities Activity A Act Annual Business Carry Clear Close Director Health It Its Keep Last Objectives Single-threaded Stalled Unanswered
 	Competitor Contact Conversion Cumulative Deal Email Engagement Escalated Executive Internal KPI KPIs Key Latest
 	Lead Lifecycle Main Milestones Next No Nothing Objective On Open Origin Other Overdue Potential Preferred Product
-	Project Purchases Qualify Related Resolve Signals Stage Success The Title Won UTC`)...)
+	Project Purchases Qualify Related Resolve Signals Stage Success The Title Too Won UTC`)...)
 
 var (
 	numberRE = regexp.MustCompile(`\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?`)
@@ -106,6 +106,7 @@ func inventedFacts(t testing.TB, req llm.Request, resp llm.Response) []string {
 				}
 			}
 			c := &claimCtx{figs: figs, subject: req.Facts.Subject, cited: cited}
+			b.Text = plainAmounts(b.Text, factText(figs[crm.FigCurrency]))
 			wrong, covered := c.checkClaims(b.Text)
 			for _, w := range wrong {
 				bad = append(bad, fmt.Sprintf("%s: %s: %q", s.Key, w, b.Text))
@@ -133,6 +134,24 @@ func inventedFacts(t testing.TB, req llm.Request, resp llm.Response) []string {
 		bad = append(bad, fmt.Sprintf("validation dropped %d things", dropped))
 	}
 	return bad
+}
+
+var groupedRE = regexp.MustCompile(`(\d),(\d{3})\b`)
+
+// plainAmounts reads amounts as the facts hold them: "USD 130,745.76" is
+// 130745.76, the currency code being the facts' and the separators every
+// third digit. Any other comma or code stays and is checked as it is.
+func plainAmounts(text, currency string) string {
+	if currency != "" {
+		text = regexp.MustCompile(`\b`+regexp.QuoteMeta(currency)+` (-?\d)`).ReplaceAllString(text, "$1")
+	}
+	for {
+		next := groupedRE.ReplaceAllString(text, "$1$2")
+		if next == text {
+			return text
+		}
+		text = next
+	}
 }
 
 func checkNoInventedFacts(t *testing.T, req llm.Request, resp llm.Response) {
@@ -237,35 +256,38 @@ func TestOfflineSummariesSayWhatTheFactsHold(t *testing.T) {
 	want := map[string]map[string][]string{
 		"accounts": {
 			llm.AccountHighlights: {"industry: Logistics", "employees: 1200", "location: Leeds, United Kingdom",
-				"Annual revenue: 48000000.00", "Product family: Analytics",
-				"Won revenue: 52000.00, 5% of the organisation's won revenue (1040000.00)",
-				"Analytics: 30000.00 (line items: 1); Logistics Suite: 22000.00 (line items: 1)",
+				"Annual revenue: USD 48,000,000.00", "Product family: Analytics",
+				"Won revenue: USD 52,000.00, 5% of the organisation's won revenue (USD 1,040,000.00)",
+				"Analytics: USD 30,000.00 (line items: 1); Logistics Suite: USD 22,000.00 (line items: 1)",
 				"Open cases: 2, escalated: 1", "Active projects: 1, red: 1", "open expansion opportunities: 1",
 				"6 activities in the last 30 days against 2 in the 30 days before (rising); engagement level: medium"},
-			llm.KeyStakeholders:        {"Priya Raman — VP Operations", "Tom Becker — IT Manager", "Internal owners: Dana Whitfield"},
-			llm.KPIProgress:            {"Forecast accuracy: 95.00/90.00 % (105.6% of target), Completed", "Weekly active users: 420.00/500.00 users (84% of target), On Track"},
-			llm.RelationalHealth:       {"Executive engagement: Priya Raman (VP Operations)", "“Thanks for the great workshop, the team is happy with the rollout.”"},
+			llm.KeyStakeholders: {"Priya Raman — VP Operations", "Tom Becker — IT Manager", "Internal owners: Dana Whitfield"},
+			llm.KPIProgress:     {"Forecast accuracy: 95.00/90.00 % (105.6% of target), Completed", "Weekly active users: 420.00/500.00 users (84% of target), On Track"},
+			llm.RelationalHealth: {"Executive engagement: Priya Raman (VP Operations)",
+				// a-1's thanks are in a rep's follow-up: no customer sentiment.
+				"No notes of the customer's own signals mention positive relationship signals."},
 			llm.RisksAndBlockers:       {"Escalated case: “Sync with ERP stopped”", "Dashboards in use", "Data migration", "“Issue was escalated to management on their side.”"},
 			llm.ExpansionOpportunities: {"“They are interested in adding seats for the support team.”", "“The customer is considering a new region next year.”", "Open expansion opportunity: Northwind - expansion 2025"},
-			llm.StrategicValue:         {"Objective achieved: Automate onboarding", "Won deal: Northwind - new 2024 (52000.00, closed 2024-11-20)"},
+			llm.StrategicValue:         {"Objective achieved: Automate onboarding", "Won deal: Northwind - new 2024 (USD 52,000.00, closed 2024-11-20)"},
 			llm.StrategicNextSteps:     {"Resolve the risks", "Qualify the expansion signal", "Train admins"},
 			llm.ImmediateActions:       {"Overdue playbook task: Train admins (due 2025-05-23, owner Dana Whitfield, In Progress)", "Next step on Northwind - expansion 2025", "Pricing call"},
-			llm.ExecutiveSummary:       {"Northwind Traders (Logistics, Leeds)", "Engagement: medium, rising", "Main challenges"},
+			llm.ExecutiveSummary: {"Health: at risk. It has escalated cases: 1, among them “Sync with ERP stopped”.",
+				"Northwind Traders (Logistics, Leeds)", "Engagement: medium, rising"},
 		},
 		"contacts": {
 			llm.Overview:           {"Priya Raman — VP Operations at Northwind Traders; lifecycle stage: Customer", "phone: +44-20-5550-0101"},
-			llm.DecisionPower:      {"a senior title, likely a decision-maker", "Contact on deal Northwind - expansion 2025 (Negotiation, 36000.00)"},
+			llm.DecisionPower:      {"a senior title, likely a decision-maker", "Contact on deal Northwind - expansion 2025 (Negotiation, USD 36,000.00)"},
 			llm.RecentInteractions: {"Activities: 10 in total; latest on 2025-05-27"},
 			llm.ContactPreferences: {"Preferred channel: email (signals by channel: email 4, call 1; signals: 5)", "mostly in the morning", "most often on Tuesday (Tuesday 3"},
 		},
 		"leads": {
 			llm.Overview:      {"Marco Bianchi — Bianchi Freight; status: Contacted"},
-			llm.Qualification: {"Potential value: 125000.00", "Origin (lead source): Referral", "Referral leads convert at 23.5% in this organisation (47 of 200)", "Conversion probability: 23.5%", "New on 2025-04-23, Contacted on 2025-05-08"},
+			llm.Qualification: {"Potential value: USD 125,000.00", "Origin (lead source): Referral", "Referral leads convert at 23.5% in this organisation (47 of 200)", "Conversion probability: 23.5%", "New on 2025-04-23, Contacted on 2025-05-08"},
 		},
 		"deals": {
-			llm.DealProgress:    {"Stage: Negotiation, probability 75%; value: 36000.00; days in this stage: 14; close date: 2025-07-15 (days to close: 43)", "Milestones: Qualification on 2025-03-03, Needs Analysis on 2025-03-20, Proposal on 2025-04-14, Negotiation on 2025-05-19", "Key decision makers: Priya Raman (VP Operations); Tom Becker (IT Manager)", "Next step: Pricing call"},
+			llm.DealProgress:    {"Stage: Negotiation, probability 75%; value: USD 36,000.00; days in this stage: 14; close date: 2025-07-15 (days to close: 43)", "Milestones: Qualification on 2025-03-03, Needs Analysis on 2025-03-20, Proposal on 2025-04-14, Negotiation on 2025-05-19", "Key decision makers: Priya Raman (VP Operations); Tom Becker (IT Manager)", "Next step: Pricing call"},
 			llm.DealRisks:       {"Competitor: Globex", "“Budget approval delayed to next quarter; they are also evaluating Globex.”"},
-			llm.PipelineMetrics: {"Cumulative open pipeline value: 1250000.00; this deal is 2.9% of it", "Engagement score: 14"},
+			llm.PipelineMetrics: {"Cumulative open pipeline value: USD 1,250,000.00; this deal is 2.9% of it", "Engagement score: 14"},
 		},
 		"custom_competitors": {
 			llm.Overview: {"Globex — founded: 1998; threat: high; website: https://globex.example"},
@@ -322,16 +344,23 @@ func TestOfflineCountsMatchCitedRecords(t *testing.T) {
 					t.Errorf("%q cites %d records", b.Text, listed)
 				}
 			}
-			if seen < 2 {
-				t.Errorf("only %d count bullets in %s", seen, req.Facts.Subject.Ref)
+			// A count is stated when it is not zero, never only to say zero.
+			figs := req.Facts.Org["figures"].(map[string]any)
+			nonzero := 0
+			for _, k := range []string{crm.FigOpenCases, crm.FigActiveProjects, crm.FigOpenDeals} {
+				if figs[k] != 0 {
+					nonzero++
+				}
+			}
+			if seen != nonzero {
+				t.Errorf("%d count bullets in %s, %d counts are not zero", seen, req.Facts.Subject.Ref, nonzero)
 			}
 			overdue := 0
-			for _, b := range resp.Answer.Sections[9].Bullets {
+			for _, b := range bulletsOf(resp, llm.ImmediateActions) {
 				if strings.HasPrefix(b.Text, "Overdue playbook task") {
 					overdue++
 				}
 			}
-			figs := req.Facts.Org["figures"].(map[string]any)
 			if want := min(figs["overdue_playbook_tasks"].(int), 5); overdue != want {
 				t.Errorf("%d overdue tasks listed, figure says %v", overdue, figs["overdue_playbook_tasks"])
 			}

@@ -75,7 +75,9 @@ const systemPrompt = `You write CRM record summaries. Rules:
 4. The activities may be only the newest ones (org.figures.activities_total counts them all): never claim a complete history.
 5. When a section has no supporting facts, answer it with one bullet saying so and empty sources.
 6. One statement per bullet, at most eight bullets per section. Dates are UTC; today is facts.today.
-7. Parts of the day: morning 06-12, afternoon 12-18, evening 18-22, night 22-06.`
+7. Parts of the day: morning 06-12, afternoon 12-18, evening 18-22, night 22-06, in org.figures.time_zone.
+8. Amounts are in org.figures.currency: write them with the currency code and thousands separators (USD 130,745.76).
+9. State first what needs attention; say each fact once, in the section it belongs to.`
 
 // Ref is how a record is cited: "module/external_id".
 func Ref(module, id string) string { return module + "/" + id }
@@ -96,14 +98,22 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 		budgetTokens = DefaultBudgetTokens
 	}
 	today = today.UTC()
+	g = withoutDrafts(g)
 	subjectRef := Ref(module, g.Subject.ID)
+	asked = derivedLast(asked)
 	task := taskText(module, subjectRef, asked)
 	// (len+3)/4 <= B holds exactly when len <= 4B.
 	maxBytes := 4*(budgetTokens-llm.EstimateTokens(systemPrompt)) - len(task)
 
 	facts := llm.Facts{Subject: subjectRecord(g, module), Related: []llm.Record{}, Activities: []llm.Record{}, Today: today}
 	seen := map[string]bool{subjectRef: true}
+	// An account's line items and products only feed its purchase
+	// figures; once those are computed they would say it twice.
+	covered := module == "accounts"
 	for _, r := range g.Related {
+		if covered && (r.Module == "deal_line_items" || r.Module == "products") {
+			continue
+		}
 		if rec := record(r); !seen[rec.Ref] {
 			seen[rec.Ref] = true
 			facts.Related = append(facts.Related, rec)
@@ -113,7 +123,9 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	figs := figures(g, module, today)
 	facts.Org = make(map[string]any, len(g.Org)+1)
 	for k, v := range g.Org {
-		facts.Org[k] = v
+		if !restated[k] { // given once, as a figure
+			facts.Org[k] = v
+		}
 	}
 	facts.Org[crm.Figures] = figs
 
@@ -122,8 +134,24 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	if err != nil {
 		return llm.Request{}, Truncation{}, err
 	}
-	if len(base) > maxBytes {
-		cut, err := trimRelated(&facts, len(base)-maxBytes)
+	// Activities keep at least minActivityPercent of the budget, as far as
+	// they need it: associated records are left out, deepest first, to
+	// make that room, but never more than they take.
+	pre := make([]renderedActivity, 0, 64)
+	reserve, err := activityReserve(sorted, maxBytes*minActivityPercent/100, &pre)
+	if err != nil {
+		return llm.Request{}, Truncation{}, err
+	}
+	over := len(base) - maxBytes
+	if want := len(base) - (maxBytes - reserve); want > 0 && want > over && len(facts.Related) > 0 {
+		related, err := render(facts.Related)
+		if err != nil {
+			return llm.Request{}, Truncation{}, err
+		}
+		over = max(over, min(want, len(related)-2))
+	}
+	if over > 0 {
+		cut, err := trimRelated(&facts, over)
 		if err != nil {
 			return llm.Request{}, Truncation{}, err
 		}
@@ -151,10 +179,14 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 		if full {
 			continue // only counted
 		}
-		rec := record(a)
-		b, err := render(rec)
-		if err != nil {
-			return llm.Request{}, Truncation{}, err
+		var rec llm.Record
+		var b []byte
+		if i < len(pre) {
+			rec, b = pre[i].rec, pre[i].js
+		} else if rec = record(a); true {
+			if b, err = render(rec); err != nil {
+				return llm.Request{}, Truncation{}, err
+			}
 		}
 		add := len(b)
 		if len(facts.Activities) > 0 {
@@ -204,6 +236,100 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	return req, trunc, nil
 }
 
+// restated are the store's org keys a figure states again (in one unit,
+// under its figure name): the prompt gives each once, as the figure.
+var restated = map[string]bool{
+	orgContactActivity: true, orgAccountWon: true, orgWon: true, "account_revenue_share": true,
+	orgPipelineValue: true, "open_deals": true, orgEngagementScore: true,
+	orgSourceRate: true, orgSourceLeads: true, orgSourceConverted: true,
+	"signals": true, "signal_hours_utc": true, "signal_weekdays_utc": true, "signal_mediums": true,
+}
+
+// derivedLast orders the sections a model writes: those built from others
+// (Executive Summary, Strategic Next Steps) after every section that feeds
+// them. The summary is shown in catalog order whatever this order.
+func derivedLast(asked []llm.SectionSpec) []llm.SectionSpec {
+	out := make([]llm.SectionSpec, 0, len(asked))
+	for _, s := range asked {
+		if len(s.Feeds) == 0 {
+			out = append(out, s)
+		}
+	}
+	for _, s := range asked {
+		if len(s.Feeds) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// minActivityPercent of a prompt's budget is kept for activities when
+// there are that many to fill it.
+const minActivityPercent = 25
+
+type renderedActivity struct {
+	rec llm.Record
+	js  []byte
+}
+
+// activityReserve is the bytes the newest activities take, up to limit,
+// each with its comma; it keeps what it rendered in pre, newest first.
+func activityReserve(sorted []store.GraphRecord, limit int, pre *[]renderedActivity) (int, error) {
+	need := 0
+	for _, a := range sorted {
+		if need >= limit {
+			break
+		}
+		rec := record(a)
+		b, err := render(rec)
+		if err != nil {
+			return 0, err
+		}
+		*pre = append(*pre, renderedActivity{rec, b})
+		need += len(b) + 1
+	}
+	return min(need, limit), nil
+}
+
+// withoutDrafts leaves out the associated records and activities in draft
+// or incomplete state: they are not real yet (seed 000 refuses to
+// summarise them), so they count in no figure and are listed nowhere.
+func withoutDrafts(g store.SummaryGraph) store.SummaryGraph {
+	keep := func(rs []store.GraphRecord) []store.GraphRecord {
+		out := rs[:0:0]
+		for _, r := range rs {
+			if !draft(r) {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	for _, r := range g.Related {
+		if draft(r) {
+			g.Related = keep(g.Related)
+			break
+		}
+	}
+	for _, r := range g.Activities {
+		if draft(r) {
+			n := len(g.Activities)
+			g.Activities = keep(g.Activities)
+			// The store counted them: they are not part of the total either.
+			g.ActivityTotal = max(0, g.ActivityTotal-(n-len(g.Activities)))
+			break
+		}
+	}
+	return g
+}
+
+func draft(r store.GraphRecord) bool {
+	switch lower(r.Fields["state"]) {
+	case "draft", "incomplete":
+		return true
+	}
+	return false
+}
+
 func taskText(module, ref string, asked []llm.SectionSpec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Summarise the %s record %s for a CRM user. Answer with one entry per section below, "+
@@ -233,11 +359,13 @@ func render(v any) ([]byte, error) {
 }
 
 // record is a graph record as the facts show it: the fields without empty
-// values, the external id (it is in the ref) and created_at.
+// values, the external id (it is in the ref), created_at, updated_at and
+// state (drafts are left out before, so every record is active; the data
+// hash and data_as_of carry the times).
 func record(r store.GraphRecord) llm.Record {
 	fields := make(map[string]any, len(r.Fields))
 	for k, v := range r.Fields {
-		if k == "id" || k == "created_at" || empty(v) {
+		if k == "id" || k == "created_at" || k == "updated_at" || k == "state" || empty(v) {
 			continue
 		}
 		fields[k] = v
@@ -366,10 +494,15 @@ func pruneFigures(figs map[string]any, related []llm.Record) {
 	for _, r := range related {
 		in[r.Ref] = true
 	}
-	if m, ok := figs[crm.FigKPIPercent].(map[string]any); ok {
-		for ref := range m {
-			if !in[ref] {
-				delete(m, ref)
+	if l, ok := figs[crm.FigStalledDeals].([]any); ok {
+		figs[crm.FigStalledDeals] = slices.DeleteFunc(l, func(r any) bool { return !in[text(r)] })
+	}
+	for _, key := range []string{crm.FigKPIPercent, crm.FigContactActivity} {
+		if m, ok := figs[key].(map[string]any); ok {
+			for ref := range m {
+				if !in[ref] {
+					delete(m, ref)
+				}
 			}
 		}
 	}

@@ -57,10 +57,11 @@ func TestBuildPromptFacts(t *testing.T) {
 			t.Errorf("subject = %s level %d", f.Subject.Ref, f.Subject.Level)
 		}
 		g := accountGraph()
-		if len(f.Related) != len(g.Related) || len(f.Activities) != len(g.Activities) {
-			t.Fatalf("related %d activities %d, want %d and %d", len(f.Related), len(f.Activities), len(g.Related), len(g.Activities))
+		related := promptRelated(g)
+		if len(f.Related) != len(related) || len(f.Activities) != len(g.Activities) {
+			t.Fatalf("related %d activities %d, want %d and %d", len(f.Related), len(f.Activities), len(related), len(g.Activities))
 		}
-		for i, r := range g.Related {
+		for i, r := range related {
 			got := f.Related[i]
 			if got.Ref != r.Module+"/"+r.ID || got.Level != r.Level || got.Parent != r.Parent || got.Module != r.Module {
 				t.Errorf("related %d = %s level %d parent %q", i, got.Ref, got.Level, got.Parent)
@@ -283,8 +284,12 @@ func TestTruncation(t *testing.T) {
 					t.Errorf("cut = %+v, want %+v", c, want)
 				}
 			}
+			// Associated records are left out only to keep the activities'
+			// share of the budget (a quarter), never beyond it.
 			if tr.Related != nil {
-				t.Errorf("related records trimmed while activities were still being cut: %+v", tr.Related)
+				if acts := len(renderJSON(t, req.Facts.Activities)); acts > budget+400 { // a quarter of 4 bytes per token
+					t.Errorf("related records trimmed while activities took %d bytes of a %d-token budget: %+v", acts, budget, tr.Related)
+				}
 			}
 		})
 	}
@@ -316,6 +321,18 @@ func TestTruncation(t *testing.T) {
 	})
 }
 
+// promptRelated are the associated records an account's prompt holds: its
+// line items and products feed the purchase figures only.
+func promptRelated(g store.SummaryGraph) []store.GraphRecord {
+	var out []store.GraphRecord
+	for _, r := range g.Related {
+		if r.Module != "deal_line_items" && r.Module != "products" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func TestRelatedTrimming(t *testing.T) {
 	g := bigAccountGraph(50000)
 	asked, _ := summary.Sections("accounts", nil)
@@ -331,7 +348,7 @@ func TestRelatedTrimming(t *testing.T) {
 		}
 	}
 	levelOf := map[string]int{}
-	for _, r := range g.Related {
+	for _, r := range promptRelated(g) {
 		levelOf[r.Module+"/"+r.ID] = r.Level
 	}
 	for _, short := range []int{1, 40, 400, 4000} {
@@ -344,7 +361,7 @@ func TestRelatedTrimming(t *testing.T) {
 			if got := promptTokens(req); got > budget {
 				t.Fatalf("prompt of %d tokens over the budget of %d", got, budget)
 			}
-			if tr.Related == nil || tr.Related.Total != len(g.Related) || tr.Related.Included != len(req.Facts.Related) {
+			if tr.Related == nil || tr.Related.Total != len(promptRelated(g)) || tr.Related.Included != len(req.Facts.Related) {
 				t.Fatalf("related cut = %+v", tr.Related)
 			}
 			kept := map[string]bool{}
@@ -372,8 +389,13 @@ func TestRelatedTrimming(t *testing.T) {
 			if sum != left || left == 0 || !strings.Contains(tr.Related.Note, "left out") {
 				t.Errorf("left_out %+v counts %d, %d were left out; note %q", tr.Related.LeftOut, sum, left, tr.Related.Note)
 			}
+			// The activities keep their quarter of the budget.
+			acts := len(renderJSON(t, req.Facts.Activities))
+			if acts < budget-2000 || acts > budget+2000 { // a quarter of 4 bytes per token
+				t.Errorf("activities take %d bytes of a %d-token budget, want about a quarter", acts, budget)
+			}
 			for _, c := range tr.Sections {
-				if c.ActivitiesIncluded != 0 || c.Note != summary.NoActivitiesNote || !c.Cut {
+				if c.ActivitiesIncluded == 0 || !c.Cut {
 					t.Errorf("cut = %+v", c)
 				}
 			}

@@ -105,10 +105,10 @@ func TestStagesMeanTheSameToStoreFiguresAndOfflineProvider(t *testing.T) {
 		}
 	})
 	t.Run("the offline summary lists as open and as won the deals the figures count", func(t *testing.T) {
-		if got, want := dealRefs(resp, "Open opportunities: 2 worth 192.00"), []string{"deals/nego", "deals/proposal"}; !slices.Equal(got, want) {
+		if got, want := dealRefs(resp, "Open opportunities: 2 worth USD 192.00"), []string{"deals/nego", "deals/proposal"}; !slices.Equal(got, want) {
 			t.Errorf("open opportunities cite %v, want %v", got, want)
 		}
-		if got, want := dealRefs(resp, "Won revenue: 3.00"), []string{"deals/won", "deals/won-cased"}; !slices.Equal(got, want) {
+		if got, want := dealRefs(resp, "Won revenue: USD 3.00"), []string{"deals/won", "deals/won-cased"}; !slices.Equal(got, want) {
 			t.Errorf("won revenue cites %v, want %v", got, want)
 		}
 		if got, want := dealRefs(resp, "Won deal: "), []string{"deals/won", "deals/won-cased"}; !slices.Equal(got, want) {

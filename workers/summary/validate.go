@@ -1,10 +1,109 @@
 package summary
 
 import (
+	"encoding/json"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/crmq/crmq/llm"
 )
+
+// groupedRE finds the thousands separators of an amount ("130,745.76");
+// currencyRE a currency code in front of an amount ("USD 130,745.76").
+var (
+	groupedRE  = regexp.MustCompile(`(\d),(\d{3})\b`)
+	currencyRE = regexp.MustCompile(`\b[A-Z]{3} (-?\d)`)
+)
+
+// numbers is the set of numbers and dates the prompt's facts hold, each as
+// written; their plain forms ("36000.00" is 36000 too) are computed only
+// when a bullet's number is not there as written.
+type numbers struct {
+	raw   map[string]bool
+	plain map[string]bool
+}
+
+// factNumbers scans the prompt's user text (which renders the facts) once.
+func factNumbers(req llm.Request) *numbers {
+	text := req.User
+	if text == "" && req.Facts != nil {
+		b, _ := json.Marshal(req.Facts)
+		text = string(b)
+	}
+	n := &numbers{raw: map[string]bool{}}
+	scanNumbers(text, func(x string) { n.raw[x] = true })
+	return n
+}
+
+func (n *numbers) holds(x string) bool {
+	if n.raw[x] {
+		return true
+	}
+	if n.plain == nil {
+		n.plain = make(map[string]bool, len(n.raw))
+		for r := range n.raw {
+			n.plain[plain(r)] = true
+		}
+	}
+	return n.plain[plain(x)]
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// scanNumbers calls found with every date (2006-01-02) and every number
+// (digits, an optional fraction) of s, left to right, as numberRE finds
+// them.
+func scanNumbers(s string, found func(string)) {
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		if i+10 <= len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) && s[i+4] == '-' &&
+			isDigit(s[i+5]) && isDigit(s[i+6]) && s[i+7] == '-' && isDigit(s[i+8]) && isDigit(s[i+9]) {
+			found(s[i : i+10])
+			i += 10
+			continue
+		}
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j+1 < len(s) && s[j] == '.' && isDigit(s[j+1]) {
+			j++
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+		}
+		found(s[i:j])
+		i = j
+	}
+}
+
+// plain is a number without trailing zeros of its fraction.
+func plain(n string) string {
+	if f, err := strconv.ParseFloat(n, 64); err == nil && !strings.Contains(n, "-") {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return n
+}
+
+// statesOnly tells whether every number and date of text is one the facts
+// hold, amounts read without their currency code and separators.
+func statesOnly(text string, known *numbers) bool {
+	text = currencyRE.ReplaceAllString(text, "$1")
+	for next := groupedRE.ReplaceAllString(text, "$1$2"); next != text; next = groupedRE.ReplaceAllString(text, "$1$2") {
+		text = next
+	}
+	ok := true
+	scanNumbers(text, func(n string) {
+		if ok && !known.holds(n) {
+			ok = false
+		}
+	})
+	return ok
+}
 
 // NoSupportingData is the line of a section left without bullets.
 const NoSupportingData = "No supporting data in the records for this section."
@@ -33,7 +132,8 @@ var searchSections = map[string]bool{
 // order (a key answered twice keeps its first answer); in each bullet only
 // the sources that are refs of the prompt's records; bullets without
 // sources only in search sections, and only if they cited nothing to
-// begin with. Every asked section comes back, an
+// begin with; bullets whose every number and date the prompt's facts hold
+// (statesOnly). Every asked section comes back, an
 // empty one with NoSupportingData. dropped counts what was removed: each
 // source that is not a ref of the prompt, each bullet removed (empty text,
 // or no sources where sources are required) and each section answered that
@@ -62,6 +162,7 @@ func Validate(ans llm.Answer, req llm.Request) (sections []Section, dropped int)
 		answered[a.Key] = a
 	}
 
+	var known *numbers
 	sections = make([]Section, 0, len(req.Sections))
 	for _, spec := range req.Sections {
 		sec := Section{Key: spec.Key, Title: spec.Title, Bullets: []llm.Bullet{}}
@@ -85,6 +186,15 @@ func Validate(ans llm.Answer, req llm.Request) (sections []Section, dropped int)
 			// A bullet whose every source was unknown rested on records
 			// the prompt never had: it goes, whatever the section.
 			if len(sources) == 0 && (len(b.Sources) > 0 || !searchSections[spec.Key]) {
+				dropped++
+				continue
+			}
+			// A bullet stating a number or date the facts do not hold
+			// invented it: it goes, whichever provider wrote it.
+			if known == nil {
+				known = factNumbers(req)
+			}
+			if !statesOnly(text, known) {
 				dropped++
 				continue
 			}

@@ -10,7 +10,7 @@ import (
 
 func TestValidate(t *testing.T) {
 	facts := &llm.Facts{
-		Subject:    llm.Record{Ref: "deals/d-1"},
+		Subject:    llm.Record{Ref: "deals/d-1", Fields: map[string]any{"amount": "100.00"}},
 		Related:    []llm.Record{{Ref: "contacts/c-1"}, {Ref: "accounts/acc-1"}},
 		Activities: []llm.Record{{Ref: "activities/a-1"}},
 	}

@@ -18,11 +18,16 @@ import (
 
 func text(v any) string { return llm.Text(v) }
 
-// when reads a date ("2006-01-02") or an RFC 3339 timestamp.
+// when reads a date ("2006-01-02") or an RFC 3339 timestamp. The store's
+// own UTC form ("2006-01-02T15:04:05.000000Z", every activity's
+// occurred_at, read several times per summary) is read digit by digit.
 func when(v any) (time.Time, bool) {
 	s := text(v)
 	if s == "" {
 		return time.Time{}, false
+	}
+	if t, ok := utcStamp(s); ok {
+		return t, true
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), true
@@ -53,3 +58,50 @@ func stage(r store.GraphRecord) crm.Outcome { return crm.Stage(text(r.Fields["st
 
 // isDone: the record's status ends it (crm.Done).
 func isDone(r store.GraphRecord) bool { return crm.Done(text(r.Fields["status"])) }
+
+// utcStamp reads "2006-01-02T15:04:05Z" with an optional fraction of up to
+// nine digits; false for anything else (time.Parse then decides).
+func utcStamp(s string) (time.Time, bool) {
+	if len(s) < 20 || s[len(s)-1] != 'Z' || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(a, b int) (int, bool) {
+		n := 0
+		for i := a; i < b; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	y, ok1 := num(0, 4)
+	mo, ok2 := num(5, 7)
+	d, ok3 := num(8, 10)
+	h, ok4 := num(11, 13)
+	mi, ok5 := num(14, 16)
+	sec, ok6 := num(17, 19)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if rest := s[19 : len(s)-1]; rest != "" {
+		if rest[0] != '.' || len(rest) < 2 || len(rest) > 10 {
+			return time.Time{}, false
+		}
+		f, ok := num(20, len(s)-1)
+		if !ok {
+			return time.Time{}, false
+		}
+		for range 10 - len(rest) {
+			f *= 10
+		}
+		nsec = f
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, nsec, time.UTC)
+	if t.Day() != d { // 2025-02-30 and the like
+		return time.Time{}, false
+	}
+	return t, true
+}

@@ -50,6 +50,8 @@ type Config struct {
 	GeminiAPIKey  string
 	GeminiModel   string
 	GeminiBaseURL string
+	GeminiMaxOut  int // output-token budget of one answer
+	GeminiThink   int // thinking-token budget; -1 lets the model decide, 0 turns thinking off
 	LLMTimeout    time.Duration
 	LLMOrgRPM     int
 	LLMGlobalRPM  int
@@ -102,6 +104,8 @@ var Vars = []Var{
 	{"GEMINI_API_KEY", "", "the Gemini API key; required when CRMQ_LLM_PROVIDER=gemini"},
 	{"CRMQ_GEMINI_MODEL", "gemini-2.5-flash", "Gemini model name"},
 	{"CRMQ_GEMINI_BASE_URL", "", "another endpoint speaking the Gemini REST protocol (a proxy, or a test server); empty: Google's"},
+	{"CRMQ_GEMINI_MAX_OUTPUT_TOKENS", "8192", "output-token budget of one Gemini answer (thinking included)"},
+	{"CRMQ_GEMINI_THINKING_BUDGET", "-1", "thinking-token budget of one Gemini answer: -1 lets the model decide, 0 turns thinking off"},
 	{"CRMQ_LLM_TIMEOUT", "60s", "time limit of one model call"},
 	{"CRMQ_LLM_RPM_ORG", "60", "model requests per minute per org, shared by all workers (0: no limit)"},
 	{"CRMQ_LLM_RPM_GLOBAL", "600", "model requests per minute for all orgs together, shared by all workers (0: no limit)"},
@@ -153,6 +157,8 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		GeminiAPIKey:       p.str("GEMINI_API_KEY"),
 		GeminiModel:        p.str("CRMQ_GEMINI_MODEL"),
 		GeminiBaseURL:      p.str("CRMQ_GEMINI_BASE_URL"),
+		GeminiMaxOut:       p.int("CRMQ_GEMINI_MAX_OUTPUT_TOKENS", 256, 65536),
+		GeminiThink:        p.int("CRMQ_GEMINI_THINKING_BUDGET", -1, 32768),
 		LLMTimeout:         p.duration("CRMQ_LLM_TIMEOUT", time.Second, 10*time.Minute),
 		LLMOrgRPM:          p.int("CRMQ_LLM_RPM_ORG", 0, 1000000),
 		LLMGlobalRPM:       p.int("CRMQ_LLM_RPM_GLOBAL", 0, 1000000),
