@@ -235,9 +235,16 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 		SELECT (SELECT scored FROM n) AS scored, (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM removed) AS removed`
 	var run RFMRun
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
-		// The aggregate and the three window sorts fit in memory at a
-		// million accounts instead of spilling to disk.
+		// Measured at a million accounts and ten million deals: a small
+		// work_mem makes the per-account aggregate spill into partitions
+		// whose hash tables stay in the CPU's caches, which beats one
+		// in-memory table of a million groups (128MB was about 3 s
+		// slower); JIT compiling this statement cost about 1.4 s and
+		// saved less. Set here so a server's own settings do not undo it.
 		if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '`+refreshWorkMem+`'`); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
 			return err
 		}
 		return tx.GetContext(ctx, &run, query, args...)
@@ -248,8 +255,8 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 	return run, nil
 }
 
-// refreshWorkMem is the work_mem of a refresh's set-based statements.
-const refreshWorkMem = "128MB"
+// refreshWorkMem is the work_mem of the RFM statement.
+const refreshWorkMem = "4MB"
 
 // scoredLabelColumns are the RFM label fields over the statement's
 // scored rows (alias s).
