@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/crmq/crmq/jobs"
@@ -178,10 +177,7 @@ func runBenchEnrich(ctx context.Context, c *cli, args []string) error {
 		Pages: total, CRMQSeconds: crmq.Seconds(), BareSeconds: bare.Seconds(), FloorSeconds: float64(floor) * delay.Seconds(),
 		RecordsPerSec: float64(*records) / crmq.Seconds(), Ratio: crmq.Seconds() / bare.Seconds(),
 		PeakHeapMB: float64(peak) / (1 << 20), Succeeded: res.Succeeded, FieldsWritten: res.FieldsWritten, BulkConcurrent: *conc}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		rep.PeakRSSMB = float64(ru.Maxrss) / 1024
-	}
+	rep.PeakRSSMB = peakRSSMB()
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")

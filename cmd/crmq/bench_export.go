@@ -155,10 +155,7 @@ func runBenchExport(ctx context.Context, c *cli, args []string) error {
 	rep.CRMQBytes, rep.Rows = last.Size, last.Rows
 	rep.BaselineMedian, rep.CRMQMedian = median(rep.BaselineMS), median(rep.CRMQMS)
 	rep.Ratio = rep.CRMQMedian / rep.BaselineMedian
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		rep.PeakRSSMB = float64(ru.Maxrss) / 1024
-	}
+	rep.PeakRSSMB = peakRSSMB()
 	if _, err := db.ExecContext(ctx, `DELETE FROM exports WHERE org_id = $1`, org); err != nil {
 		return err
 	}

@@ -114,10 +114,7 @@ func runBenchRFM(ctx context.Context, c *cli, args []string) error {
 	rep.Scored, rep.Members = scored, members
 	rep.BareMedianMS, rep.CRMQMedianMS = median(rep.BareMS), median(rep.CRMQMS)
 	rep.Ratio = rep.CRMQMedianMS / rep.BareMedianMS
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		rep.PeakRSSMB = float64(ru.Maxrss) / 1024
-	}
+	rep.PeakRSSMB = peakRSSMB()
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
@@ -226,4 +223,14 @@ func benchSegment(ctx context.Context, db *store.DB, org int64, now time.Time) (
 		Value: json.RawMessage(`["At risk", "Can't lose them", "Hibernating", "Lost"]`)}}}
 	s, err := db.CreateSegment(ctx, org, store.SegmentInput{Name: "bench lapsed", Criteria: &c}, now)
 	return s.ID, err
+}
+
+// peakRSSMB is this process's peak resident set so far, in MB (0 when the
+// system does not say).
+func peakRSSMB() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024
 }
