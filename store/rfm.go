@@ -145,6 +145,18 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 		if s.Manual == nil {
 			return RFMRun{}, fmt.Errorf("rfm manual mode without bands: %w", ErrInvalidQuery)
 		}
+		// Scores index the label array below: one outside 1..Scale would
+		// read another combination's label.
+		for _, b := range s.Manual.Recency {
+			if b.Score < 1 || b.Score > s.Scale {
+				return RFMRun{}, fmt.Errorf("rfm recency band score %d outside 1..%d: %w", b.Score, s.Scale, ErrInvalidQuery)
+			}
+		}
+		for _, b := range slices.Concat(s.Manual.Frequency, s.Manual.Monetary) {
+			if b.Score < 1 || b.Score > s.Scale {
+				return RFMRun{}, fmt.Errorf("rfm band score %d outside 1..%d: %w", b.Score, s.Scale, ErrInvalidQuery)
+			}
+		}
 		r = bandsSQL("recency_days", recencyBands(s.Manual.Recency), &args)
 		f = bandsSQL("frequency", s.Manual.Frequency, &args)
 		m = bandsSQL("monetary", s.Manual.Monetary, &args)
@@ -295,6 +307,9 @@ func bandsSQL(col string, bands []RangeBand, args *[]any) string {
 		for j := i; j > 0 && sorted[j].Score > sorted[j-1].Score; j-- {
 			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
 		}
+	}
+	if len(sorted) == 0 {
+		return "1" // no band: every account scores 1
 	}
 	var b strings.Builder
 	b.WriteString("CASE")

@@ -208,6 +208,9 @@ func TestRFMRefusesFieldsOutsideTheAllowList(t *testing.T) {
 		{Mode: "automatic", Scale: 5, RecencyField: "close_date", Frequency: "deals", MonetaryField: "probability"},
 		{Mode: "automatic", Scale: 6, RecencyField: "close_date", Frequency: "deals", MonetaryField: "amount"},
 		{Mode: "manual", Scale: 5, RecencyField: "close_date", Frequency: "deals", MonetaryField: "amount"},
+		// a band score beyond the scale would index another combination's label
+		{Mode: "manual", Scale: 3, RecencyField: "close_date", Frequency: "deals", MonetaryField: "amount",
+			Manual: &store.RFMManual{Recency: []store.RecencyBand{{Score: 3, WithinDays: 30}}, Monetary: []store.RangeBand{{Score: 4}}}},
 	} {
 		if _, err := db.ScoreRFM(context.Background(), 1, s, nil, rfmToday, "r"); err == nil {
 			t.Errorf("%+v accepted", s)
@@ -314,5 +317,21 @@ func TestRFMRerunsWriteOnlyWhatChanged(t *testing.T) {
 	}
 	if got := rfmScores(t, db, org.ID)["A"]; got.Freq != 2 || got.Money != 2010 {
 		t.Errorf("A after a new deal: %+v, want frequency 2 and monetary 2010", got)
+	}
+}
+
+// A metric with no manual band scores every account 1.
+func TestRFMManualMetricWithoutBandsScoresOne(t *testing.T) {
+	t.Parallel()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "no-bands")
+	ingestRFM(t, db, org.ID, []string{"A"}, []rfmDeal{{account: "A", ageDays: 3, amount: 2000}})
+	s := store.RFMSettings{Mode: "manual", Scale: 5, RecencyField: "close_date", Frequency: "deals", MonetaryField: "amount",
+		Manual: &store.RFMManual{Recency: []store.RecencyBand{{Score: 5, WithinDays: 7}}}}
+	if _, err := db.ScoreRFM(context.Background(), org.ID, s, nil, rfmToday, "run-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rfmScores(t, db, org.ID)["A"]; got.R != 5 || got.F != 1 || got.M != 1 {
+		t.Errorf("A: r,f,m = %d,%d,%d, want 5,1,1", got.R, got.F, got.M)
 	}
 }
