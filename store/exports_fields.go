@@ -68,7 +68,8 @@ func builtinExportFields() []ExportField {
 	}
 	// Recency in days as of the day the segment's membership was computed
 	// (its criteria read it so), from the stored last purchase date.
-	segmentDay := "(SELECT (s.computed_at AT TIME ZONE 'UTC')::date FROM segments s WHERE s.id = m.segment_id)"
+	// $2 is ExportRows' segment id, so this runs once, not once per row.
+	segmentDay := "(SELECT (s.computed_at AT TIME ZONE 'UTC')::date FROM segments s WHERE s.id = $2)"
 	for _, name := range []string{"recency_days", "frequency", "monetary"} {
 		expr := strings.ReplaceAll(fmt.Sprintf(rfmValues[name], "l_rfm"), TodaySQL, segmentDay)
 		out = append(out, ExportField{Name: "rfm." + name, expr: expr, technique: TechniqueRFM})
