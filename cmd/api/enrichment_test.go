@@ -21,8 +21,10 @@ import (
 )
 
 // startEnrichWorker runs the enrichment handlers with a fetcher allowed
-// to reach loopback (where the fixture sites are served) and nothing else.
-func (e *apiEnv) startEnrichWorker(t *testing.T) {
+// to reach loopback (where the fixture sites are served) and nothing else,
+// and the handlers of more when given (one worker takes every queue's
+// tasks, so it needs them all).
+func (e *apiEnv) startEnrichWorker(t *testing.T, more ...workers.Registration) {
 	t.Helper()
 	allow, err := fetch.ParseAllow("127.0.0.1/32")
 	if err != nil {
@@ -34,10 +36,10 @@ func (e *apiEnv) startEnrichWorker(t *testing.T) {
 		Concurrency: 4, Queues: map[string]int{"critical": 6, "default": 3, "low": 1},
 		TaskCheckInterval: 10 * time.Millisecond, Logger: nopLogger{},
 	})
-	mux, err := workers.NewMux([]workers.Registration{
+	mux, err := workers.NewMux(append([]workers.Registration{
 		workers.Register(jobs.EnrichRecordSpec, e.db, enrich.Record{Enricher: en}),
 		workers.Register(jobs.EnrichBulkSpec, e.db, enrich.Bulk{Enricher: en}),
-	}, workers.JobState(e.db, quiet, nil, nil))
+	}, more...), workers.JobState(e.db, quiet, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,13 @@ func (s *server) savedSummaries(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if list == nil {
+	if len(list) == 0 {
+		// No saved summary: 404 when the org has no such record, like the
+		// record's other routes, so a foreign id reads as unknown.
+		if _, err := s.db.RecordState(r.Context(), orgFrom(r.Context()).ID, module, r.PathValue("id")); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		list = []store.Summary{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"summaries": list})
