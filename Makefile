@@ -16,6 +16,7 @@ run: services build
 	./deploy/dev/run.sh
 
 test: services
+	./deploy/dev/chromium.sh
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above" && exit 1)
 	go vet ./...
 	go test -race -count=1 -timeout 15m ./...
