@@ -143,7 +143,7 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 		}
 		*url = "http://" + addr
 	}
-	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
+	redisOpt, err := proc.RedisOpt(cfg)
 	if err != nil {
 		return err
 	}

@@ -175,7 +175,7 @@ func runEnqueue(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
+	redisOpt, err := proc.RedisOpt(cfg)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -20,6 +21,10 @@ type Config struct {
 	DBMaxConns  int
 	StartupWait time.Duration
 	RedisURL    string
+	// RedisSentinels, when set, are the Sentinels asked for the primary
+	// named RedisSentinelMaster; REDIS_URL then gives the DB and password.
+	RedisSentinels      []string
+	RedisSentinelMaster string
 
 	HTTPAddr        string
 	AdminKey        string
@@ -80,6 +85,8 @@ var Vars = []Var{
 	{"CRMQ_DB_MAX_CONNS", "20", "maximum open Postgres connections per process"},
 	{"CRMQ_STARTUP_TIMEOUT", "60s", "how long a starting process waits for Postgres to answer before it gives up"},
 	{"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL for asynq (redis://[user:pass@]host:port/db)"},
+	{"REDIS_SENTINELS", "", "comma-separated host:port of Redis Sentinels; when set, every process asks them for the primary named REDIS_SENTINEL_MASTER and follows a failover, and REDIS_URL gives only the DB number and password"},
+	{"REDIS_SENTINEL_MASTER", "crmq", "the Sentinel master name of crmq's Redis (used with REDIS_SENTINELS)"},
 	{"HTTP_ADDR", "127.0.0.1:8080", "address the API listens on"},
 	{"CRMQ_ADMIN_KEY", "(required by api; `make run` generates one)", "admin bearer key for /v1/admin, /monitoring and /metrics; at least 24 characters"},
 	{"CRMQ_MAX_BODY_BYTES", "16777216", "largest request body the API reads"},
@@ -129,47 +136,49 @@ func Load(requireAdmin bool) (Config, error) {
 func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error) {
 	p := parser{lookup: lookup}
 	c := Config{
-		DatabaseURL:        p.url("DATABASE_URL", "postgres", "postgresql"),
-		DBMaxConns:         p.int("CRMQ_DB_MAX_CONNS", 1, 1000),
-		StartupWait:        p.duration("CRMQ_STARTUP_TIMEOUT", 0, time.Hour),
-		RedisURL:           p.url("REDIS_URL", "redis", "rediss"),
-		HTTPAddr:           p.str("HTTP_ADDR"),
-		AdminKey:           p.str("CRMQ_ADMIN_KEY"),
-		MaxBodyBytes:       int64(p.int("CRMQ_MAX_BODY_BYTES", 1024, 1<<30)),
-		BodyIdleTimeout:    p.duration("CRMQ_BODY_IDLE_TIMEOUT", 100*time.Millisecond, 2*time.Minute),
-		KeyCacheTTL:        p.duration("CRMQ_KEY_CACHE_TTL", 0, time.Hour),
-		Concurrency:        p.int("CRMQ_WORKER_CONCURRENCY", 1, 1000),
-		QueueWeights:       p.weights("CRMQ_QUEUE_WEIGHTS"),
-		PollInterval:       p.duration("CRMQ_POLL_INTERVAL", time.Millisecond, time.Minute),
-		ShutdownTimeout:    p.duration("CRMQ_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute),
-		MetricsInterval:    p.duration("CRMQ_METRICS_INTERVAL", time.Second, time.Hour),
-		CronOrphans:        p.raw("CRMQ_CRON_ORPHANS"),
-		CronPrune:          p.raw("CRMQ_CRON_SUMMARY_PRUNE"),
-		CronReconcile:      p.raw("CRMQ_CRON_RECONCILE"),
-		CronRFM:            p.raw("CRMQ_CRON_RFM"),
-		ReconcileMargin:    p.duration("CRMQ_RECONCILE_MARGIN", 0, 24*time.Hour),
-		SummaryRetention:   time.Duration(p.int("CRMQ_SUMMARY_RETENTION_DAYS", 1, 36500)) * 24 * time.Hour,
-		WorkerMetricsAddr:  p.str("CRMQ_WORKER_METRICS_ADDR"),
-		ExportBucket:       p.bucket("CRMQ_EXPORT_BUCKET"),
-		CronExportsExpire:  p.raw("CRMQ_CRON_EXPORTS_EXPIRE"),
-		MonitoringReadOnly: p.oneOf("CRMQ_MONITORING_READ_ONLY", "true", "false") == "true",
-		LLMProvider:        p.oneOf("CRMQ_LLM_PROVIDER", "offline", "gemini"),
-		GeminiAPIKey:       p.str("GEMINI_API_KEY"),
-		GeminiModel:        p.str("CRMQ_GEMINI_MODEL"),
-		GeminiBaseURL:      p.str("CRMQ_GEMINI_BASE_URL"),
-		GeminiMaxOut:       p.int("CRMQ_GEMINI_MAX_OUTPUT_TOKENS", 256, 65536),
-		GeminiThink:        p.int("CRMQ_GEMINI_THINKING_BUDGET", -1, 32768),
-		LLMTimeout:         p.duration("CRMQ_LLM_TIMEOUT", time.Second, 10*time.Minute),
-		LLMOrgRPM:          p.int("CRMQ_LLM_RPM_ORG", 0, 1000000),
-		LLMGlobalRPM:       p.int("CRMQ_LLM_RPM_GLOBAL", 0, 1000000),
-		SummaryLimit:       p.int("CRMQ_SUMMARY_DAILY_LIMIT", 1, 1000000),
-		SummaryBudget:      p.int("CRMQ_SUMMARY_TOKEN_BUDGET", 1000, 2000000),
-		EnrichAllowHosts:   p.str("CRMQ_ENRICH_ALLOW_HOSTS"),
-		EnrichDailyLimit:   p.int("CRMQ_ENRICH_DAILY_LIMIT", 1, 1000000),
-		EnrichHostDelay:    p.duration("CRMQ_ENRICH_HOST_DELAY", 0, time.Minute),
-		EnrichMaxInflight:  p.int("CRMQ_ENRICH_MAX_INFLIGHT", 1, 10000),
-		LogLevel:           p.level("CRMQ_LOG_LEVEL"),
-		LogFormat:          p.oneOf("CRMQ_LOG_FORMAT", "json", "text"),
+		DatabaseURL:         p.url("DATABASE_URL", "postgres", "postgresql"),
+		DBMaxConns:          p.int("CRMQ_DB_MAX_CONNS", 1, 1000),
+		StartupWait:         p.duration("CRMQ_STARTUP_TIMEOUT", 0, time.Hour),
+		RedisURL:            p.url("REDIS_URL", "redis", "rediss"),
+		RedisSentinels:      p.hostPorts("REDIS_SENTINELS"),
+		RedisSentinelMaster: p.str("REDIS_SENTINEL_MASTER"),
+		HTTPAddr:            p.str("HTTP_ADDR"),
+		AdminKey:            p.str("CRMQ_ADMIN_KEY"),
+		MaxBodyBytes:        int64(p.int("CRMQ_MAX_BODY_BYTES", 1024, 1<<30)),
+		BodyIdleTimeout:     p.duration("CRMQ_BODY_IDLE_TIMEOUT", 100*time.Millisecond, 2*time.Minute),
+		KeyCacheTTL:         p.duration("CRMQ_KEY_CACHE_TTL", 0, time.Hour),
+		Concurrency:         p.int("CRMQ_WORKER_CONCURRENCY", 1, 1000),
+		QueueWeights:        p.weights("CRMQ_QUEUE_WEIGHTS"),
+		PollInterval:        p.duration("CRMQ_POLL_INTERVAL", time.Millisecond, time.Minute),
+		ShutdownTimeout:     p.duration("CRMQ_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute),
+		MetricsInterval:     p.duration("CRMQ_METRICS_INTERVAL", time.Second, time.Hour),
+		CronOrphans:         p.raw("CRMQ_CRON_ORPHANS"),
+		CronPrune:           p.raw("CRMQ_CRON_SUMMARY_PRUNE"),
+		CronReconcile:       p.raw("CRMQ_CRON_RECONCILE"),
+		CronRFM:             p.raw("CRMQ_CRON_RFM"),
+		ReconcileMargin:     p.duration("CRMQ_RECONCILE_MARGIN", 0, 24*time.Hour),
+		SummaryRetention:    time.Duration(p.int("CRMQ_SUMMARY_RETENTION_DAYS", 1, 36500)) * 24 * time.Hour,
+		WorkerMetricsAddr:   p.str("CRMQ_WORKER_METRICS_ADDR"),
+		ExportBucket:        p.bucket("CRMQ_EXPORT_BUCKET"),
+		CronExportsExpire:   p.raw("CRMQ_CRON_EXPORTS_EXPIRE"),
+		MonitoringReadOnly:  p.oneOf("CRMQ_MONITORING_READ_ONLY", "true", "false") == "true",
+		LLMProvider:         p.oneOf("CRMQ_LLM_PROVIDER", "offline", "gemini"),
+		GeminiAPIKey:        p.str("GEMINI_API_KEY"),
+		GeminiModel:         p.str("CRMQ_GEMINI_MODEL"),
+		GeminiBaseURL:       p.str("CRMQ_GEMINI_BASE_URL"),
+		GeminiMaxOut:        p.int("CRMQ_GEMINI_MAX_OUTPUT_TOKENS", 256, 65536),
+		GeminiThink:         p.int("CRMQ_GEMINI_THINKING_BUDGET", -1, 32768),
+		LLMTimeout:          p.duration("CRMQ_LLM_TIMEOUT", time.Second, 10*time.Minute),
+		LLMOrgRPM:           p.int("CRMQ_LLM_RPM_ORG", 0, 1000000),
+		LLMGlobalRPM:        p.int("CRMQ_LLM_RPM_GLOBAL", 0, 1000000),
+		SummaryLimit:        p.int("CRMQ_SUMMARY_DAILY_LIMIT", 1, 1000000),
+		SummaryBudget:       p.int("CRMQ_SUMMARY_TOKEN_BUDGET", 1000, 2000000),
+		EnrichAllowHosts:    p.str("CRMQ_ENRICH_ALLOW_HOSTS"),
+		EnrichDailyLimit:    p.int("CRMQ_ENRICH_DAILY_LIMIT", 1, 1000000),
+		EnrichHostDelay:     p.duration("CRMQ_ENRICH_HOST_DELAY", 0, time.Minute),
+		EnrichMaxInflight:   p.int("CRMQ_ENRICH_MAX_INFLIGHT", 1, 10000),
+		LogLevel:            p.level("CRMQ_LOG_LEVEL"),
+		LogFormat:           p.oneOf("CRMQ_LOG_FORMAT", "json", "text"),
 	}
 	c.EnrichBulkConcurrency = p.int("CRMQ_ENRICH_BULK_CONCURRENCY", 1, 500)
 	if _, err := fetch.ParseAllow(c.EnrichAllowHosts); p.err == nil && err != nil {
@@ -300,6 +309,26 @@ func (p *parser) level(name string) slog.Level {
 		p.fail(name, "want debug, info, warn or error, got %q", p.str(name))
 	}
 	return l
+}
+
+// hostPorts parses a comma-separated list of host:port; empty is none.
+func (p *parser) hostPorts(name string) []string {
+	v := strings.TrimSpace(p.str(name))
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		hp := strings.TrimSpace(part)
+		host, port, err := net.SplitHostPort(hp)
+		n, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			p.fail(name, "want host:port entries separated by commas, got %q", hp)
+			return nil
+		}
+		out = append(out, hp)
+	}
+	return out
 }
 
 // weights parses "critical=6,default=3,low=1"; all three queues must appear.

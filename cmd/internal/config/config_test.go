@@ -32,6 +32,7 @@ func TestBadVariableIsNamed(t *testing.T) {
 		"CRMQ_LLM_PROVIDER":       {"CRMQ_LLM_PROVIDER": "openai"},
 		"GEMINI_API_KEY":          {"CRMQ_LLM_PROVIDER": "gemini"},
 		"CRMQ_GEMINI_BASE_URL":    {"CRMQ_GEMINI_BASE_URL": "not a url"},
+		"REDIS_SENTINELS":         {"REDIS_SENTINELS": "127.0.0.1:26379,sentinel-2"},
 	}
 	for name, kv := range cases {
 		t.Run(name+" is named in the error", func(t *testing.T) {
@@ -40,6 +41,13 @@ func TestBadVariableIsNamed(t *testing.T) {
 				t.Fatalf("want error naming %s, got %v", name, err)
 			}
 		})
+	}
+}
+
+func TestSentinelsAreListed(t *testing.T) {
+	c, err := load(env(map[string]string{"REDIS_SENTINELS": " 10.0.0.1:26379, sentinel-2:26379 ,[::1]:26380"}), false)
+	if err != nil || strings.Join(c.RedisSentinels, " ") != "10.0.0.1:26379 sentinel-2:26379 [::1]:26380" || c.RedisSentinelMaster != "crmq" {
+		t.Fatalf("got %q master %q, %v", c.RedisSentinels, c.RedisSentinelMaster, err)
 	}
 }
 

@@ -22,13 +22,31 @@ func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// RedisOpt turns REDIS_URL into asynq's connection options.
-func RedisOpt(url string) (asynq.RedisConnOpt, error) {
-	opt, err := asynq.ParseRedisURI(url)
+// RedisOpt turns REDIS_URL (and REDIS_SENTINELS when set) into asynq's
+// connection options. With Sentinels every client asks them for the
+// current primary and follows a failover: asynq's servers, clients and
+// inspectors, and the go-redis clients made from the same options (the
+// LLM rate limit, the API's readiness ping).
+func RedisOpt(cfg config.Config) (asynq.RedisConnOpt, error) {
+	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	return opt, nil
+	if len(cfg.RedisSentinels) == 0 {
+		return opt, nil
+	}
+	c, ok := opt.(asynq.RedisClientOpt)
+	if !ok {
+		return nil, fmt.Errorf("REDIS_URL: with REDIS_SENTINELS it must be redis:// or rediss://, got %T", opt)
+	}
+	return asynq.RedisFailoverClientOpt{
+		MasterName:    cfg.RedisSentinelMaster,
+		SentinelAddrs: cfg.RedisSentinels,
+		Username:      c.Username,
+		Password:      c.Password,
+		DB:            c.DB,
+		TLSConfig:     c.TLSConfig,
+	}, nil
 }
 
 // AsynqLogger routes asynq's own logs through slog.
@@ -101,7 +119,7 @@ func Start(name string, requireAdmin bool, maxConns int) *Process {
 	if err != nil {
 		Fatal(log, "postgres", err)
 	}
-	redisOpt, err := RedisOpt(cfg.RedisURL)
+	redisOpt, err := RedisOpt(cfg)
 	if err != nil {
 		Fatal(log, "redis", err)
 	}
