@@ -150,7 +150,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		Concurrency:         p.int("CRMQ_WORKER_CONCURRENCY", 1, 1000),
 		QueueWeights:        p.weights("CRMQ_QUEUE_WEIGHTS"),
 		PollInterval:        p.duration("CRMQ_POLL_INTERVAL", time.Millisecond, time.Minute),
-		ShutdownTimeout:     p.duration("CRMQ_SHUTDOWN_TIMEOUT", time.Second, 10*time.Minute),
+		ShutdownTimeout:     p.duration("CRMQ_SHUTDOWN_TIMEOUT", time.Second, 24*time.Hour),
 		MetricsInterval:     p.duration("CRMQ_METRICS_INTERVAL", time.Second, time.Hour),
 		CronOrphans:         p.raw("CRMQ_CRON_ORPHANS"),
 		CronPrune:           p.raw("CRMQ_CRON_SUMMARY_PRUNE"),
