@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmq/crmq/client"
 	"github.com/crmq/crmq/cmd/internal/stacktest"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/store/storetest"
@@ -145,15 +146,25 @@ type accepted struct {
 	StatusURL string `json:"status_url"`
 }
 
-// enqueue posts to POST /v1/jobs and returns the job id.
+// client is the Go client of the system's API with key, as an app uses it.
+func (s *system) client(key string) *client.Client { return client.New(s.apiURL, key) }
+
+// enqueue posts to POST /v1/jobs through the Go client and returns the job.
 func (s *system) enqueue(key string, body map[string]any) accepted {
 	s.t.Helper()
-	var a accepted
-	if r := s.call("POST", "/v1/jobs", key, body, &a); r.StatusCode != 202 {
-		b, _ := io.ReadAll(r.Body)
-		s.t.Fatalf("enqueue %v: %d %s", body, r.StatusCode, b)
+	raw, err := json.Marshal(body)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	return a
+	var task client.Task
+	if err := json.Unmarshal(raw, &task); err != nil {
+		s.t.Fatal(err)
+	}
+	a, err := s.client(key).Enqueue(context.Background(), task)
+	if err != nil {
+		s.t.Fatalf("enqueue %v: %v", body, err)
+	}
+	return accepted{JobID: a.JobID, StatusURL: a.StatusURL}
 }
 
 // waitJob polls GET /v1/jobs/{id} until the state is one of want.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmq/crmq/client"
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/workers/summary"
@@ -36,8 +37,17 @@ type summaryDoc struct {
 // summarize requests a summary over HTTP and returns it once its job succeeded.
 func (s *system) summarize(key, user, module, id string) (store.Job, summaryDoc) {
 	s.t.Helper()
-	a := s.enqueueAt("/v1/summaries", key, map[string]any{"module": module, "record_id": id}, "X-User-ID", user)
-	j := s.waitJob(key, a.JobID, 90*time.Second, store.JobSucceeded, store.JobFailed)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := s.client(key)
+	a, err := c.Summarize(ctx, client.SummaryRequest{Module: module, RecordID: id}, client.User(user))
+	if err != nil {
+		s.t.Fatalf("summarize %s/%s: %v", module, id, err)
+	}
+	if _, err := c.WaitJob(ctx, a.JobID); err != nil {
+		s.t.Fatalf("summary of %s/%s: %v", module, id, err)
+	}
+	j := s.waitJob(key, a.JobID, time.Second, store.JobSucceeded, store.JobFailed)
 	if j.State != store.JobSucceeded {
 		s.t.Fatalf("summary of %s/%s: %+v error %v", module, id, j, j.Error)
 	}
