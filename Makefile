@@ -4,7 +4,7 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crmq?sslmode=disable
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 BIN := bin
 
-.PHONY: run test build services vet bench bench-e2e clean
+.PHONY: run test build services vet bench bench-e2e fuzz clean
 
 build:
 	go build -o $(BIN)/ ./cmd/...
@@ -20,6 +20,20 @@ test: services
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above" && exit 1)
 	go vet ./...
 	go test -race -count=1 -timeout 15m ./...
+	$(MAKE) fuzz FUZZTIME=$(CI_FUZZTIME)
+
+# Each fuzz target for FUZZTIME (make test: CI_FUZZTIME each; longer on
+# demand, e.g. make fuzz FUZZTIME=10m). A failing input is written under the
+# package's testdata/fuzz/<Target>/: commit it, and it runs in every go test.
+FUZZTIME ?= 1m
+CI_FUZZTIME ?= 8s
+FUZZ_TARGETS := ./store:FuzzParseRow ./store:FuzzCheck ./store/criteria:FuzzPattern \
+	./cmd/api:FuzzReadRows ./workers/export:FuzzCSVRecord ./workers/enrich/extract:FuzzPage
+fuzz: services
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 bench: services build
 	go test -run '^$$' -bench . -benchmem ./...
