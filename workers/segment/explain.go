@@ -31,8 +31,8 @@ type TechniqueExplain struct {
 	ComputedAt *time.Time     `json:"computed_at,omitempty"`
 	// Details is technique-specific: engagement's call times, VoC's quoted
 	// texts, the account's recommendations.
-	Details any `json:"details,omitempty"`
-	Note       string         `json:"note,omitempty"`
+	Details any    `json:"details,omitempty"`
+	Note    string `json:"note,omitempty"`
 }
 
 // RuleRef is the label rule that matched: its position and its criteria.
