@@ -10,6 +10,7 @@ import (
 
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/criteria"
 	"github.com/crmq/crmq/workers/segment"
 )
 
@@ -225,5 +226,69 @@ func TestRecommendBundleAndRepeatCycle(t *testing.T) {
 	l := f.labels(t, "recommendations")
 	if l["q4"] != "Bundle or refill" || l["due"] != "Bundle or refill" {
 		t.Errorf("labels %v, want q4 and due on Bundle or refill", l)
+	}
+}
+
+// A segment over an engagement band, a VoC label and a recommendation
+// label together with an RFM score, end to end through segment:refresh:
+// only the account that meets all four is a member.
+func TestSegmentCombiningAllFiveTechniques(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.ref.Segments = f.db
+	f.accounts(t, "j1", "j2", "j3", "star", "quiet")
+	f.ingest(t, "contacts", `{"external_id":"c-star","account":"star","last_name":"S"}`, `{"external_id":"c-j1","account":"j1","last_name":"J"}`,
+		`{"external_id":"c-quiet","account":"quiet","last_name":"Q"}`)
+	var ps []purchase
+	for _, a := range []string{"j1", "j2", "j3"} {
+		ps = append(ps, purchase{a, 300, []string{"basic-java"}}, purchase{a, 200, []string{"core-java"}}, purchase{a, 100, []string{"advanced-java"}})
+	}
+	// quiet buys like star but never writes.
+	ps = append(ps, purchase{"star", 20, []string{"core-java"}}, purchase{"quiet", 20, []string{"core-java"}})
+	f.purchases(t, ps...)
+	var acts []string
+	for i := range 5 {
+		acts = append(acts, act(fmt.Sprintf("s%d", i), "email", "signal", ago(float64(i+1)), "c-star", "", "We want to buy more seats from you"))
+	}
+	acts = append(acts, act("j", "email", "signal", ago(2), "c-j1", "", "How do we add a new user?"),
+		act("q", "call", "follow_up", ago(2), "c-quiet", "Unattended", "Call"))
+	f.ingest(t, "activities", acts...)
+	in := store.SegmentInput{Name: "Hot, buying, recent", Criteria: &criteria.Criteria{Conditions: []criteria.Condition{
+		{Field: "label.engagement", Op: criteria.In, Value: json.RawMessage(`["Engaged","Hot"]`)},
+		{Field: "label.voc", Op: criteria.Equals, Value: json.RawMessage(`"Ready to buy"`)},
+		{Field: "label.recommendations", Op: criteria.Equals, Value: json.RawMessage(`"Hot prospect"`)},
+		{Field: "score.rfm.r", Op: criteria.Gte, Value: json.RawMessage(`4`)},
+		{Field: "score.engagement", Op: criteria.Gte, Value: json.RawMessage(`60`)},
+	}}}
+	seg, err := f.db.CreateSegment(ctx, f.org, in, today)
+	if err != nil || seg.MemberCount != 0 {
+		t.Fatalf("segment before any refresh: %+v %v", seg, err)
+	}
+	f.activate(t, "rfm", "engagement", "voc", "recommendations")
+	res := f.refresh(t, jobs.SegmentRefreshPayload{})
+	if res.Segments != 1 {
+		t.Fatalf("refresh %+v, want the segment recomputed", res)
+	}
+	seg, err = f.db.Segment(ctx, f.org, seg.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := f.db.SegmentMembers(ctx, f.org, seg.ID, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(page)
+	if seg.MemberCount != 1 || !strings.Contains(string(b), `"star"`) {
+		t.Fatalf("members %d: %s, want star alone", seg.MemberCount, b)
+	}
+	for _, want := range []string{`"engagement":{"label":"Hot"`, `"voc":{"label":"Ready to buy"`, `"recommendations":{"label":"Hot prospect"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("member page lacks %s: %s", want, b)
+		}
+	}
+	// Each label is locked by the segment.
+	if _, _, err := f.setup.Deactivate(ctx, f.org, "voc"); err == nil {
+		t.Errorf("deactivating voc while the segment reads it: no error")
 	}
 }
