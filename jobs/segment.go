@@ -1,6 +1,9 @@
 package jobs
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // TypeSegmentRefresh computes an org's technique scores and labels (one
 // technique or every active one) and then every segment's membership.
@@ -11,7 +14,7 @@ const TypeSegmentRefresh = "segment:refresh"
 var SegmentRefreshSpec = Spec{Type: TypeSegmentRefresh, Queue: QueueDefault, MaxRetry: 3, Timeout: 30 * time.Minute, Retention: 2 * time.Hour}
 
 // Techniques a refresh may name.
-var refreshTechniques = []string{"rfm", "firmographics"}
+var refreshTechniques = []string{"rfm", "firmographics", "engagement", "voc", "recommendations"}
 
 // SegmentRefreshPayload names the org and, optionally, one technique.
 type SegmentRefreshPayload struct {
@@ -27,8 +30,8 @@ func (p SegmentRefreshPayload) Validate() error {
 	if p.OrgID <= 0 {
 		fe["org_id"] = "must be a positive org id"
 	}
-	if p.Technique != "" && p.Technique != "rfm" && p.Technique != "firmographics" {
-		fe["technique"] = "rfm or firmographics (or absent: every active technique)"
+	if p.Technique != "" && !slices.Contains(refreshTechniques, p.Technique) {
+		fe["technique"] = "rfm, firmographics, engagement, voc or recommendations (or absent: every active technique)"
 	}
 	if len(fe) > 0 {
 		return fe
@@ -51,8 +54,13 @@ type TechniqueRun struct {
 	Skipped   bool   `json:"skipped,omitempty"`  // nothing it reads changed since its last refresh
 	Scored    int    `json:"scored,omitempty"`   // RFM: accounts with a qualifying deal
 	Labelled  int    `json:"labelled,omitempty"` // firmographics: accounts given a result
-	Written   int    `json:"written,omitempty"`  // RFM: rows whose values, scores or label changed
-	Note      string `json:"note,omitempty"`
+	Written   int    `json:"written,omitempty"`  // rows whose values, scores or label changed
+	// Analysed counts the VoC texts analysed by this run (new or changed
+	// since the cache last saw them).
+	Analysed int `json:"analysed,omitempty"`
+	// Recommendations counts the recommendations computed.
+	Recommendations int    `json:"recommendations,omitempty"`
+	Note            string `json:"note,omitempty"`
 }
 
 // SegmentRefreshResult is the result of a segment:refresh job.

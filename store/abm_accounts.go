@@ -82,6 +82,7 @@ type AccountResult struct {
 	R          *int            `db:"r" json:"r,omitempty"`
 	F          *int            `db:"f" json:"f,omitempty"`
 	M          *int            `db:"m" json:"m,omitempty"`
+	Score      *int            `db:"score" json:"score,omitempty"`
 	ComputedAt time.Time       `db:"computed_at" json:"computed_at"`
 	RunID      string          `db:"run_id" json:"run_id"`
 }
@@ -95,7 +96,7 @@ func (db *DB) AccountResults(ctx context.Context, orgID int64, externalID string
 		return nil, false, notFound(err, "account "+externalID)
 	}
 	var out []AccountResult
-	if err := db.SelectContext(ctx, &out, `SELECT technique, label, raw, r, f, m, computed_at, run_id FROM account_labels
+	if err := db.SelectContext(ctx, &out, `SELECT technique, label, raw, r, f, m, score, computed_at, run_id FROM account_labels
 		WHERE org_id = $1 AND account_id = $2 ORDER BY technique`, orgID, id); err != nil {
 		return nil, false, fmt.Errorf("results of account %s: %w", externalID, err)
 	}

@@ -2,13 +2,15 @@ package store
 
 import (
 	"context"
-
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jmoiron/sqlx"
+	"strings"
 	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/crmq/crmq/store/criteria"
 )
@@ -103,7 +105,11 @@ const (
 
 // techniqueAlias is the alias under which segmentFrom joins a
 // technique's results.
-var techniqueAlias = map[string]string{TechniqueRFM: "lr", TechniqueFirmographics: "lf"}
+var techniqueAlias = map[string]string{TechniqueRFM: "lr", TechniqueFirmographics: "lf",
+	TechniqueEngagement: "le", TechniqueVoC: "lv", TechniqueRecommendations: "lc"}
+
+// LabelTechniques are the techniques whose label segments may name.
+var LabelTechniques = []string{TechniqueRFM, TechniqueFirmographics, TechniqueEngagement, TechniqueVoC, TechniqueRecommendations}
 
 // segmentFrom is the FROM clause of a set-based segment query: each
 // account joined once to each technique's result, so a criteria over many
@@ -111,7 +117,10 @@ var techniqueAlias = map[string]string{TechniqueRFM: "lr", TechniqueFirmographic
 // account.
 const segmentFrom = `accounts a
 	LEFT JOIN account_labels lr ON lr.org_id = a.org_id AND lr.technique = 'rfm' AND lr.account_id = a.id
-	LEFT JOIN account_labels lf ON lf.org_id = a.org_id AND lf.technique = 'firmographics' AND lf.account_id = a.id`
+	LEFT JOIN account_labels lf ON lf.org_id = a.org_id AND lf.technique = 'firmographics' AND lf.account_id = a.id
+	LEFT JOIN account_labels le ON le.org_id = a.org_id AND le.technique = 'engagement' AND le.account_id = a.id
+	LEFT JOIN account_labels lv ON lv.org_id = a.org_id AND lv.technique = 'voc' AND lv.account_id = a.id
+	LEFT JOIN account_labels lc ON lc.org_id = a.org_id AND lc.technique = 'recommendations' AND lc.account_id = a.id`
 
 // joinedFields is fields (from SegmentFields) with the technique fields
 // read from segmentFrom's joins instead of per-account subqueries; the
@@ -130,7 +139,44 @@ func joinedFields(fields map[string]AccountField) map[string]AccountField {
 	for name, expr := range rfmValues {
 		out["rfm."+name] = AccountField{Type: criteria.Number, SQL: fmt.Sprintf(expr, "lr")}
 	}
+	out["score.engagement"] = AccountField{Type: criteria.Number, SQL: "le.score"}
+	out["score.recommendations"] = AccountField{Type: criteria.Number, SQL: "lc.score"}
+	for name := range fields {
+		if section, key, ok := vocField(name); ok {
+			// An account VoC did not label reads as empty, one it did as 0
+			// where it has no share or count.
+			out[name] = AccountField{Type: criteria.Number, SQL: "CASE WHEN lv.account_id IS NOT NULL THEN " + vocValueSQL("lv", section, key) + " END"}
+		}
+	}
 	return out
+}
+
+// vocField splits a VoC segment field (voc.intent.<intent>,
+// voc.sentiment.<positive|negative|neutral|net>, voc.keyword.<keyword>,
+// voc.competitor.<name>, voc.texts) into the section of the VoC result it
+// reads and the key in it.
+func vocField(name string) (section, key string, ok bool) {
+	rest, ok := strings.CutPrefix(name, "voc.")
+	if !ok {
+		return "", "", false
+	}
+	if rest == "texts" {
+		return "texts", "", true
+	}
+	section, key, ok = strings.Cut(rest, ".")
+	return section, key, ok && key != ""
+}
+
+// vocValueSQL reads one number of a VoC result (account_labels alias
+// alias, a constant of this package). The key is a fixed intent or
+// sentiment name or a keyword or competitor of the org's settings, which
+// VoCSettings.Check restricts to letters, digits, space and .&+_-; it is
+// quoted as a literal all the same.
+func vocValueSQL(alias, section, key string) string {
+	if section == "texts" {
+		return "coalesce((" + alias + ".raw->>'texts')::numeric, 0)"
+	}
+	return "coalesce((" + alias + ".raw->" + pq.QuoteLiteral(section) + "->>" + pq.QuoteLiteral(key) + ")::numeric, 0)"
 }
 
 // rfmValues are RFM's raw values as criteria read them, over an
@@ -146,7 +192,9 @@ var rfmValues = map[string]string{
 // SegmentFields is AccountFields plus what the techniques computed for
 // each account: label.<technique> (text), and for RFM score.rfm.r, .f and
 // .m and the raw rfm.recency_days, rfm.frequency and rfm.monetary
-// (numbers). An account a technique did not label reads as empty.
+// (numbers), score.engagement and score.recommendations (0-100), and VoC's
+// shares and counts (VoCFieldNames). An account a technique did not label
+// reads as empty.
 func (db *DB) SegmentFields(ctx context.Context, orgID int64) (map[string]AccountField, error) {
 	fields, err := db.AccountFields(ctx, orgID)
 	if err != nil {
@@ -155,8 +203,18 @@ func (db *DB) SegmentFields(ctx context.Context, orgID int64) (map[string]Accoun
 	result := func(technique, expr string) string {
 		return "(SELECT " + expr + " FROM account_labels l WHERE l.org_id = a.org_id AND l.technique = '" + technique + "' AND l.account_id = a.id)"
 	}
-	for _, t := range []string{TechniqueRFM, TechniqueFirmographics} {
+	for _, t := range LabelTechniques {
 		fields["label."+t] = AccountField{Type: criteria.Text, SQL: result(t, "l.label")}
+	}
+	fields["score.engagement"] = AccountField{Type: criteria.Number, SQL: result(TechniqueEngagement, "l.score")}
+	fields["score.recommendations"] = AccountField{Type: criteria.Number, SQL: result(TechniqueRecommendations, "l.score")}
+	voc, err := db.VoCFieldNames(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range voc {
+		section, key, _ := vocField(name)
+		fields[name] = AccountField{Type: criteria.Number, SQL: result(TechniqueVoC, vocValueSQL("l", section, key))}
 	}
 	for _, s := range []string{"r", "f", "m"} {
 		fields["score.rfm."+s] = AccountField{Type: criteria.Number, SQL: result(TechniqueRFM, "l."+s)}

@@ -158,3 +158,14 @@ func (s *server) accountLabels(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, e)
 }
+
+// accountRecommendations lists an account's recommendations (seed 004):
+// type, product, purchase probability and evidence, most probable first.
+func (s *server) accountRecommendations(w http.ResponseWriter, r *http.Request) {
+	recs, err := s.db.AccountRecommendations(r.Context(), orgFrom(r.Context()).ID, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"account": r.PathValue("id"), "recommendations": recs})
+}

@@ -26,7 +26,8 @@ func TestTechniquesGetChangePut(t *testing.T) {
 	t.Parallel()
 	e := newAPI(t)
 	got := decode[techniquesBody](t, e.do(t, "GET", "/v1/abm/techniques", e.keyA, ""))
-	if len(got.Techniques) != 2 || got.Techniques[0].Technique != "rfm" || len(got.Techniques[0].Labels) != 8 || len(got.Techniques[1].Labels) != 3 {
+	if len(got.Techniques) != 5 || got.Techniques[0].Technique != "rfm" || len(got.Techniques[0].Labels) != 8 || len(got.Techniques[1].Labels) != 3 ||
+		len(got.Techniques[2].Labels) != 5 || len(got.Techniques[4].Labels) != 2 {
 		t.Fatalf("defaults: %+v", got)
 	}
 	rfm := got.Techniques[0]
@@ -129,7 +130,7 @@ func TestTechniqueLimitsOverHTTP(t *testing.T) {
 	if r := e.do(t, "POST", "/v1/jobs", e.keyA, `{"type":"segment:refresh","technique":"firmographics"}`); r.StatusCode != 202 {
 		t.Fatalf("POST /v1/jobs segment:refresh: %d %s", r.StatusCode, readBody(r))
 	}
-	wantProblem(t, e.do(t, "POST", "/v1/jobs", e.keyA, `{"type":"segment:refresh","technique":"voc"}`), 400, "validation")
+	wantProblem(t, e.do(t, "POST", "/v1/jobs", e.keyA, `{"type":"segment:refresh","technique":"nosuch"}`), 400, "validation")
 }
 
 // GET /v1/accounts/{id}/labels explains each label with the values, the
@@ -166,7 +167,7 @@ func TestAccountLabelsExplain(t *testing.T) {
 	}
 
 	ex := decode[segment.Explanation](t, e.do(t, "GET", "/v1/accounts/acc-1/labels", e.keyA, ""))
-	if !ex.InScope || len(ex.Techniques) != 2 {
+	if !ex.InScope || len(ex.Techniques) != 5 {
 		t.Fatalf("explanation: %+v", ex)
 	}
 	rfm, firm := ex.Techniques[0], ex.Techniques[1]
@@ -221,4 +222,30 @@ func TestTechniqueInUseOverHTTP(t *testing.T) {
 		t.Fatalf("edit of a label a segment names: %d %+v", r.StatusCode, p)
 	}
 	wantProblem(t, e.do(t, "POST", "/v1/abm/techniques/rfm/deactivate", e.keyA, ""), 409, "technique-in-use")
+}
+
+// The behavioural techniques' label limits are 400 problems over HTTP;
+// recommendations of an unknown account are 404, of a known one a list.
+func TestBehaviourLimitsOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t)
+	four := `{"settings": {"window_days": 90, "channels": {"email": {"enabled": true, "response_points": 6}}},
+		"labels": [{"name":"a","range":{"from":0,"to":24}},{"name":"b","range":{"from":25,"to":49}},{"name":"c","range":{"from":50,"to":74}},{"name":"d","range":{"from":75,"to":100}}]}`
+	p := wantProblem(t, e.do(t, "PUT", "/v1/abm/techniques/engagement", e.keyA, four), 400, "validation")
+	if p.Errors["labels"] == "" {
+		t.Errorf("errors %v, want labels", p.Errors)
+	}
+	noPref := `{"settings": {"sources": ["email"], "window_days": 30, "keywords": [], "competitors": []}, "labels": [{"name": "Empty"}]}`
+	p = wantProblem(t, e.do(t, "PUT", "/v1/abm/techniques/voc", e.keyA, noPref), 400, "validation")
+	if p.Errors["labels[0].criteria"] == "" {
+		t.Errorf("errors %v, want labels[0].criteria", p.Errors)
+	}
+	oneType := `{"settings": {"min_support_count": 2, "max_per_type": 5}, "labels": [
+		{"name": "a", "preferences": {"types": [{"type": "next_buy"}], "min_probability": 50}},
+		{"name": "b", "preferences": {"types": [{"type": "next_buy"}, {"type": "bundle"}], "min_probability": 1}}]}`
+	p = wantProblem(t, e.do(t, "PUT", "/v1/abm/techniques/recommendations", e.keyA, oneType), 400, "validation")
+	if p.Errors["labels[0].preferences.types"] == "" {
+		t.Errorf("errors %v, want labels[0].preferences.types", p.Errors)
+	}
+	wantProblem(t, e.do(t, "GET", "/v1/accounts/nope/recommendations", e.keyA, ""), 404, "not-found")
 }

@@ -145,7 +145,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &critErrs):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the criteria has invalid conditions", critErrs)
 	case errors.Is(err, segment.ErrUnknownTechnique):
-		writeProblem(w, r, http.StatusNotFound, "unknown-technique", "techniques are rfm and firmographics", nil)
+		writeProblem(w, r, http.StatusNotFound, "unknown-technique", "techniques are rfm, firmographics, engagement, voc and recommendations", nil)
 	case errors.Is(err, store.ErrTechniqueRefreshing):
 		writeProblem(w, r, http.StatusConflict, "technique-refreshing", "the technique is refreshing; try again when its refresh job ends", nil)
 	case errors.As(err, &inUse):

@@ -85,6 +85,7 @@ func (s *server) routeTable() []route {
 		{"POST /v1/abm/configure", store.ScopeABMSetup, http.HandlerFunc(s.configureABM), nil},
 		{"POST /v1/abm/refresh", store.ScopeABMSetup, http.HandlerFunc(s.refreshABM), nil},
 		{"GET /v1/accounts/{id}/labels", store.ScopeABM, http.HandlerFunc(s.accountLabels), nil},
+		{"GET /v1/accounts/{id}/recommendations", store.ScopeABM, http.HandlerFunc(s.accountRecommendations), nil},
 
 		// Segments are ABM use, not setup: the seed's ABM permission covers
 		// segments.

@@ -99,7 +99,7 @@ func TestSegmentsOverHTTP(t *testing.T) {
 	t.Run("a criteria error is a 400 naming the condition", func(t *testing.T) {
 		p := wantProblem(t, e.do(t, "POST", "/v1/segments", e.keyA, `{"name": "Bad", "criteria": {"conditions": [
 			{"field": "industry", "op": "equals", "value": "Healthcare"},
-			{"field": "label.engagement", "op": "is_empty"}]}}`), 400, "validation")
+			{"field": "label.nosuch", "op": "is_empty"}]}}`), 400, "validation")
 		if p.Errors["criteria.conditions[1].field"] == "" || len(p.Errors) != 1 {
 			t.Errorf("errors %v, want criteria.conditions[1].field alone", p.Errors)
 		}

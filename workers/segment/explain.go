@@ -29,7 +29,10 @@ type TechniqueExplain struct {
 	Scale      int            `json:"scale,omitempty"`
 	Mode       string         `json:"mode,omitempty"`
 	ComputedAt *time.Time     `json:"computed_at,omitempty"`
-	Note       string         `json:"note,omitempty"`
+	// Details is technique-specific: engagement's call times, VoC's quoted
+	// texts, the account's recommendations.
+	Details any    `json:"details,omitempty"`
+	Note    string `json:"note,omitempty"`
 }
 
 // RuleRef is the label rule that matched: its position and its criteria.
@@ -66,6 +69,10 @@ func (s Setup) Explain(ctx context.Context, orgID int64, account string) (Explan
 			e.Note = "outside the global criteria: not segmented"
 		case !ok && name == store.TechniqueRFM && t.RefreshedAt != nil:
 			e.Note = "no qualifying deal (by default a won deal): no RFM score"
+		case !ok && name == store.TechniqueVoC && t.RefreshedAt != nil:
+			e.Note = "no customer text from the chosen sources in the window: no VoC result"
+		case !ok && name == store.TechniqueRecommendations && t.RefreshedAt != nil:
+			e.Note = "nothing to recommend: no purchase pattern applies to the account"
 		case !ok:
 			e.Note = "not computed yet: the technique has not refreshed since the account took part"
 		}
@@ -103,6 +110,10 @@ func (s Setup) Explain(ctx context.Context, orgID int64, account string) (Explan
 				if p != nil {
 					e.Scores[k], row[k] = *p, *p
 				}
+			}
+		case store.TechniqueEngagement, store.TechniqueVoC, store.TechniqueRecommendations:
+			if err := s.explainBehaviour(ctx, orgID, account, t, res, &e); err != nil {
+				return Explanation{}, err
 			}
 		default:
 			ls, err := DecodeLabels(t, DefaultFirmographicLabels())

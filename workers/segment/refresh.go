@@ -58,10 +58,22 @@ func (r Refresher) Run(ctx context.Context, job workers.Job[jobs.SegmentRefreshP
 	if err != nil {
 		return res, err
 	}
+	behaviour := ""
+	for _, t := range techs {
+		if behavioural(t.Name) {
+			if behaviour, err = r.Store.BehaviourInput(ctx, p.OrgID); err != nil {
+				return res, err
+			}
+			break
+		}
+	}
 	res.Skipped = true
 	for i, t := range techs {
 		run := jobs.TechniqueRun{Technique: t.Name, Version: t.Version}
 		stamp := strconv.Itoa(t.Version) + "|" + input
+		if behavioural(t.Name) {
+			stamp += "|" + behaviour
+		}
 		if !p.Force && t.RefreshedInput != nil && *t.RefreshedInput == stamp {
 			run.Skipped, run.Note = true, "nothing it reads changed since its last refresh"
 			ended[t.Name] = true
@@ -162,8 +174,119 @@ func (r Refresher) refresh(ctx context.Context, orgID int64, t store.Technique, 
 		}
 		run.Labelled, err = r.Store.LabelFirmographics(ctx, orgID, rules, fields, scope, now, runID)
 		return err
+	case store.TechniqueEngagement:
+		settings, labels, err := DecodeEngagement(t)
+		if err != nil {
+			return err
+		}
+		rules, err := CheckEngagement(settings, labels)
+		if err != nil {
+			return permanent(err)
+		}
+		lr, err := r.Store.ScoreEngagement(ctx, orgID, settings.EngagementSettings, rules, scope, now, runID)
+		run.Scored, run.Written = lr.Scored, lr.Written
+		return err
+	case store.TechniqueVoC:
+		settings, labels, err := DecodeVoC(t)
+		if err != nil {
+			return err
+		}
+		rules, err := CheckVoC(settings, labels)
+		if err != nil {
+			return permanent(err)
+		}
+		a, err := NewAnalyser(settings.VoCSettings)
+		if err != nil {
+			return permanent(err)
+		}
+		if run.Analysed, err = AnalyseVoC(ctx, r.Store, orgID, settings.VoCSettings, a, now); err != nil {
+			return err
+		}
+		lr, err := r.Store.LabelVoC(ctx, orgID, settings.VoCSettings, a.Key, rules, scope, now, runID)
+		run.Scored, run.Written = lr.Scored, lr.Written
+		return err
+	case store.TechniqueRecommendations:
+		settings, labels, err := DecodeRecommendations(t)
+		if err != nil {
+			return err
+		}
+		if err := CheckRecommendations(settings, labels); err != nil {
+			return permanent(err)
+		}
+		if err := r.recommendable(ctx, orgID); err != nil {
+			return permanent(err)
+		}
+		ids, err := r.Store.ProductIDs(ctx, orgID, RecommendProducts(labels))
+		if err != nil {
+			return err
+		}
+		lr, n, err := r.Store.Recommend(ctx, orgID, settings.RecommendSettings, resolveRecommendLabels(labels, ids), scope, now, runID)
+		run.Scored, run.Written, run.Recommendations = lr.Scored, lr.Written, n
+		return err
 	}
 	return permanent(fmt.Errorf("unknown technique %q", t.Name))
+}
+
+// behavioural tells whether a technique reads activities, cases or line
+// items beyond what RefreshInput covers.
+func behavioural(name string) bool {
+	return name == store.TechniqueEngagement || name == store.TechniqueVoC || name == store.TechniqueRecommendations
+}
+
+// recommendable checks the mapping gives the recommendations technique
+// its roles: the built-in products, accounts and deals modules (custom
+// modules carry no line items).
+func (r Refresher) recommendable(ctx context.Context, orgID int64) error {
+	m, err := r.Store.ABMMapping(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	for role, module := range map[string]string{store.RoleProducts: "products", store.RoleAccounts: "accounts", store.RoleDeals: "deals"} {
+		if got := m.Roles[role].Module; got != module {
+			return fmt.Errorf("recommendations need the %s role played by the built-in %s module (deals with line items), not %q", role, module, got)
+		}
+	}
+	return nil
+}
+
+// DecodeEngagement reads a stored engagement technique, defaults filled in.
+func DecodeEngagement(t store.Technique) (Engagement, []Label, error) {
+	s := DefaultEngagement()
+	if err := decodeSettings(t, &s); err != nil {
+		return s, nil, err
+	}
+	labels, err := DecodeLabels(t, DefaultEngagementLabels())
+	return s, labels, err
+}
+
+// DecodeVoC reads a stored VoC technique, defaults filled in.
+func DecodeVoC(t store.Technique) (VoC, []Label, error) {
+	s := DefaultVoC()
+	if err := decodeSettings(t, &s); err != nil {
+		return s, nil, err
+	}
+	labels, err := DecodeLabels(t, DefaultVoCLabels())
+	return s, labels, err
+}
+
+// DecodeRecommendations reads a stored recommendations technique,
+// defaults filled in.
+func DecodeRecommendations(t store.Technique) (Recommendations, []Label, error) {
+	s := DefaultRecommendations()
+	if err := decodeSettings(t, &s); err != nil {
+		return s, nil, err
+	}
+	labels, err := DecodeLabels(t, DefaultRecommendationLabels())
+	return s, labels, err
+}
+
+func decodeSettings(t store.Technique, dst any) error {
+	if len(t.Settings) > 0 && string(t.Settings) != "{}" && string(t.Settings) != "null" {
+		if err := json.Unmarshal(t.Settings, dst); err != nil {
+			return fmt.Errorf("%s settings: %w", t.Name, err)
+		}
+	}
+	return nil
 }
 
 // DecodeRFM reads a stored RFM technique, defaults filled in.

@@ -175,7 +175,7 @@ func TestRefreshLabelsAccountsAndSkipsWhenNothingChanged(t *testing.T) {
 		}
 	}
 	res := f.refresh(t, jobs.SegmentRefreshPayload{})
-	if res.Skipped || len(res.Techniques) != 2 {
+	if res.Skipped || len(res.Techniques) != len(segment.Names) {
 		t.Fatalf("first refresh: %+v", res)
 	}
 	// Three accounts in scope, so c/n is 1/3, 2/3 or 1 and scores
@@ -366,7 +366,7 @@ func TestRefreshNamesTheTechniquesItLeaves(t *testing.T) {
 	for _, tr := range res.Techniques {
 		notes[tr.Technique] = tr.Note
 	}
-	if notes["rfm"] != "being refreshed by job other" || notes["firmographics"] != "inactive" || len(res.Techniques) != 2 {
+	if notes["rfm"] != "being refreshed by job other" || notes["firmographics"] != "inactive" || notes["voc"] != "inactive" || len(res.Techniques) != len(segment.Names) {
 		t.Fatalf("result %+v", res)
 	}
 }

@@ -20,7 +20,7 @@ import (
 const DailyEdits = 2
 
 // Names of the techniques this package configures.
-var Names = []string{store.TechniqueRFM, store.TechniqueFirmographics}
+var Names = []string{store.TechniqueRFM, store.TechniqueFirmographics, store.TechniqueEngagement, store.TechniqueVoC, store.TechniqueRecommendations}
 
 // View is a technique as GET /v1/abm/techniques shows it and PUT takes it:
 // a client can GET, change and PUT back. Read-only fields are ignored on
@@ -88,6 +88,27 @@ func (s Setup) view(ctx context.Context, orgID int64, name string, t store.Techn
 		if err == nil {
 			v.Settings, err = json.Marshal(rfm)
 		}
+	case store.TechniqueEngagement:
+		var e Engagement
+		e, v.Labels, err = DecodeEngagement(t)
+		if err == nil {
+			v.Settings, err = json.Marshal(e)
+		}
+	case store.TechniqueVoC:
+		var voc VoC
+		voc, v.Labels, err = DecodeVoC(t)
+		if err == nil {
+			v.Settings, err = json.Marshal(voc)
+		}
+	case store.TechniqueRecommendations:
+		var rec Recommendations
+		rec, v.Labels, err = DecodeRecommendations(t)
+		if err == nil {
+			rec.Roles, err = s.recommendRoles(ctx, orgID)
+		}
+		if err == nil {
+			v.Settings, err = json.Marshal(rec)
+		}
 	default:
 		v.Settings = json.RawMessage(`{}`)
 		v.Labels, err = DecodeLabels(t, DefaultFirmographicLabels())
@@ -132,6 +153,48 @@ func (s Setup) Put(ctx context.Context, orgID int64, name string, in View) (View
 			return View{}, nil, err
 		}
 		settings, _ = json.Marshal(rfm)
+	case store.TechniqueEngagement:
+		var e Engagement
+		if err := strictJSON(in.Settings, &e); err != nil {
+			return View{}, nil, Errors{"settings": err.Error()}
+		}
+		if _, err := CheckEngagement(e, in.Labels); err != nil {
+			return View{}, nil, err
+		}
+		settings, _ = json.Marshal(e)
+	case store.TechniqueVoC:
+		var voc VoC
+		if err := strictJSON(in.Settings, &voc); err != nil {
+			return View{}, nil, Errors{"settings": err.Error()}
+		}
+		if voc.Competitors == nil {
+			voc.Competitors = []string{}
+		}
+		if voc.Keywords == nil {
+			voc.Keywords = []string{}
+		}
+		if _, err := CheckVoC(voc, in.Labels); err != nil {
+			return View{}, nil, err
+		}
+		settings, _ = json.Marshal(voc)
+	case store.TechniqueRecommendations:
+		var rec Recommendations
+		if err := strictJSON(in.Settings, &rec); err != nil {
+			return View{}, nil, Errors{"settings": err.Error()}
+		}
+		if err := CheckRecommendations(rec, in.Labels); err != nil {
+			return View{}, nil, err
+		}
+		if err := s.checkProducts(ctx, orgID, in.Labels); err != nil {
+			return View{}, nil, err
+		}
+		rec.Roles = nil // read-only: from the mapping
+		settings, _ = json.Marshal(rec)
+		var was Recommendations // the view shows the roles; they are not settings
+		if json.Unmarshal(cur.Settings, &was) == nil {
+			was.Roles = nil
+			cur.Settings, _ = json.Marshal(was)
+		}
 	default:
 		fields, err := s.DB.AccountFields(ctx, orgID)
 		if err != nil {
@@ -239,13 +302,19 @@ func (s Setup) Refresh(ctx context.Context, orgID int64, technique string) (stor
 // renamed (their old names).
 func labelChanges(old, new []Label) (changed, renamed []string) {
 	for i := range min(len(old), len(new)) {
-		if !reflect.DeepEqual(normalize(old[i].Criteria), normalize(new[i].Criteria)) {
+		if !reflect.DeepEqual(normalize(labelRule(old[i])), normalize(labelRule(new[i]))) {
 			changed = append(changed, old[i].Name)
 		} else if !strings.EqualFold(strings.TrimSpace(old[i].Name), strings.TrimSpace(new[i].Name)) {
 			renamed = append(renamed, old[i].Name)
 		}
 	}
 	return changed, renamed
+}
+
+// labelRule is what a label decides by: everything but its name.
+func labelRule(l Label) Label {
+	l.Name = ""
+	return l
 }
 
 func normalize(c any) any {
@@ -317,4 +386,51 @@ func (s Setup) Configure(ctx context.Context, orgID int64) (store.Job, error) {
 	}
 	j, _, err := s.Enq.Enqueue(ctx, jobs.Request{OrgID: orgID, Task: task})
 	return j, err
+}
+
+// recommendRoles reads the seed's general configuration of the
+// recommendations technique from the mapping.
+func (s Setup) recommendRoles(ctx context.Context, orgID int64) (*RecommendRoles, error) {
+	m, err := s.DB.ABMMapping(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	return &RecommendRoles{RecommendedModule: m.Roles[store.RoleProducts].Module, RecommendedOnModule: m.Roles[store.RoleAccounts].Module,
+		TransactionModule: m.Roles[store.RoleDeals].Module + " (won, with their line items)", CompletionField: "close_date"}, nil
+}
+
+// checkProducts refuses labels that name products the org does not have.
+func (s Setup) checkProducts(ctx context.Context, orgID int64, labels []Label) error {
+	want := RecommendProducts(labels)
+	if len(want) == 0 {
+		return nil
+	}
+	ids, err := s.DB.ProductIDs(ctx, orgID, want)
+	if err != nil {
+		return err
+	}
+	errs := Errors{}
+	for i, l := range labels {
+		if l.Recommend == nil {
+			continue
+		}
+		for j, t := range l.Recommend.Types {
+			for k, p := range t.Products {
+				if _, ok := ids[p]; !ok {
+					errs[fmt.Sprintf("labels[%d].preferences.types[%d].products[%d]", i, j, k)] = "no product " + p
+				}
+			}
+		}
+		for j, b := range l.Recommend.Bundles {
+			for k, p := range b {
+				if _, ok := ids[p]; !ok {
+					errs[fmt.Sprintf("labels[%d].preferences.bundles[%d][%d]", i, j, k)] = "no product " + p
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }

@@ -17,9 +17,14 @@ import (
 
 // Label is a technique label: a name and the criteria an account must
 // meet to carry it. Labels are tried in order; the first match wins.
+//
+// RFM, firmographics and VoC labels are criteria; an engagement label is a
+// score range instead, a recommendation label its preferences.
 type Label struct {
-	Name     string            `json:"name"`
-	Criteria criteria.Criteria `json:"criteria"`
+	Name      string            `json:"name"`
+	Criteria  criteria.Criteria `json:"criteria,omitzero"`
+	Range     *ScoreRange       `json:"range,omitempty"`
+	Recommend *RecommendPrefs   `json:"preferences,omitempty"`
 }
 
 // Label count bounds (seed 004: RFM at most 8; firmographics 2 to 5).
@@ -64,14 +69,14 @@ func DefaultRFMLabels() []Label {
 		return out
 	}
 	return []Label{
-		{"Champions", c("", "r gte 4", "f gte 4", "m gte 4")},
-		{"Loyal", c("", "r gte 3", "f gte 4")},
-		{"Potential loyalists", c("", "r gte 4", "f between [2,3]")},
-		{"New customers", c("", "r gte 4", "f equals 1")},
-		{"At risk", c("", "r lte 2", "f gte 3", "m lte 3")},
-		{"Can't lose them", c("", "r lte 2", "f gte 4", "m gte 4")},
-		{"Hibernating", c("", "r lte 2", "f lte 2", "m gte 2")},
-		{"Lost", c("", "r equals 1", "f lte 2", "m equals 1")},
+		{Name: "Champions", Criteria: c("", "r gte 4", "f gte 4", "m gte 4")},
+		{Name: "Loyal", Criteria: c("", "r gte 3", "f gte 4")},
+		{Name: "Potential loyalists", Criteria: c("", "r gte 4", "f between [2,3]")},
+		{Name: "New customers", Criteria: c("", "r gte 4", "f equals 1")},
+		{Name: "At risk", Criteria: c("", "r lte 2", "f gte 3", "m lte 3")},
+		{Name: "Can't lose them", Criteria: c("", "r lte 2", "f gte 4", "m gte 4")},
+		{Name: "Hibernating", Criteria: c("", "r lte 2", "f lte 2", "m gte 2")},
+		{Name: "Lost", Criteria: c("", "r equals 1", "f lte 2", "m equals 1")},
 	}
 }
 
@@ -82,9 +87,9 @@ func DefaultFirmographicLabels() []Label {
 		return criteria.Criteria{Conditions: []criteria.Condition{{Field: "employees", Op: criteria.Between, Value: json.RawMessage(fmt.Sprintf("[%d,%d]", lo, hi))}}}
 	}
 	return []Label{
-		{"Enterprise", criteria.Criteria{Conditions: []criteria.Condition{{Field: "employees", Op: criteria.Gte, Value: json.RawMessage("1000")}}}},
-		{"Mid-market", between(100, 999)},
-		{"Small business", between(1, 99)},
+		{Name: "Enterprise", Criteria: criteria.Criteria{Conditions: []criteria.Condition{{Field: "employees", Op: criteria.Gte, Value: json.RawMessage("1000")}}}},
+		{Name: "Mid-market", Criteria: between(100, 999)},
+		{Name: "Small business", Criteria: between(1, 99)},
 	}
 }
 
