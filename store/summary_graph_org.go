@@ -43,9 +43,33 @@ func (s stageSQL) open(alias string) string {
 // engagement30d counts the graph's activities of the last 30 days.
 const engagement30d = `(SELECT count(*) FROM g_activities WHERE occurred_at > now() - interval '30 days' AND occurred_at <= now())`
 
-// orgSQL returns the query of module's org figures and its parameters
-// after the graph's own (args), or "" for none.
-func (g graphDef) orgSQL(args []any) (string, []any) {
+// contextSQL returns the one query that reads, besides the records, what
+// a graph's summary needs, and its parameters: one row of the module's org
+// figures (JSON, NULL for a custom module), the org's locale (NULLs when
+// unset) and the subject's tracked picklist history (a JSON array oldest
+// first, NULL when empty or untracked). One round trip instead of three.
+func (g graphDef) contextSQL(args []any) (string, []any) {
+	const locale = `l.currency, l.time_zone
+		FROM (SELECT 1) one LEFT JOIN summary_locale_settings l ON l.org_id = $1`
+	cte, figures, args := g.orgSQL(args)
+	if figures == "" {
+		// A custom module: no figures, no history, no graph CTE needed.
+		return `SELECT NULL::text AS figures, NULL::text AS history, ` + locale, args[:1]
+	}
+	history := "NULL::text"
+	if g.subject.Tracked != "" {
+		history = `(SELECT json_agg(json_build_object('field', h.field, 'old_value', h.old_value,
+			'new_value', h.new_value, 'changed_at', h.changed_at) ORDER BY h.changed_at, h.id)
+			FROM field_history h JOIN g_subject s ON h.record_id = s.id
+			WHERE h.org_id = $1 AND h.module = '` + g.subject.Name + `')::text`
+	}
+	return g.with() + cte + "\nSELECT (" + figures + ")::text AS figures, " + history + " AS history, " + locale, args
+}
+
+// orgSQL returns module's org figures as extra CTEs (after the graph's,
+// each starting with a comma) and a scalar query of one JSON object, and
+// the parameters after the graph's own (args); "" for none.
+func (g graphDef) orgSQL(args []any) (cte, figures string, _ []any) {
 	// Only the queries that read stages take the stage parameters:
 	// Postgres refuses a parameter the query never uses.
 	st, stageArgs := stageParams(len(args) + 1)
@@ -57,10 +81,11 @@ func (g graphDef) orgSQL(args []any) (string, []any) {
 		// engagement and its trend; seed 001: open opportunities; each
 		// contact's activity count and latest date over every activity of
 		// the graph, not only those a prompt holds.
-		sel = `, w AS MATERIALIZED (SELECT
+		cte = `, w AS MATERIALIZED (SELECT
 				(SELECT coalesce(sum(amount), 0) FROM deals d WHERE d.org_id = $1 AND d.state = 'active' AND ` + st.won("d") + `) AS org_won,
 				(SELECT coalesce(sum(t.amount), 0) FROM g_deals g JOIN deals t ON t.id = g.id
-				 WHERE t.org_id = $1 AND t.state = 'active' AND ` + st.won("t") + `) AS account_won)
+				 WHERE t.org_id = $1 AND t.state = 'active' AND ` + st.won("t") + `) AS account_won)`
+		sel = `
 		SELECT json_build_object(
 			'org_won_revenue', w.org_won,
 			'account_won_revenue', w.account_won,
@@ -135,7 +160,7 @@ func (g graphDef) orgSQL(args []any) (string, []any) {
 		            WHERE d.org_id = $1 AND d.state = 'active' AND ` + st.open("d") + `) o`
 		args = append(args, stageArgs...)
 	default:
-		return "", nil
+		return "", "", args
 	}
-	return g.with() + sel, args
+	return cte, sel, args
 }

@@ -68,28 +68,31 @@ func (db *DB) SummaryGraph(ctx context.Context, orgID int64, module, externalID 
 			return SummaryGraph{}, fmt.Errorf("%s: activities: %w", what, err)
 		}
 	}
-	if g.subject.Tracked != "" {
-		err = tx.SelectContext(ctx, &out.History, g.with()+`
-			SELECT h.field, h.old_value, h.new_value, h.changed_at
-			FROM field_history h JOIN g_subject s ON h.record_id = s.id
-			WHERE h.org_id = $1 AND h.module = '`+g.subject.Name+`'
-			ORDER BY h.changed_at, h.id`, args...)
-		if err != nil {
+	// Org figures, locale and the subject's history: one round trip.
+	q, qargs := g.contextSQL(args)
+	var ctxRow struct {
+		Figures  []byte  `db:"figures"`
+		History  []byte  `db:"history"`
+		Currency *string `db:"currency"`
+		TimeZone *string `db:"time_zone"`
+	}
+	if err := tx.GetContext(ctx, &ctxRow, q, qargs...); err != nil {
+		return SummaryGraph{}, fmt.Errorf("%s: org figures, locale and history: %w", what, err)
+	}
+	out.Locale = DefaultSummaryLocale
+	if ctxRow.Currency != nil && ctxRow.TimeZone != nil {
+		out.Locale = SummaryLocale{Currency: *ctxRow.Currency, TimeZone: *ctxRow.TimeZone}
+	}
+	if len(ctxRow.History) > 0 {
+		if err := json.Unmarshal(ctxRow.History, &out.History); err != nil {
 			return SummaryGraph{}, fmt.Errorf("%s: history: %w", what, err)
 		}
 		for i := range out.History {
 			out.History[i].ChangedAt = out.History[i].ChangedAt.UTC()
 		}
 	}
-	if out.Locale, err = summaryLocale(ctx, tx, orgID); err != nil {
-		return SummaryGraph{}, fmt.Errorf("%s: %w", what, err)
-	}
-	if q, qargs := g.orgSQL(args); q != "" {
-		var raw []byte
-		if err := tx.GetContext(ctx, &raw, q, qargs...); err != nil {
-			return SummaryGraph{}, fmt.Errorf("%s: org figures: %w", what, err)
-		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
+	if len(ctxRow.Figures) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(ctxRow.Figures))
 		dec.UseNumber()
 		if err := dec.Decode(&out.Org); err != nil {
 			return SummaryGraph{}, fmt.Errorf("%s: org figures: %w", what, err)

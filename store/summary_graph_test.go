@@ -324,6 +324,9 @@ func TestContactGraph(t *testing.T) {
 	if len(g.History) != 2 || *g.History[1].NewValue != "Customer" || g.History[0].OldValue != nil || *g.History[1].OldValue != "Lead" {
 		t.Errorf("history = %+v", g.History)
 	}
+	if h, err := db.FieldHistory(context.Background(), org, "contacts", "c1"); err != nil || !reflect.DeepEqual(g.History, h) {
+		t.Errorf("graph history %+v, want the record's own %+v (%v)", g.History, h, err)
+	}
 	hours := make([]any, 24)
 	for i := range hours {
 		hours[i] = json.Number("0")
@@ -471,13 +474,22 @@ func TestCustomModuleGraphIsTheRecord(t *testing.T) {
 	}
 }
 
-// A graph carries the org's summary locale, USD and UTC until set.
+// A graph of any module carries the org's summary locale, USD and UTC
+// until set (read in the same statement as the org figures and history).
 func TestGraphCarriesTheSummaryLocale(t *testing.T) {
 	db, _ := storetest.NewDB(t)
 	org := newOrg(t, db, "acme")
+	other := newOrg(t, db, "other")
 	load(t, db, org, "leads", `{"external_id": "l1", "company": "C1"}`)
-	if g := graph(t, db, org, "leads", "l1"); g.Locale != store.DefaultSummaryLocale {
-		t.Errorf("default locale %+v", g.Locale)
+	load(t, db, org, "accounts", `{"external_id": "acc1", "name": "A1"}`)
+	load(t, db, org, "contacts", `{"external_id": "c1", "last_name": "L1", "account": "acc1"}`)
+	load(t, db, org, "deals", `{"external_id": "d1", "name": "D1", "account": "acc1", "stage": "Proposal"}`)
+	load(t, db, org, "custom_widgets", `{"external_id": "w1", "name": "Widget"}`)
+	records := [][2]string{{"leads", "l1"}, {"accounts", "acc1"}, {"contacts", "c1"}, {"deals", "d1"}, {"custom_widgets", "w1"}}
+	for _, r := range records {
+		if g := graph(t, db, org, r[0], r[1]); g.Locale != store.DefaultSummaryLocale {
+			t.Errorf("%s: default locale %+v", r[0], g.Locale)
+		}
 	}
 	ctx := context.Background()
 	if err := db.SetSummaryLocale(ctx, org, store.SummaryLocale{Currency: "eur", TimeZone: "UTC"}); !errors.Is(err, store.ErrInvalidLocale) {
@@ -487,7 +499,12 @@ func TestGraphCarriesTheSummaryLocale(t *testing.T) {
 	if err := db.SetSummaryLocale(ctx, org, want); err != nil {
 		t.Fatal(err)
 	}
-	if g := graph(t, db, org, "leads", "l1"); g.Locale != want {
-		t.Errorf("locale %+v, want %+v", g.Locale, want)
+	if err := db.SetSummaryLocale(ctx, other, store.SummaryLocale{Currency: "JPY", TimeZone: "Asia/Tokyo"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range records {
+		if g := graph(t, db, org, r[0], r[1]); g.Locale != want {
+			t.Errorf("%s: locale %+v, want %+v", r[0], g.Locale, want)
+		}
 	}
 }

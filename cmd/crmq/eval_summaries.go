@@ -20,7 +20,8 @@ func runEvalSummaries(ctx context.Context, c *cli, args []string) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	c.detail = "Summarises every record of the evaluation set (about 20 hand-made records, each with the facts a\n" +
 		"manager must see) with the provider and prints, per record and in all: must-mention coverage,\n" +
-		"invented facts (bullets or refs validation dropped: unknown refs, numbers the facts do not hold),\n" +
+		"invented facts (bullets or refs validation dropped: unknown refs, numbers, dates and names the facts\n" +
+		"do not hold; the bullets dropped for a number and for a name are also counted apart),\n" +
 		"repeated bullets and words. Exit 1 below the thresholds: coverage under 90% or any invented fact."
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
@@ -76,16 +77,19 @@ func runEvalSummaries(ctx context.Context, c *cli, args []string) error {
 func printEvalReport(c *cli, rep summary.EvalReport) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "crmq eval summaries: provider %s, model %s, %d records\n\n", rep.Provider, rep.Model, len(rep.Cases))
-	fmt.Fprintf(&b, "%-58s %7s %8s %7s %5s  %s\n", "record", "said", "invented", "repeats", "words", "missing")
+	fmt.Fprintf(&b, "%-58s %7s %8s %7s %5s %7s %5s  %s\n", "record", "said", "invented", "numbers", "names", "repeats", "words", "missing")
 	for _, r := range rep.Cases {
 		missing := strings.Join(r.Missing, "; ")
 		if r.Error != "" {
 			missing = "error: " + r.Error
 		}
-		fmt.Fprintf(&b, "%-58s %3d/%-3d %8d %7d %5d  %s\n", r.Name, r.Wanted-len(r.Missing), r.Wanted, r.Invented, r.Repeats, r.Words, missing)
+		fmt.Fprintf(&b, "%-58s %3d/%-3d %8d %7d %5d %7d %5d  %s\n", r.Name, r.Wanted-len(r.Missing), r.Wanted, r.Invented,
+			r.InventedNumbers, r.InventedNames, r.Repeats, r.Words, missing)
 	}
-	fmt.Fprintf(&b, "\ncoverage %.1f%% (threshold %.0f%%), invented %d (threshold %d), repeats %d, words per summary %d, errors %d\n",
-		rep.Coverage, summary.EvalMinCoverage, rep.Invented, summary.EvalMaxInvented, rep.Repeats, rep.Words, rep.Errors)
+	fmt.Fprintf(&b, "\ncoverage %.1f%% (threshold %.0f%%), invented %d (threshold %d; invented numbers %d, invented names %d), "+
+		"repeats %d, words per summary %d, errors %d\n",
+		rep.Coverage, summary.EvalMinCoverage, rep.Invented, summary.EvalMaxInvented, rep.InventedNumbers, rep.InventedNames,
+		rep.Repeats, rep.Words, rep.Errors)
 	_, err := fmt.Fprint(c.stdout, b.String())
 	return err
 }

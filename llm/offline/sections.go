@@ -116,7 +116,7 @@ var definitions = []Definition{
 		compose: (*view).strategicNextSteps},
 	{Module: "accounts", SectionSpec: llm.SectionSpec{Key: llm.ImmediateActions, Title: "Immediate Actions", UsesActivities: true, Instruction: "First what needs " +
 		"attention (org.figures): unanswered customer signals and how long the oldest has waited, days since the " +
-		"last touch when a month or more, single-threaded open pipeline, stalled open deals. Then tasks to do now: " +
+		"last touch when a month or more, single-threaded open pipeline (engage a sponsor at Director level or above), stalled open deals. Then tasks to do now: " +
 		"overdue objectives, overdue and open playbook tasks (with due dates and owners), open activity tasks, escalated and open " +
 		"cases, and the next steps of open deals."},
 		Reads:   []string{crm.FigUnanswered, crm.FigOldestUnanswered, crm.FigDaysSinceTouch, crm.FigLastActivity, crm.FigSingleThreaded, crm.FigOpenDealValue, crm.FigContacts, crm.FigStalledDeals, crm.FigWindowDays, crm.FigCurrency},

@@ -28,12 +28,9 @@ var trackedField = map[string]string{"leads": "lead_status", "deals": "stage", "
 
 func days(from, to time.Time) int { return int(startOfDay(to).Sub(startOfDay(from)).Hours() / 24) }
 
-func attentionFigures(f map[string]any, g store.SummaryGraph, module string, today time.Time) {
-	at := make([]time.Time, len(g.Activities)) // each activity's time, read once
-	for i, a := range g.Activities {
-		at[i] = occurred(a)
-	}
-	unansweredFigures(f, g, at, module, today)
+func attentionFigures(f map[string]any, g store.SummaryGraph, module string, today time.Time, ix activityIndex) {
+	at := ix.at
+	unansweredFigures(f, g, ix, module, today)
 	if len(g.Activities) > 0 {
 		newest := at[0]
 		for _, t := range at {
@@ -69,7 +66,8 @@ func attentionFigures(f map[string]any, g store.SummaryGraph, module string, tod
 // activities without a contact form one thread), as the orphan state
 // defines it (store/orphans.go). Signals dated after today are not
 // counted.
-func unansweredFigures(f map[string]any, g store.SummaryGraph, at []time.Time, module string, today time.Time) {
+func unansweredFigures(f map[string]any, g store.SummaryGraph, ix activityIndex, module string, today time.Time) {
+	at := ix.at
 	thread := func(a store.GraphRecord) string {
 		if module == "accounts" {
 			return text(a.Fields["contact"])
@@ -78,7 +76,7 @@ func unansweredFigures(f map[string]any, g store.SummaryGraph, at []time.Time, m
 	}
 	lastFollowUp := map[string]time.Time{}
 	for i, a := range g.Activities {
-		if lower(a.Fields["direction"]) == "follow_up" {
+		if ix.dir[i] == "follow_up" {
 			if t := at[i]; t.After(lastFollowUp[thread(a)]) {
 				lastFollowUp[thread(a)] = t
 			}
@@ -89,7 +87,7 @@ func unansweredFigures(f map[string]any, g store.SummaryGraph, at []time.Time, m
 	var oldestAt time.Time
 	for i, a := range g.Activities {
 		t := at[i]
-		if lower(a.Fields["direction"]) != "signal" || t.After(today) || t.Before(lastFollowUp[thread(a)]) {
+		if ix.dir[i] != "signal" || t.After(today) || t.Before(lastFollowUp[thread(a)]) {
 			continue
 		}
 		n++

@@ -62,10 +62,14 @@ type EvalResult struct {
 	Module   string   `json:"module"`
 	Missing  []string `json:"missing,omitempty"` // must-mention phrases the summary does not say
 	Wanted   int      `json:"wanted"`
-	Invented int      `json:"invented"` // what validation dropped: unknown refs, numbers the facts do not hold
-	Repeats  int      `json:"repeats"`  // bullets saying a sentence another bullet already said
-	Words    int      `json:"words"`
-	Error    string   `json:"error,omitempty"`
+	Invented int      `json:"invented"` // what validation dropped: unknown refs, numbers and names the facts do not hold...
+	// Of Invented: bullets dropped for a number or date, and for a name,
+	// the facts do not hold.
+	InventedNumbers int    `json:"invented_numbers"`
+	InventedNames   int    `json:"invented_names"`
+	Repeats         int    `json:"repeats"` // bullets saying a sentence another bullet already said
+	Words           int    `json:"words"`
+	Error           string `json:"error,omitempty"`
 }
 
 // EvalReport adds the cases up.
@@ -75,9 +79,13 @@ type EvalReport struct {
 	Cases    []EvalResult `json:"cases"`
 	Coverage float64      `json:"coverage_percent"` // must-mention phrases said, of all
 	Invented int          `json:"invented"`
-	Repeats  int          `json:"repeats"`
-	Words    int          `json:"words_per_summary"`
-	Errors   int          `json:"errors"`
+	// Of Invented: bullets with a number or date, and with a name, the
+	// facts do not hold.
+	InventedNumbers int `json:"invented_numbers"`
+	InventedNames   int `json:"invented_names"`
+	Repeats         int `json:"repeats"`
+	Words           int `json:"words_per_summary"`
+	Errors          int `json:"errors"`
 }
 
 // Thresholds an evaluation must meet (the offline provider's, checked in
@@ -95,8 +103,9 @@ func (r EvalReport) Passed() bool {
 var spaceRE = regexp.MustCompile(`\s+`)
 
 // Evaluate summarises every case with p and scores it: must-mention
-// coverage, invented facts (what Validate drops), repeated bullets and
-// length in words.
+// coverage, invented facts (what Validate drops, with the bullets dropped
+// for an invented number or date and for an invented name counted apart),
+// repeated bullets and length in words.
 func Evaluate(ctx context.Context, p llm.Provider, cases []EvalCase) EvalReport {
 	rep := EvalReport{Provider: p.Name()}
 	wanted, said, words := 0, 0, 0
@@ -140,8 +149,10 @@ func Evaluate(ctx context.Context, p llm.Provider, cases []EvalCase) EvalReport 
 				r.Missing = append(r.Missing, m)
 			}
 		}
-		r.Invented = res.Dropped
+		r.Invented, r.InventedNumbers, r.InventedNames = res.Dropped, res.Drops.Numbers, res.Drops.Names
 		rep.Invented += r.Invented
+		rep.InventedNumbers += r.InventedNumbers
+		rep.InventedNames += r.InventedNames
 		rep.Repeats += r.Repeats
 		words += r.Words
 		rep.Cases = append(rep.Cases, r)

@@ -32,24 +32,40 @@ const (
 	orgContactActivity = "activities_by_contact" // per contact ref: activities, latest date
 )
 
-func figures(g store.SummaryGraph, module string, today time.Time) map[string]any {
+func figures(g store.SummaryGraph, module string, today time.Time, ix activityIndex) map[string]any {
 	f := map[string]any{}
 	loc := locale(g)
 	f[crm.FigCurrency], f[crm.FigTimeZone] = loc.Currency, loc.TimeZone
-	activityFigures(f, g, today)
+	activityFigures(f, g, today, ix)
 	switch module {
 	case "accounts":
-		accountFigures(f, g, today)
+		accountFigures(f, g, today, ix)
 	case "contacts":
-		signalFigures(f, g, loc.TimeZone)
+		signalFigures(f, g, loc.TimeZone, ix)
 		f[crm.FigOpenDeals] = countOpenDeals(g.Related)
 	case "leads":
 		leadFigures(f, g.Org)
 	case "deals":
 		dealFigures(f, g, today)
 	}
-	attentionFigures(f, g, module, today)
+	attentionFigures(f, g, module, today, ix)
 	return f
+}
+
+// activityIndex holds what the figures read of each activity of the graph
+// (same order as g.Activities), read once: its time and its direction.
+type activityIndex struct {
+	at  []time.Time
+	dir []string // lower-cased
+}
+
+func indexActivities(acts []store.GraphRecord) activityIndex {
+	ix := activityIndex{at: make([]time.Time, len(acts)), dir: make([]string, len(acts))}
+	for i, a := range acts {
+		ix.at[i] = occurred(a)
+		ix.dir[i] = lower(a.Fields["direction"])
+	}
+	return ix
 }
 
 // locale is the graph's, the default for any part it leaves empty.
@@ -75,7 +91,7 @@ func occurred(r store.GraphRecord) time.Time {
 // every activity of the last two windows, the counts in each, the trend
 // and the engagement level. With older activities cut by the cap and the
 // window not covered, no count is given rather than a low one.
-func activityFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
+func activityFigures(f map[string]any, g store.SummaryGraph, today time.Time, ix activityIndex) {
 	total := max(g.ActivityTotal, len(g.Activities))
 	f[crm.FigActivitiesTotal] = total
 	if len(g.Activities) == 0 {
@@ -84,9 +100,8 @@ func activityFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 		}
 		return
 	}
-	newest, oldest := occurred(g.Activities[0]), occurred(g.Activities[0])
-	for _, a := range g.Activities {
-		t := occurred(a)
+	newest, oldest := ix.at[0], ix.at[0]
+	for _, t := range ix.at {
 		if t.After(newest) {
 			newest = t
 		}
@@ -101,8 +116,8 @@ func activityFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 		return
 	}
 	var in, prev int
-	for _, a := range g.Activities {
-		switch t := occurred(a); {
+	for _, t := range ix.at {
+		switch {
 		case t.After(today):
 		case t.After(from):
 			in++

@@ -13,7 +13,7 @@ import (
 
 // Figures of each module's sections.
 
-func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
+func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time, ix activityIndex) {
 	deals := byModule(g.Related, "deals")
 	won := map[string]bool{}
 	var wonSum, openSum float64
@@ -130,7 +130,7 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 		}
 	}
 	f[crm.FigPastCloseDeals] = pastClose
-	if m := contactActivity(g); len(m) > 0 {
+	if m := contactActivity(g, ix); len(m) > 0 {
 		f[crm.FigContactActivity] = m
 	}
 }
@@ -138,7 +138,7 @@ func accountFigures(f map[string]any, g store.SummaryGraph, today time.Time) {
 // contactActivity is each contact's activity count and latest date: the
 // store's figure, counted in SQL over every activity of the graph, or, for
 // a graph without it, the activities the graph holds.
-func contactActivity(g store.SummaryGraph) map[string]any {
+func contactActivity(g store.SummaryGraph, ix activityIndex) map[string]any {
 	if m, ok := g.Org[orgContactActivity].(map[string]any); ok {
 		return maps.Clone(m) // the prompt may prune it
 	}
@@ -147,7 +147,7 @@ func contactActivity(g store.SummaryGraph) map[string]any {
 		latest time.Time
 	}
 	by := map[string]*agg{}
-	for _, a := range g.Activities {
+	for i, a := range g.Activities {
 		c := text(a.Fields["contact"])
 		if c == "" {
 			continue
@@ -158,7 +158,7 @@ func contactActivity(g store.SummaryGraph) map[string]any {
 			by[c] = x
 		}
 		x.n++
-		if t := occurred(a); t.After(x.latest) {
+		if t := ix.at[i]; t.After(x.latest) {
 			x.latest = t
 		}
 	}
@@ -229,7 +229,7 @@ func partOfDay(t time.Time) string {
 // signalFigures: through which medium and when the contact's own signals
 // (direction "signal") come, over every activity the graph loaded; part of
 // day and weekday in the org's time zone (UTC when it does not load).
-func signalFigures(f map[string]any, g store.SummaryGraph, zone string) {
+func signalFigures(f map[string]any, g store.SummaryGraph, zone string, ix activityIndex) {
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		loc = time.UTC
@@ -237,15 +237,15 @@ func signalFigures(f map[string]any, g store.SummaryGraph, zone string) {
 	}
 	channels, parts, days := map[string]int{}, map[string]int{}, map[string]int{}
 	total := 0
-	for _, a := range g.Activities {
-		if lower(a.Fields["direction"]) != "signal" {
+	for i, a := range g.Activities {
+		if ix.dir[i] != "signal" {
 			continue
 		}
 		total++
 		if m := text(a.Fields["medium"]); m != "" {
 			channels[m]++
 		}
-		t := occurred(a).In(loc)
+		t := ix.at[i].In(loc)
 		parts[partOfDay(t)]++
 		days[weekdays[t.Weekday()]]++
 	}

@@ -119,8 +119,9 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 			facts.Related = append(facts.Related, rec)
 		}
 	}
-	sorted, times := newestFirst(g.Activities)
-	figs := figures(g, module, today)
+	ix := indexActivities(g.Activities) // each activity's time and direction, read once
+	sorted, times := newestFirst(g.Activities, ix.at)
+	figs := figures(g, module, today, ix)
 	facts.Org = make(map[string]any, len(g.Org)+1)
 	for k, v := range g.Org {
 		if !restated[k] { // given once, as a figure
@@ -129,11 +130,15 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	}
 	facts.Org[crm.Figures] = figs
 
+	// Each part of the facts is rendered once; the prompt's JSON is put
+	// together from the parts (factsJSON), byte for byte what rendering
+	// the whole would give.
 	var trunc Truncation
-	base, err := render(facts)
+	fj, err := newFactsJSON(facts)
 	if err != nil {
 		return llm.Request{}, Truncation{}, err
 	}
+	base := fj.size()
 	// Activities keep at least minActivityPercent of the budget, as far as
 	// they need it: associated records are left out, deepest first, to
 	// make that room, but never more than they take.
@@ -142,32 +147,35 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	if err != nil {
 		return llm.Request{}, Truncation{}, err
 	}
-	over := len(base) - maxBytes
-	if want := len(base) - (maxBytes - reserve); want > 0 && want > over && len(facts.Related) > 0 {
-		related, err := render(facts.Related)
-		if err != nil {
-			return llm.Request{}, Truncation{}, err
-		}
-		over = max(over, min(want, len(related)-2))
+	over := base - maxBytes
+	if want := base - (maxBytes - reserve); want > 0 && want > over && len(facts.Related) > 0 {
+		over = max(over, min(want, fj.relatedSize()-2))
 	}
 	if over > 0 {
-		cut, err := trimRelated(&facts, over)
+		cut, kept, err := trimRelated(facts.Related, fj.related, over)
 		if err != nil {
 			return llm.Request{}, Truncation{}, err
 		}
 		trunc.Related = cut
+		fj.related = fj.related[:0]
+		related := make([]llm.Record, 0, len(kept))
+		for _, k := range kept {
+			related = append(related, facts.Related[k.i])
+			fj.related = append(fj.related, k.js)
+		}
+		facts.Related = related
 		pruneFigures(figs, facts.Related)
-		if base, err = render(facts); err != nil {
+		if fj.org, err = render(facts.Org); err != nil {
 			return llm.Request{}, Truncation{}, err
 		}
-		if len(base) > maxBytes {
+		if fj.size() > maxBytes {
 			return llm.Request{}, Truncation{}, fmt.Errorf("%w: %d tokens", ErrBudgetTooSmall, budgetTokens)
 		}
 	}
 
 	// Activities newest first while they fit; each adds its bytes and,
 	// after the first, a comma. Only those tried are converted.
-	used, distinct, full := len(base), 0, false
+	used, distinct, full := fj.size(), 0, false
 	var oldest time.Time
 	for i, a := range sorted {
 		ref := Ref(a.Module, a.ID)
@@ -198,15 +206,12 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 		}
 		used += add
 		facts.Activities = append(facts.Activities, rec)
+		fj.activities = append(fj.activities, b)
 		oldest = times[i]
 	}
 	n := len(facts.Activities)
-	js, err := render(facts)
-	if err != nil {
-		return llm.Request{}, Truncation{}, err
-	}
-	if len(js) > maxBytes {
-		return llm.Request{}, Truncation{}, fmt.Errorf("summary: prompt of %d bytes over its %d-byte budget", len(js), maxBytes)
+	if fj.size() > maxBytes {
+		return llm.Request{}, Truncation{}, fmt.Errorf("summary: prompt of %d bytes over its %d-byte budget", fj.size(), maxBytes)
 	}
 
 	total := max(g.ActivityTotal, distinct)
@@ -228,7 +233,7 @@ func BuildPrompt(g store.SummaryGraph, module string, asked []llm.SectionSpec, b
 	}
 	req := llm.Request{
 		System:   systemPrompt,
-		User:     task + string(js),
+		User:     fj.appendTo(task),
 		Schema:   llm.AnswerSchema(asked),
 		Facts:    &facts,
 		Sections: asked,
@@ -414,14 +419,14 @@ func subjectRecord(g store.SummaryGraph, module string) llm.Record {
 
 // newestFirst orders activities by occurred_at, newest first, ties by id,
 // whatever order the graph came in; it returns each one's time alongside.
-func newestFirst(acts []store.GraphRecord) ([]store.GraphRecord, []time.Time) {
+func newestFirst(acts []store.GraphRecord, at []time.Time) ([]store.GraphRecord, []time.Time) {
 	type timed struct {
 		r store.GraphRecord
 		t time.Time
 	}
 	ts := make([]timed, len(acts))
 	for i, a := range acts {
-		ts[i] = timed{a, occurred(a)}
+		ts[i] = timed{a, at[i]}
 	}
 	slices.SortStableFunc(ts, func(a, b timed) int {
 		if c := b.t.Compare(a.t); c != 0 {
@@ -436,48 +441,50 @@ func newestFirst(acts []store.GraphRecord) ([]store.GraphRecord, []time.Time) {
 	return out, times
 }
 
-// trimRelated leaves out associated records, deepest level first and the
-// last listed first within a level, until over bytes are saved.
-func trimRelated(f *llm.Facts, over int) (*RelatedCut, error) {
-	total := len(f.Related)
+// keptRecord is an associated record trimRelated keeps: its index and
+// its JSON.
+type keptRecord struct {
+	i  int
+	js []byte
+}
+
+// trimRelated leaves out associated records (related, rendered as js),
+// deepest level first and the last listed first within a level, until
+// over bytes are saved; it returns the records kept, in order.
+func trimRelated(related []llm.Record, js [][]byte, over int) (*RelatedCut, []keptRecord, error) {
+	total := len(related)
 	order := make([]int, total)
-	sizes := make([]int, total)
-	for i, r := range f.Related {
+	for i := range related {
 		order[i] = i
-		b, err := render(r)
-		if err != nil {
-			return nil, err
-		}
-		sizes[i] = len(b) + 1 // its comma
 	}
 	slices.SortFunc(order, func(a, b int) int {
-		if c := cmp.Compare(f.Related[b].Level, f.Related[a].Level); c != 0 {
+		if c := cmp.Compare(related[b].Level, related[a].Level); c != 0 {
 			return c
 		}
 		return cmp.Compare(b, a)
 	})
-	drop := map[int]bool{}
-	saved := 0
+	drop := make([]bool, total)
+	saved, dropped := 0, 0
 	for _, i := range order {
 		if saved >= over {
 			break
 		}
 		drop[i] = true
-		saved += sizes[i]
+		dropped++
+		saved += len(js[i]) + 1 // its comma
 	}
 	if saved < over {
-		return nil, fmt.Errorf("%w: the subject alone overflows it", ErrBudgetTooSmall)
+		return nil, nil, fmt.Errorf("%w: the subject alone overflows it", ErrBudgetTooSmall)
 	}
 	levels := map[int]int{}
-	kept := make([]llm.Record, 0, total-len(drop))
-	for i, r := range f.Related {
+	kept := make([]keptRecord, 0, total-dropped)
+	for i, r := range related {
 		if drop[i] {
 			levels[r.Level]++
 			continue
 		}
-		kept = append(kept, r)
+		kept = append(kept, keptRecord{i, js[i]})
 	}
-	f.Related = kept
 	cut := &RelatedCut{Included: len(kept), Total: total}
 	for lvl, n := range levels {
 		cut.LeftOut = append(cut.LeftOut, LevelCount{Level: lvl, Count: n})
@@ -485,7 +492,105 @@ func trimRelated(f *llm.Facts, over int) (*RelatedCut, error) {
 	slices.SortFunc(cut.LeftOut, func(a, b LevelCount) int { return cmp.Compare(b.Level, a.Level) })
 	cut.Note = fmt.Sprintf("%d of %d associated records were left out to fit the token budget, deepest levels first",
 		total-len(kept), total)
-	return cut, nil
+	return cut, kept, nil
+}
+
+// factsJSON is llm.Facts rendered part by part: the subject, each
+// associated record, each activity, the org figures and today. Put
+// together (appendTo) it is what render(facts) gives, in the order of
+// llm.Facts' fields; its size is known without putting it together.
+type factsJSON struct {
+	subject, org, today []byte
+	related, activities [][]byte
+}
+
+func newFactsJSON(f llm.Facts) (factsJSON, error) {
+	var fj factsJSON
+	var err error
+	if fj.subject, err = render(f.Subject); err != nil {
+		return fj, err
+	}
+	if len(f.Org) > 0 {
+		if fj.org, err = render(f.Org); err != nil {
+			return fj, err
+		}
+	}
+	if fj.today, err = render(f.Today); err != nil {
+		return fj, err
+	}
+	fj.related = make([][]byte, len(f.Related))
+	for i, r := range f.Related {
+		if fj.related[i], err = render(r); err != nil {
+			return fj, err
+		}
+	}
+	for _, a := range f.Activities {
+		b, err := render(a)
+		if err != nil {
+			return fj, err
+		}
+		fj.activities = append(fj.activities, b)
+	}
+	return fj, nil
+}
+
+const (
+	jsSubject    = `{"subject":`
+	jsRelated    = `,"related":`
+	jsActivities = `,"activities":`
+	jsOrg        = `,"org":`
+	jsToday      = `,"today":`
+)
+
+// listSize is the bytes of a JSON array of the items.
+func listSize(items [][]byte) int {
+	n := 2 + max(0, len(items)-1)
+	for _, b := range items {
+		n += len(b)
+	}
+	return n
+}
+
+func (fj factsJSON) relatedSize() int { return listSize(fj.related) }
+
+func (fj factsJSON) size() int {
+	n := len(jsSubject) + len(fj.subject) + len(jsRelated) + listSize(fj.related) +
+		len(jsActivities) + listSize(fj.activities) + len(jsToday) + len(fj.today) + 1
+	if fj.org != nil {
+		n += len(jsOrg) + len(fj.org)
+	}
+	return n
+}
+
+// appendTo returns prefix followed by the facts' JSON.
+func (fj factsJSON) appendTo(prefix string) string {
+	var b strings.Builder
+	b.Grow(len(prefix) + fj.size())
+	b.WriteString(prefix)
+	list := func(items [][]byte) {
+		b.WriteByte('[')
+		for i, x := range items {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(x)
+		}
+		b.WriteByte(']')
+	}
+	b.WriteString(jsSubject)
+	b.Write(fj.subject)
+	b.WriteString(jsRelated)
+	list(fj.related)
+	b.WriteString(jsActivities)
+	list(fj.activities)
+	if fj.org != nil {
+		b.WriteString(jsOrg)
+		b.Write(fj.org)
+	}
+	b.WriteString(jsToday)
+	b.Write(fj.today)
+	b.WriteByte('}')
+	return b.String()
 }
 
 // pruneFigures drops per-record figures of records left out of the prompt.

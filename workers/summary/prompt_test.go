@@ -2,6 +2,7 @@ package summary_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -447,5 +448,44 @@ func TestFiftyThousandActivities(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The prompt's JSON is put together from parts rendered once each; it is
+// byte for byte the facts rendered whole, trimmed or not, whatever the
+// module and the number of activities.
+func TestPromptJSONIsTheFactsRenderedWhole(t *testing.T) {
+	type tc struct {
+		name   string
+		g      store.SummaryGraph
+		module string
+		budget int
+	}
+	cases := []tc{{"big account", bigAccountGraph(50000), "accounts", 0}, {"big account, trimmed", bigAccountGraph(50000), "accounts", 4000}}
+	for _, fx := range realistic() {
+		cases = append(cases, tc{fx.module, fx.graph, fx.module, 0}, tc{fx.module + ", small budget", fx.graph, fx.module, 1500})
+	}
+	trimmed := 0
+	for _, c := range cases {
+		asked, _ := summary.Sections(c.module, nil)
+		req, tr, err := summary.BuildPrompt(c.g, c.module, asked, c.budget, today)
+		if errors.Is(err, summary.ErrBudgetTooSmall) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if tr.Related != nil {
+			trimmed++
+		}
+		if js := renderJSON(t, req.Facts); !strings.HasSuffix(req.User, js) {
+			t.Errorf("%s: the user prompt does not end with the facts rendered whole", c.name)
+		}
+		if budget := cmp.Or(c.budget, summary.DefaultBudgetTokens); promptTokens(req) > budget {
+			t.Errorf("%s: prompt of %d tokens over its budget of %d", c.name, promptTokens(req), budget)
+		}
+	}
+	if trimmed == 0 {
+		t.Error("no case trimmed associated records")
 	}
 }

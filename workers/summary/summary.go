@@ -57,8 +57,10 @@ type Result struct {
 	Provider     string     `json:"provider"`
 	DataHash     string     `json:"data_hash"`
 	DataAsOf     time.Time  `json:"data_as_of"`
-	// Dropped counts what Validate removed from the answer.
-	Dropped int `json:"dropped"`
+	// Dropped counts what Validate removed from the answer; Drops says
+	// what it was.
+	Dropped int   `json:"dropped"`
+	Drops   Drops `json:"-"`
 }
 
 // Generate reads the record's graph, asks the provider for the visible
@@ -96,7 +98,8 @@ func Generate(ctx context.Context, graphs Graphs, p llm.Provider, in Input) (Res
 		if err != nil {
 			return Result{}, fmt.Errorf("summary of %s by %s: %w", Ref(in.Module, in.ID), p.Name(), err)
 		}
-		answered, res.Dropped = Validate(resp.Answer, req)
+		answered, res.Drops = ValidateDrops(resp.Answer, req)
+		res.Dropped = res.Drops.Total()
 		res.Truncation, res.Usage, res.Model = trunc, resp.Usage, resp.Model
 	}
 

@@ -44,3 +44,59 @@ func TestUTCStampMatchesTimeParse(t *testing.T) {
 		}
 	}
 }
+
+// bareAmounts reads amounts as the regular expressions it replaces did:
+// the currency code before an amount and the thousands separators go.
+func TestBareAmountsMatchesTheRegexps(t *testing.T) {
+	grouped := regexp.MustCompile(`(\d),(\d{3})\b`)
+	currency := regexp.MustCompile(`\b[A-Z]{3} (-?\d)`)
+	bare := func(text string) string {
+		text = currency.ReplaceAllString(text, "$1")
+		for next := grouped.ReplaceAllString(text, "$1$2"); next != text; next = grouped.ReplaceAllString(text, "$1$2") {
+			text = next
+		}
+		return text
+	}
+	alphabet := []byte("0123456789,,, -.USDEaz_")
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 20000 {
+		b := make([]byte, r.IntN(30))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		if got, want := bareAmounts(string(b)), bare(string(b)); got != want {
+			t.Fatalf("%q: %q, the regexps %q", b, got, want)
+		}
+	}
+	for _, s := range []string{"USD 130,745.76", "worth EUR -1,234,567.00 in all", "aUSD 5", "USD 12,3456", "1,234,567"} {
+		if got, want := bareAmounts(s), bare(s); got != want {
+			t.Errorf("%q: %q, the regexps %q", s, got, want)
+		}
+	}
+}
+
+// A word written as a name inside a sentence must be one the facts
+// write (in any case); the first word of a sentence, words in capitals,
+// one-letter words and calendar names are left alone.
+func TestInventedName(t *testing.T) {
+	known := &factIndex{words: map[string]bool{}}
+	scanFacts(`{"name":"Northwind Traders","first_name":"Zoë","note":"moving to the north office","title":"VP Sales"}`,
+		func(string) {}, func(w string, _ bool) { known.words[w] = true })
+	for text, want := range map[string]string{
+		"Northwind Traders is healthy.":                   "",
+		"Zoë signed; Zoë leads the project.":              "",
+		"The team moves to the North office.":             "",
+		"Call the VP Sales on Tuesday, or in September.":  "",
+		"KPIs and CEO sign-off: I agree.":                 "",
+		"Escalate: Priority is high. Renewal in January.": "",
+		"Meet Northwind and Globex.":                      "Globex",
+		"The sponsor is Zoë Quinlan.":                     "Quinlan",
+		"Ask Zoë Ortega (VP Sales).":                      "Ortega",
+		"Renewal with “Northwind Traders” — Ángel joins.": "",
+		"Renewal with Northwind, run by Ángel.":           "Ángel",
+	} {
+		if got := inventedName(text, known); got != want {
+			t.Errorf("%q: invented %q, want %q", text, got, want)
+		}
+	}
+}

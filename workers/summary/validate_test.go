@@ -11,7 +11,7 @@ import (
 func TestValidate(t *testing.T) {
 	facts := &llm.Facts{
 		Subject:    llm.Record{Ref: "deals/d-1", Fields: map[string]any{"amount": "100.00"}},
-		Related:    []llm.Record{{Ref: "contacts/c-1"}, {Ref: "accounts/acc-1"}},
+		Related:    []llm.Record{{Ref: "contacts/c-1"}, {Ref: "accounts/acc-1", Fields: map[string]any{"name": "Acme"}}},
 		Activities: []llm.Record{{Ref: "activities/a-1"}},
 	}
 	req := llm.Request{Facts: facts, Sections: []llm.SectionSpec{
