@@ -52,7 +52,7 @@ func writeLabelled(ctx context.Context, tx *sqlx.Tx, technique, query string, ar
 			RETURNING 1
 		)
 		SELECT (SELECT count(*) FROM labelled) AS scored, (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM removed) AS removed`
-	if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
+	if err := batchPlan(ctx, tx); err != nil {
 		return LabelRun{}, err
 	}
 	var run LabelRun
@@ -98,4 +98,22 @@ func (db *DB) accountID(ctx context.Context, orgID int64, externalID string) (in
 		return 0, notFound(err, "account "+externalID)
 	}
 	return id, nil
+}
+
+// batchPlan sets how the behavioural techniques' set-based statements are
+// planned, for the rest of the transaction. Their inputs pass through
+// materialized CTEs, which carry no statistics (the planner takes one row
+// from each), and over tables just loaded and not yet analysed: planned
+// from those estimates they became nested loops over CTE scans, quadratic
+// in the accounts (12 s for recommendations over 200 demo accounts). With
+// nested loops off every join is a hash or merge join, linear in its
+// inputs, whatever the estimates; a join that can only be a nested loop
+// still gets one. JIT is off as for RFM: compiling costs more than it
+// saves at these sizes.
+func batchPlan(ctx context.Context, tx *sqlx.Tx) error {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `SET LOCAL enable_nestloop = off`)
+	return err
 }

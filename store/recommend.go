@@ -272,7 +272,7 @@ func (db *DB) Recommend(ctx context.Context, orgID int64, s RecommendSettings, l
 	var run LabelRun
 	var recs int
 	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
+		if err := batchPlan(ctx, tx); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM account_recommendations WHERE org_id = $1`, orgID); err != nil {

@@ -116,7 +116,13 @@ func (db *DB) VoCPending(ctx context.Context, orgID int64, s VoCSettings, key, s
 		return nil, fmt.Errorf("voc source %q: %w", source, ErrInvalidQuery)
 	}
 	var out []VoCText
-	if err := db.SelectContext(ctx, &out, q, args...); err != nil {
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := batchPlan(ctx, tx); err != nil { // see batchPlan: a nested loop here read the cache once per text
+			return err
+		}
+		return tx.SelectContext(ctx, &out, q, args...)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("pending voc texts of org %d: %w", orgID, err)
 	}
 	return out, nil
