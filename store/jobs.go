@@ -92,8 +92,19 @@ const insertJobSQL = `
 // InsertJob writes a new queued job row and returns it as stored. It
 // returns false, without error, when a row with that id already exists (a
 // deterministic scheduler id), and ErrConflict when the org already used
-// the idempotency key.
+// the idempotency key. Concurrent inserts without an idempotency key share
+// one statement (see batcher); one with a key runs alone, so its unique
+// violation is its own.
 func (db *DB) InsertJob(ctx context.Context, j Job) (Job, bool, error) {
+	if j.IdempotencyKey != nil {
+		return db.InsertJobSingle(ctx, j)
+	}
+	r, err := db.jobs.insert.do(ctx, j)
+	return r.job, r.inserted, err
+}
+
+// InsertJobSingle is InsertJob as one statement of its own, never batched.
+func (db *DB) InsertJobSingle(ctx context.Context, j Job) (Job, bool, error) {
 	st, err := db.prepared(ctx, insertJobSQL)
 	if err != nil {
 		return Job{}, false, err
@@ -165,6 +176,10 @@ func (s JobStart) QueuedFor() time.Duration { return s.StartedAt.Sub(s.CreatedAt
 // carries it, so the late write of an attempt a stopping worker abandoned
 // cannot overwrite the state of the attempt that runs the task again.
 func (db *DB) StartJob(ctx context.Context, id string, attempt int, runID string) (JobStart, error) {
+	return db.jobs.start.do(ctx, jobStartIn{id: id, attempt: attempt, runID: runID})
+}
+
+func (db *DB) startJobOne(ctx context.Context, id string, attempt int, runID string) (JobStart, error) {
 	st, err := db.prepared(ctx, startJobSQL)
 	if err != nil {
 		return JobStart{}, err
@@ -193,6 +208,11 @@ const startJobSQL = `
 // one UPDATE, so a job is never succeeded without its result.
 // It writes nothing when another attempt has started since (see StartJob).
 func (db *DB) FinishJob(ctx context.Context, id, runID, state string, result []byte, errMsg string) error {
+	_, err := db.jobs.finish.do(ctx, jobFinishIn{id: id, runID: runID, state: state, result: result, errMsg: errMsg})
+	return err
+}
+
+func (db *DB) finishJobOne(ctx context.Context, id, runID, state string, result []byte, errMsg string) error {
 	var errCol *string
 	if errMsg != "" {
 		errCol = &errMsg

@@ -40,6 +40,7 @@ func main() {
 	}, []string{"route", "status"})
 	reg.MustRegister(reqDur)
 	go queues.run(ctx, cfg.MetricsInterval)
+	proc.ServePprof(ctx, log, cfg.PprofAddr)
 
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redisOpt, ReadOnly: cfg.MonitoringReadOnly})
 	defer mon.Close()

@@ -80,6 +80,7 @@ func benchCRMQ(ctx context.Context, bc benchConfig, api *apiDriver) (phaseResult
 	}
 	r := p.t.result("crmq e2e", sent, dropped, window)
 	r.StatusPolls = api.polls.Load()
+	r.StartedAll = p.started
 	return r, nil
 }
 
