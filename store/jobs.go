@@ -96,11 +96,27 @@ const insertJobSQL = `
 // one statement (see batcher); one with a key runs alone, so its unique
 // violation is its own.
 func (db *DB) InsertJob(ctx context.Context, j Job) (Job, bool, error) {
-	if j.IdempotencyKey != nil {
-		return db.InsertJobSingle(ctx, j)
+	w := db.watch.Load()
+	var t watchToken
+	if w != nil {
+		t = w.begin()
 	}
-	r, err := db.jobs.insert.do(ctx, j)
-	return r.job, r.inserted, err
+	var (
+		out Job
+		ok  bool
+		err error
+	)
+	if j.IdempotencyKey != nil {
+		out, ok, err = db.InsertJobSingle(ctx, j)
+	} else {
+		var r insertedJob
+		r, err = db.jobs.insert.do(ctx, j)
+		out, ok = r.job, r.inserted
+	}
+	if w != nil && ok && err == nil {
+		w.store(out, t) // the client's first status read costs no query
+	}
+	return out, ok, err
 }
 
 // InsertJobSingle is InsertJob as one statement of its own, never batched.
@@ -125,6 +141,7 @@ func (db *DB) InsertJobSingle(ctx context.Context, j Job) (Job, bool, error) {
 // DeleteQueuedJob removes a job row that never reached the queue.
 func (db *DB) DeleteQueuedJob(ctx context.Context, id string) error {
 	_, err := db.ExecContext(ctx, `DELETE FROM jobs WHERE id = $1 AND state = 'queued' AND attempts = 0`, id)
+	db.forgetJob(id)
 	if err != nil {
 		return fmt.Errorf("delete job %s: %w", id, err)
 	}
@@ -132,7 +149,27 @@ func (db *DB) DeleteQueuedJob(ctx context.Context, id string) error {
 }
 
 // Job reads one job of an org; another org's job is ErrNotFound.
+//
+// With WatchJobs, a row this process holds is answered from memory (it is
+// kept current by notifications), and a row read is kept for next time; a
+// row from memory may lack Payload, which status reads never show.
 func (db *DB) Job(ctx context.Context, orgID int64, id string) (Job, error) {
+	w := db.watch.Load()
+	if w == nil {
+		return db.jobFromDB(ctx, orgID, id)
+	}
+	if j, ok := w.get(orgID, id); ok {
+		return j, nil
+	}
+	t := w.begin()
+	j, err := db.jobFromDB(ctx, orgID, id)
+	if err == nil {
+		w.store(j, t)
+	}
+	return j, err
+}
+
+func (db *DB) jobFromDB(ctx context.Context, orgID int64, id string) (Job, error) {
 	st, err := db.prepared(ctx, jobSQL)
 	if err != nil {
 		return Job{}, err
@@ -282,6 +319,7 @@ func (db *DB) CancelJob(ctx context.Context, orgID int64, id string) (Job, error
 		UPDATE jobs SET state = 'cancelled', error = 'cancelled by the client', finished_at = now(), updated_at = now()
 		WHERE id = $1 AND org_id = $2 AND state IN ('queued', 'running', 'retrying')
 		RETURNING `+jobColumns, id, orgID)
+	db.forgetJob(id)
 	if errors.Is(err, sql.ErrNoRows) {
 		cur, err := db.Job(ctx, orgID, id)
 		if err != nil {

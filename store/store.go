@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -37,6 +38,7 @@ type DB struct {
 	*sqlx.DB
 	stmts sync.Map // query -> *sqlx.Stmt, for the statements every job runs
 	jobs  jobBatchers
+	watch atomic.Pointer[jobWatch] // set by WatchJobs (API processes)
 }
 
 // prepared returns a prepared statement for a hot query, preparing it on
