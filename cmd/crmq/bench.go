@@ -38,6 +38,9 @@ type benchConfig struct {
 	RawQueue     string
 
 	Log *slog.Logger
+	// OnWindowEnd, if set, runs when the crmq phase's send window closes
+	// (bench capacity samples CPU there: POSTs before, status reads after).
+	OnWindowEnd func()
 }
 
 // phaseResult is one measured phase.

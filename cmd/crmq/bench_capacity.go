@@ -35,6 +35,15 @@ type capacityStep struct {
 	// asynq's client and server), the others are named by --cpu.
 	RawCPU  map[string]float64 `json:"raw_cpu_s_per_1000"`
 	CRMQCPU map[string]float64 `json:"crmq_cpu_s_per_1000"`
+	// The crmq phase split where its send window closed: before, the API
+	// only answered POSTs (status reads are deferred); after, it answered
+	// status reads (and the worker finished any backlog). With status
+	// reads deferred, APIMSPerPost and APIMSPerRead are the API's CPU per
+	// request of each kind, whatever the number of polls.
+	WindowCPU    map[string]float64 `json:"crmq_window_cpu_s_per_1000"`
+	APIMSPerPost float64            `json:"api_cpu_ms_per_post,omitempty"`
+	APIMSPerRead float64            `json:"api_cpu_ms_per_status_read,omitempty"`
+	ReadsPerJob  float64            `json:"status_reads_per_job"`
 	// Statements per job in the crmq phase, from pg_stat_statements
 	// (status polls included); -1 when it is not available.
 	StatementsPerJob float64         `json:"statements_per_job"`
@@ -269,11 +278,27 @@ func capacityAt(ctx context.Context, bc benchConfig, rate int, api *apiDriver, d
 	}
 	api.polls.Store(0)
 	before = meter.sample()
+	var atWindow map[string]time.Duration
+	var pollsAtWindow int64
+	bc.OnWindowEnd = func() { atWindow, pollsAtWindow = meter.sample(), api.polls.Load() }
 	got, err := benchCRMQ(ctx, bc, api)
 	if err != nil {
 		return step, fmt.Errorf("crmq phase: %w", err)
 	}
-	step.CRMQ, step.CRMQCPU = got, perThousand(before, meter.sample(), got.StartedAll)
+	after := meter.sample()
+	step.CRMQ, step.CRMQCPU = got, perThousand(before, after, got.StartedAll)
+	step.WindowCPU = perThousand(before, atWindow, got.StartedAll)
+	if got.StartedAll > 0 {
+		step.ReadsPerJob = roundTo(float64(got.StatusPolls)/float64(got.StartedAll), 2)
+	}
+	if a, ok := step.WindowCPU["api"]; ok && bc.DeferPolls {
+		// The pollers start on the window's last tick: a few reads may
+		// fall before the sample; they are charged to the POSTs.
+		step.APIMSPerPost = a
+		if reads := got.StatusPolls - pollsAtWindow; reads > 0 {
+			step.APIMSPerRead = roundTo((after["api"]-atWindow["api"]).Seconds()*1000/float64(reads), 3)
+		}
+	}
 	if stmtsOK {
 		stats, err := db.StatementStats(ctx)
 		if err != nil {
@@ -459,6 +484,10 @@ func printCapacity(w io.Writer, r capacityReport) error {
 			stm = fmt.Sprintf("%.2f", s.StatementsPerJob)
 		}
 		fmt.Fprintf(w, "%s %9s\n", line, stm)
+		if s.APIMSPerPost > 0 {
+			fmt.Fprintf(w, "%6s api CPU per POST %.3f ms, per status read %.3f ms; %.2f status reads per job\n",
+				"", s.APIMSPerPost, s.APIMSPerRead, s.ReadsPerJob)
+		}
 		raw := fmt.Sprintf("%6s %17s %17s %6s %6s", "", "", "raw phase:", "", "")
 		for _, n := range names {
 			raw += fmt.Sprintf(" %9s", fmt.Sprintf("%.3f", s.RawCPU[n]))

@@ -12,7 +12,11 @@
 # first: a delay of warm-up + duration + 2 s profiles the crmq phase).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PATH="$PWD/bin:$PATH"
+# BENCH_BIN: where api, worker and crmq come from (another build, to
+# compare); BENCH_CRMQ: the crmq that runs the bench itself.
+: "${BENCH_BIN:=$PWD/bin}"
+: "${BENCH_CRMQ:=$BENCH_BIN/crmq}"
+PATH="$BENCH_BIN:$PATH"
 
 bench=e2e
 if [ "${1:-}" = capacity ] || [ "${1:-}" = e2e ]; then bench=$1; shift; fi
@@ -61,5 +65,5 @@ if [ -n "$BENCH_PROFILE" ]; then
     curl -fsS -o "$BENCH_PROFILE/worker.pprof" "http://127.0.0.1:16061/debug/pprof/profile?seconds=$BENCH_PROFILE_SECONDS" &
     wait ) & prof_pid=$!
 fi
-crmq bench "$bench" --key "$key" "$@"
+"$BENCH_CRMQ" bench "$bench" --key "$key" "$@"
 if [ -n "$BENCH_PROFILE" ]; then wait "$prof_pid" || true; fi
