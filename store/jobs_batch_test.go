@@ -186,11 +186,11 @@ func TestBatcherGroupsAndFallsBack(t *testing.T) {
 	}
 	go call("first")
 	<-entered
-	for _, s := range []string{"x", "y", "x", "z", "bad"} {
+	for i, s := range []string{"x", "y", "x", "z", "bad"} {
 		go call(s)
-	}
-	for b.Pending() < 5 {
-		runtime.Gosched()
+		for b.Pending() < i+1 { // one at a time: the arrival order is the list's
+			runtime.Gosched()
+		}
 	}
 	close(release)
 	got := map[string][]string{}
