@@ -92,8 +92,35 @@ const insertJobSQL = `
 // InsertJob writes a new queued job row and returns it as stored. It
 // returns false, without error, when a row with that id already exists (a
 // deterministic scheduler id), and ErrConflict when the org already used
-// the idempotency key.
+// the idempotency key. Concurrent inserts without an idempotency key share
+// one statement (see batcher); one with a key runs alone, so its unique
+// violation is its own.
 func (db *DB) InsertJob(ctx context.Context, j Job) (Job, bool, error) {
+	w := db.watch.Load()
+	var t watchToken
+	if w != nil {
+		t = w.begin()
+	}
+	var (
+		out Job
+		ok  bool
+		err error
+	)
+	if j.IdempotencyKey != nil {
+		out, ok, err = db.InsertJobSingle(ctx, j)
+	} else {
+		var r insertedJob
+		r, err = db.jobs.insert.do(ctx, j)
+		out, ok = r.job, r.inserted
+	}
+	if w != nil && ok && err == nil {
+		w.store(out, t) // the client's first status read costs no query
+	}
+	return out, ok, err
+}
+
+// InsertJobSingle is InsertJob as one statement of its own, never batched.
+func (db *DB) InsertJobSingle(ctx context.Context, j Job) (Job, bool, error) {
 	st, err := db.prepared(ctx, insertJobSQL)
 	if err != nil {
 		return Job{}, false, err
@@ -114,6 +141,7 @@ func (db *DB) InsertJob(ctx context.Context, j Job) (Job, bool, error) {
 // DeleteQueuedJob removes a job row that never reached the queue.
 func (db *DB) DeleteQueuedJob(ctx context.Context, id string) error {
 	_, err := db.ExecContext(ctx, `DELETE FROM jobs WHERE id = $1 AND state = 'queued' AND attempts = 0`, id)
+	db.forgetJob(id)
 	if err != nil {
 		return fmt.Errorf("delete job %s: %w", id, err)
 	}
@@ -121,7 +149,27 @@ func (db *DB) DeleteQueuedJob(ctx context.Context, id string) error {
 }
 
 // Job reads one job of an org; another org's job is ErrNotFound.
+//
+// With WatchJobs, a row this process holds is answered from memory (it is
+// kept current by notifications), and a row read is kept for next time; a
+// row from memory may lack Payload, which status reads never show.
 func (db *DB) Job(ctx context.Context, orgID int64, id string) (Job, error) {
+	w := db.watch.Load()
+	if w == nil {
+		return db.jobFromDB(ctx, orgID, id)
+	}
+	if j, ok := w.get(orgID, id); ok {
+		return j, nil
+	}
+	t := w.begin()
+	j, err := db.jobFromDB(ctx, orgID, id)
+	if err == nil {
+		w.store(j, t)
+	}
+	return j, err
+}
+
+func (db *DB) jobFromDB(ctx context.Context, orgID int64, id string) (Job, error) {
 	st, err := db.prepared(ctx, jobSQL)
 	if err != nil {
 		return Job{}, err
@@ -165,6 +213,10 @@ func (s JobStart) QueuedFor() time.Duration { return s.StartedAt.Sub(s.CreatedAt
 // carries it, so the late write of an attempt a stopping worker abandoned
 // cannot overwrite the state of the attempt that runs the task again.
 func (db *DB) StartJob(ctx context.Context, id string, attempt int, runID string) (JobStart, error) {
+	return db.jobs.start.do(ctx, jobStartIn{id: id, attempt: attempt, runID: runID})
+}
+
+func (db *DB) startJobOne(ctx context.Context, id string, attempt int, runID string) (JobStart, error) {
 	st, err := db.prepared(ctx, startJobSQL)
 	if err != nil {
 		return JobStart{}, err
@@ -193,6 +245,11 @@ const startJobSQL = `
 // one UPDATE, so a job is never succeeded without its result.
 // It writes nothing when another attempt has started since (see StartJob).
 func (db *DB) FinishJob(ctx context.Context, id, runID, state string, result []byte, errMsg string) error {
+	_, err := db.jobs.finish.do(ctx, jobFinishIn{id: id, runID: runID, state: state, result: result, errMsg: errMsg})
+	return err
+}
+
+func (db *DB) finishJobOne(ctx context.Context, id, runID, state string, result []byte, errMsg string) error {
 	var errCol *string
 	if errMsg != "" {
 		errCol = &errMsg
@@ -262,6 +319,7 @@ func (db *DB) CancelJob(ctx context.Context, orgID int64, id string) (Job, error
 		UPDATE jobs SET state = 'cancelled', error = 'cancelled by the client', finished_at = now(), updated_at = now()
 		WHERE id = $1 AND org_id = $2 AND state IN ('queued', 'running', 'retrying')
 		RETURNING `+jobColumns, id, orgID)
+	db.forgetJob(id)
 	if errors.Is(err, sql.ErrNoRows) {
 		cur, err := db.Job(ctx, orgID, id)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -36,6 +37,8 @@ var (
 type DB struct {
 	*sqlx.DB
 	stmts sync.Map // query -> *sqlx.Stmt, for the statements every job runs
+	jobs  jobBatchers
+	watch atomic.Pointer[jobWatch] // set by WatchJobs (API processes)
 }
 
 // prepared returns a prepared statement for a hot query, preparing it on
@@ -73,7 +76,9 @@ func Open(ctx context.Context, url string, maxConns int) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
-	return &DB{DB: db}, nil
+	out := &DB{DB: db}
+	out.jobs = newJobBatchers(out)
+	return out, nil
 }
 
 // Migrate applies every embedded migration not yet applied. Running it

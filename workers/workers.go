@@ -147,7 +147,9 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 			id, _ := asynq.GetTaskID(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
-			log := log.With("job_id", id, "type", t.Type(), "attempt", retried+1)
+			// The job's attributes are formatted only for a line that is
+			// written: a job that succeeds writes none at the info level.
+			jl := func() *slog.Logger { return log.With("job_id", id, "type", t.Type(), "attempt", retried+1) }
 			// State writes must land even when the task's context is done.
 			bg := context.WithoutCancel(ctx)
 
@@ -158,25 +160,27 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 				// takes no more tasks meanwhile), or give the task back
 				// without using a retry.
 				if werr := waitForPostgres(ctx, st); werr != nil {
-					log.WarnContext(ctx, "postgres unreachable; task handed back without using a retry", "err", err)
+					jl().WarnContext(ctx, "postgres unreachable; task handed back without using a retry", "err", err)
 					return &Unavailable{Err: fmt.Errorf("start job: %w", err)}
 				}
 				start, err = st.StartJob(ctx, id, retried+1, runID)
 			}
 			if errors.Is(err, store.ErrNotFound) {
-				log.ErrorContext(ctx, "task has no job row; dropped")
+				jl().ErrorContext(ctx, "task has no job row; dropped")
 				return fmt.Errorf("job row %s missing: %w", id, asynq.SkipRetry)
 			}
 			if err != nil {
 				return fmt.Errorf("start job: %w", err) // Postgres answers, yet the start failed: a real failure
 			}
 			if start.Previous == store.JobSucceeded || start.Previous == store.JobCancelled {
-				log.InfoContext(ctx, "job already final; not run again", "state", start.Previous)
+				jl().InfoContext(ctx, "job already final; not run again", "state", start.Previous)
 				m.observe(t.Type(), "skipped", 0)
 				return nil
 			}
 
-			log.DebugContext(ctx, "job started", "queued_for", start.QueuedFor())
+			if log.Enabled(ctx, slog.LevelDebug) {
+				jl().DebugContext(ctx, "job started", "queued_for", start.QueuedFor())
+			}
 			began := time.Now()
 			slot := &resultSlot{start: start, runID: runID}
 			err = next.ProcessTask(context.WithValue(ctx, resultKey{}, slot), t)
@@ -195,7 +199,7 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 				ferr = st.FinishJob(bg, id, runID, state, slot.data, msg)
 			}
 			if ferr != nil {
-				log.ErrorContext(ctx, "job state not recorded", "state", state, "err", ferr)
+				jl().ErrorContext(ctx, "job state not recorded", "state", state, "err", ferr)
 				if err == nil {
 					// Without the succeeded row the result is not durable:
 					// let asynq run it again (handlers are idempotent),
@@ -210,17 +214,22 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 			m.observe(t.Type(), state, elapsed)
 			switch state {
 			case store.JobSucceeded:
-				log.InfoContext(ctx, "job succeeded", "duration", elapsed)
+				// One line per job would cost more CPU than a ping's
+				// handler; the outcome is counted in crmq_tasks_total and
+				// kept on the job row.
+				if log.Enabled(ctx, slog.LevelDebug) {
+					jl().DebugContext(ctx, "job succeeded", "duration", elapsed)
+				}
 			case store.JobQueued:
-				log.WarnContext(ctx, "job handed back to the queue", "duration", elapsed, "err", err)
+				jl().WarnContext(ctx, "job handed back to the queue", "duration", elapsed, "err", err)
 			case "unrecorded":
-				log.WarnContext(ctx, "job ran but its success was not recorded; it runs again", "duration", elapsed, "err", err)
+				jl().WarnContext(ctx, "job ran but its success was not recorded; it runs again", "duration", elapsed, "err", err)
 			case store.JobCancelled:
 				// Neither retried nor archived: the task is done with.
-				log.InfoContext(ctx, "job stopped: cancelled", "duration", elapsed)
+				jl().InfoContext(ctx, "job stopped: cancelled", "duration", elapsed)
 				return fmt.Errorf("%w: %w", err, asynq.RevokeTask)
 			default:
-				log.WarnContext(ctx, "job attempt failed", "state", state, "duration", elapsed, "err", err)
+				jl().WarnContext(ctx, "job attempt failed", "state", state, "duration", elapsed, "err", err)
 			}
 			return err
 		})

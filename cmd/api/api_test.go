@@ -41,11 +41,12 @@ type apiEnv struct {
 	opt        asynq.RedisConnOpt
 	keyA, keyB string
 	orgA       store.Org
+	dbURL      string
 }
 
 func newAPI(t *testing.T) *apiEnv {
 	t.Helper()
-	db, _ := storetest.NewDB(t)
+	db, dbURL := storetest.NewDB(t)
 	q := storetest.NewQueue(t)
 	opt, client, insp := q.Opt, q.Client, q.Inspector
 	cfg, err := config.Load(false)
@@ -62,7 +63,7 @@ func newAPI(t *testing.T) *apiEnv {
 		metrics:   promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{}),
 	}
 	s.abm = segment.Setup{DB: db, Enq: s.enq, Now: time.Now}
-	e := &apiEnv{s: s, db: db, opt: opt}
+	e := &apiEnv{s: s, db: db, opt: opt, dbURL: dbURL}
 	e.orgA, e.keyA = storetest.NewOrg(t, db, "org-a")
 	_, e.keyB = storetest.NewOrg(t, db, "org-b")
 	e.srv = httptest.NewServer(s.routes())

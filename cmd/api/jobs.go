@@ -3,7 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/crmq/crmq/jobs"
@@ -62,25 +65,78 @@ func (s *server) createJob(w http.ResponseWriter, r *http.Request) {
 	s.enqueue(w, r, task)
 }
 
+// getJob answers a status read. With the job watch on (the API process
+// listens to the jobs_notify trigger) the row usually comes from memory,
+// not Postgres. The ETag changes with every change of the row; a client
+// that sends it back in If-None-Match gets 304 and no body while nothing
+// changed.
 func (s *server) getJob(w http.ResponseWriter, r *http.Request) {
 	job, err := s.db.Job(r.Context(), orgFrom(r.Context()).ID, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	tag := jobETag(job)
+	w.Header().Set("ETag", tag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if etagMatches(r.Header.Get("If-None-Match"), tag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	writeJSON(w, http.StatusOK, job)
 }
 
+// jobETag is a weak validator of what GET /v1/jobs/{id} shows: every write
+// of a job row sets updated_at, and the state, progress, attempts and
+// requeues tell apart two writes within one microsecond.
+func jobETag(j store.Job) string {
+	h := fnv.New64a()
+	b := make([]byte, 0, 96)
+	b = append(b, j.ID...)
+	for _, n := range []int64{j.UpdatedAt.UnixMicro(), int64(j.Progress), int64(j.Attempts), int64(j.Requeues)} {
+		b = append(b, '|')
+		b = strconv.AppendInt(b, n, 10)
+	}
+	b = append(b, '|')
+	b = append(b, j.State...)
+	_, _ = h.Write(b)
+	return `W/"` + strconv.FormatUint(h.Sum64(), 36) + `"`
+}
+
+// etagMatches applies If-None-Match's weak comparison (RFC 9110 section
+// 13.1.2): any listed tag, or *, equal to tag once W/ is set aside.
+func etagMatches(header, tag string) bool {
+	if header == "" {
+		return false
+	}
+	opaque := strings.TrimPrefix(tag, "W/")
+	for c := range strings.SplitSeq(header, ",") {
+		c = strings.TrimSpace(c)
+		if c == "*" || strings.TrimPrefix(c, "W/") == opaque {
+			return true
+		}
+	}
+	return false
+}
+
 // jobEvents streams the job as server-sent events: one `job` event per
-// change, until a final state, the client leaving, or maxStream.
+// change, until a final state, the client leaving, or maxStream. With the
+// job watch on, a change wakes the stream (LISTEN/NOTIFY through the one
+// connection the process holds), and the row usually comes from memory;
+// a stream re-reads every safetyEvery anyway. Without it, it polls every
+// pollEvery.
 func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	const (
-		every     = 200 * time.Millisecond
-		keepAlive = 15 * time.Second
-		maxStream = 30 * time.Minute
+		pollEvery   = 200 * time.Millisecond
+		safetyEvery = 5 * time.Second
+		keepAlive   = 15 * time.Second
+		maxStream   = 30 * time.Minute
 	)
 	ctx := r.Context()
 	orgID := orgFrom(ctx).ID
+	// Subscribe before the first read, so no change falls between the two.
+	changes, stop, watched := s.db.JobChanges(r.PathValue("id"))
+	defer stop()
 	job, err := s.db.Job(ctx, orgID, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -106,6 +162,10 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	if send(job) != nil || store.JobFinal(job.State) {
 		return
 	}
+	every := pollEvery
+	if watched {
+		every = safetyEvery
+	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	deadline := time.Now().Add(maxStream)
@@ -115,6 +175,7 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-changes:
 		}
 		next, err := s.db.Job(ctx, orgID, job.ID)
 		if err != nil {

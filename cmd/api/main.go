@@ -40,6 +40,10 @@ func main() {
 	}, []string{"route", "status"})
 	reg.MustRegister(reqDur)
 	go queues.run(ctx, cfg.MetricsInterval)
+	proc.ServePprof(ctx, log, cfg.PprofAddr)
+	if err := db.WatchJobs(ctx, cfg.DatabaseURL, log); err != nil {
+		log.Warn("job status reads query postgres each: no job notifications", "err", err)
+	}
 
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redisOpt, ReadOnly: cfg.MonitoringReadOnly})
 	defer mon.Close()

@@ -38,12 +38,16 @@ type benchConfig struct {
 	RawQueue     string
 
 	Log *slog.Logger
+	// OnWindowEnd, if set, runs when the crmq phase's send window closes
+	// (bench capacity samples CPU there: POSTs before, status reads after).
+	OnWindowEnd func()
 }
 
 // phaseResult is one measured phase.
 type phaseResult struct {
 	Name         string  `json:"name"`
-	Sent         int     `json:"sent"`    // started
+	Sent         int     `json:"sent"` // started
+	StartedAll   int     `json:"started_with_warmup"`
 	Count        int     `json:"count"`   // finished and measured (succeeded)
 	Errors       int     `json:"errors"`  // started but failed, timed out or lost
 	Dropped      int     `json:"dropped"` // not started: in-flight cap reached

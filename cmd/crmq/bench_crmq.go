@@ -66,6 +66,9 @@ func benchCRMQ(ctx context.Context, bc benchConfig, api *apiDriver) (phaseResult
 			queue <- f
 		}()
 	})
+	if bc.OnWindowEnd != nil {
+		bc.OnWindowEnd()
+	}
 	// Pollers end each flight by its JobTimeout; ctx bounds the rest.
 	err := p.settle(ctx)
 	stopPolling()
@@ -80,6 +83,7 @@ func benchCRMQ(ctx context.Context, bc benchConfig, api *apiDriver) (phaseResult
 	}
 	r := p.t.result("crmq e2e", sent, dropped, window)
 	r.StatusPolls = api.polls.Load()
+	r.StartedAll = p.started
 	return r, nil
 }
 

@@ -77,6 +77,7 @@ type phase struct {
 	t       tally
 	pending sync.WaitGroup
 	slots   chan struct{}
+	started int // flights started, warm-up included (CPU and statements are per started job)
 }
 
 func newPhase(maxInFlight int) *phase {
@@ -121,6 +122,7 @@ func (p *phase) run(ctx context.Context, bc benchConfig, start func(f *flight)) 
 	launch := func(measured bool) func(time.Time) {
 		return func(t0 time.Time) {
 			p.pending.Add(1)
+			p.started++
 			start(&flight{t0: t0, measured: measured, phase: p})
 		}
 	}

@@ -95,7 +95,9 @@ func benchRaw(ctx context.Context, bc benchConfig) (phaseResult, error) {
 	if err := ctx.Err(); err != nil {
 		return phaseResult{}, err
 	}
-	return p.t.result("raw asynq", sent, dropped, window), nil
+	r := p.t.result("raw asynq", sent, dropped, window)
+	r.StartedAll = p.started
+	return r, nil
 }
 
 // waitOne waits for one preflight flight.

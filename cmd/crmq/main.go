@@ -45,6 +45,7 @@ func commandTable() []command {
 		{"job", "ID", "print a job's status row as JSON", runJob},
 		{"seed", "", "load the deterministic demo dataset into an org (default demo) and print a new key for it", runSeed},
 		{"bench e2e", "", "drive system:ping through the running API and compare its latency with raw asynq", runBenchE2E},
+		{"bench capacity", "", "step the ping rate through the API (250, 500, 750, 1,000, 1,500/s ...): p50/p99 beside raw asynq, CPU seconds and Postgres statements per job, the highest rate within 2x; then the enqueue rate against raw Enqueue + INSERT", runBenchCapacity},
 		{"bench summary", "", "time summary generation with the offline provider over an org's records against the bare graph read", runBenchSummary},
 		{"demo-sites", "", "serve the demo's fixture company websites on loopback (for enrichment without the internet)", runDemoSites},
 		{"bench enrich", "", "bulk-enrich accounts against local fixture sites with politeness on: records per second and peak memory, against bare fetching", runBenchEnrich},

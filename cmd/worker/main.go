@@ -36,6 +36,7 @@ func main() {
 	}, []string{"module"})
 	reg.MustRegister(metrics.Duration, metrics.Outcomes, dropped)
 
+	proc.ServePprof(ctx, log, cfg.PprofAddr)
 	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
 		proc.Fatal(log, "redis", fmt.Errorf("unexpected client for %T", redisOpt))

@@ -1,15 +1,33 @@
 #!/usr/bin/env bash
-# `make bench-e2e`: a fresh database and Redis DB, api + worker from bin/,
-# then `crmq bench e2e` with the arguments given (default: 500/s for 20 s).
+# `make bench-e2e` and `make bench-capacity`: a fresh database and Redis DB,
+# api + worker from bin/, then `crmq bench e2e` (or `crmq bench capacity`
+# when the first argument is `capacity`) with the other arguments given.
 # Stops what it started. Expects bin/ built and services up (make does both).
+#
+# The bench is told the pids of api, worker, the postmaster and redis-server
+# (CRMQ_BENCH_CPU) so `bench capacity` can charge their CPU to the jobs.
+# BENCH_PROFILE=DIR also saves CPU profiles of api and worker in DIR (go
+# tool pprof DIR/api.pprof), BENCH_PROFILE_SECONDS (20) long, starting
+# BENCH_PROFILE_DELAY (3) seconds after the bench (the raw phase comes
+# first: a delay of warm-up + duration + 2 s profiles the crmq phase).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PATH="$PWD/bin:$PATH"
+# BENCH_BIN: where api, worker and crmq come from (another build, to
+# compare); BENCH_CRMQ: the crmq that runs the bench itself.
+: "${BENCH_BIN:=$PWD/bin}"
+: "${BENCH_CRMQ:=$BENCH_BIN/crmq}"
+PATH="$BENCH_BIN:$PATH"
+
+bench=e2e
+if [ "${1:-}" = capacity ] || [ "${1:-}" = e2e ]; then bench=$1; shift; fi
 
 : "${BENCH_DB:=crmq_bench}"
 : "${BENCH_REDIS_DB:=14}"
 : "${CRMQ_POLL_INTERVAL:=20ms}"
 : "${CRMQ_LOG_LEVEL:=info}"
+: "${BENCH_PROFILE:=}"
+: "${BENCH_PROFILE_DELAY:=3}"
+: "${BENCH_PROFILE_SECONDS:=20}"
 base=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/crmq?sslmode=disable}
 server_url=${base%/*}/postgres
 redis=${REDIS_URL:-redis://127.0.0.1:6379/0}
@@ -25,11 +43,27 @@ redis-cli -u "$REDIS_URL" flushdb >/dev/null
 crmq migrate 2>/dev/null
 
 logs=$(mktemp -d)
-api > "$logs/api.log" 2>&1 & api_pid=$!
-worker > "$logs/worker.log" 2>&1 & worker_pid=$!
+CRMQ_PPROF_ADDR=127.0.0.1:16060 api > "$logs/api.log" 2>&1 & api_pid=$!
+CRMQ_PPROF_ADDR=127.0.0.1:16061 worker > "$logs/worker.log" 2>&1 & worker_pid=$!
 trap 'kill -TERM $api_pid $worker_pid 2>/dev/null; wait $api_pid $worker_pid 2>/dev/null; redis-cli -u "$REDIS_URL" flushdb >/dev/null' EXIT
 for _ in $(seq 100); do curl -fsS "http://$HTTP_ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
+# CPU is read from /proc: Postgres and Redis count only when they run here.
+cpu="api=$api_pid,worker=$worker_pid"
+pg_dir=$(psql "$server_url" -Atc 'SHOW data_directory' 2>/dev/null || true)
+if [ -n "$pg_dir" ] && pm=$(head -1 "$pg_dir/postmaster.pid" 2>/dev/null) && [ -d "/proc/$pm" ]; then cpu="$cpu,postgres=$pm"; fi
+rp=$(redis-cli -u "$REDIS_URL" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')
+if [ -n "$rp" ] && [ -d "/proc/$rp" ]; then cpu="$cpu,redis=$rp"; fi
+export CRMQ_BENCH_CPU=$cpu
+
 key=$(crmq org create bench 2>/dev/null)
-echo "api/worker logs: $logs; CRMQ_POLL_INTERVAL=$CRMQ_POLL_INTERVAL CRMQ_LOG_LEVEL=$CRMQ_LOG_LEVEL" >&2
-crmq bench e2e --key "$key" "$@"
+echo "api/worker logs: $logs; CRMQ_POLL_INTERVAL=$CRMQ_POLL_INTERVAL CRMQ_LOG_LEVEL=$CRMQ_LOG_LEVEL; cpu: $cpu" >&2
+if [ -n "$BENCH_PROFILE" ]; then
+  mkdir -p "$BENCH_PROFILE"
+  ( sleep "$BENCH_PROFILE_DELAY"
+    curl -fsS -o "$BENCH_PROFILE/api.pprof" "http://127.0.0.1:16060/debug/pprof/profile?seconds=$BENCH_PROFILE_SECONDS" &
+    curl -fsS -o "$BENCH_PROFILE/worker.pprof" "http://127.0.0.1:16061/debug/pprof/profile?seconds=$BENCH_PROFILE_SECONDS" &
+    wait ) & prof_pid=$!
+fi
+"$BENCH_CRMQ" bench "$bench" --key "$key" "$@"
+if [ -n "$BENCH_PROFILE" ]; then wait "$prof_pid" || true; fi

@@ -32,7 +32,7 @@ pg_bin() {
 }
 
 ensure_postgres() {
-  local host port bin data
+  local host port bin data extra
   host=$(url_host "$DATABASE_URL"); port=$(url_port "$DATABASE_URL" 5432)
   if pg_isready -q -h "$host" -p "$port" 2>/dev/null; then return; fi
   bin=$(pg_bin) || { apt_install postgresql; bin=$(pg_bin); }
@@ -45,9 +45,13 @@ ensure_postgres() {
     mkdir -p "$data"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$data"
     as_pg "'$bin/initdb' -D '$data' -U postgres --auth=trust -E UTF8 >/dev/null"
   fi
+  # pg_stat_statements (in the server package) lets `crmq bench capacity`
+  # count the statements each job costs; it must be preloaded at start.
+  extra=""
+  [ -f "$(dirname "$bin")/lib/pg_stat_statements.so" ] && extra="-c shared_preload_libraries=pg_stat_statements"
   log "starting postgres on $host:$port"
   as_pg "'$bin/pg_ctl' -D '$data' -l '$data/server.log' -w -t 60 \
-    -o \"-p $port -c listen_addresses=$host -k '$data' -c max_connections=300 -c fsync=off\" start >/dev/null"
+    -o \"-p $port -c listen_addresses=$host -k '$data' -c max_connections=300 -c fsync=off $extra\" start >/dev/null"
   pg_isready -q -h "$host" -p "$port" -t 30 || { log "postgres did not start; see $data/server.log"; exit 1; }
 }
 

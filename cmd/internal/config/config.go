@@ -39,6 +39,7 @@ type Config struct {
 	MetricsInterval time.Duration
 
 	WorkerMetricsAddr  string
+	PprofAddr          string
 	MonitoringReadOnly bool
 
 	CronOrphans      string
@@ -97,6 +98,7 @@ var Vars = []Var{
 	{"CRMQ_POLL_INTERVAL", "20ms", "how often an idle worker polls an empty queue (asynq TaskCheckInterval)"},
 	{"CRMQ_SHUTDOWN_TIMEOUT", "20s", "how long a stopping worker lets running tasks finish before requeueing them; keep below the orchestrator's grace period"},
 	{"CRMQ_WORKER_METRICS_ADDR", "", "address where a worker serves its own /metrics (task durations and outcomes); empty: off"},
+	{"CRMQ_PPROF_ADDR", "", "address where api and worker serve Go's /debug/pprof/ (CPU and heap profiles); empty: off. Bind it to loopback: it has no auth"},
 	{"CRMQ_MONITORING_READ_ONLY", "true", "true: /monitoring only shows queues; false: operators may also retry, archive and delete tasks there"},
 	{"CRMQ_METRICS_INTERVAL", "15s", "how often the API refreshes the cached queue metrics"},
 	{"CRMQ_CRON_ORPHANS", "0 3 * * 1", "cron spec (UTC) of orphans:recompute for every org; empty disables it"},
@@ -159,6 +161,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		ReconcileMargin:     p.duration("CRMQ_RECONCILE_MARGIN", 0, 24*time.Hour),
 		SummaryRetention:    time.Duration(p.int("CRMQ_SUMMARY_RETENTION_DAYS", 1, 36500)) * 24 * time.Hour,
 		WorkerMetricsAddr:   p.str("CRMQ_WORKER_METRICS_ADDR"),
+		PprofAddr:           p.str("CRMQ_PPROF_ADDR"),
 		ExportBucket:        p.bucket("CRMQ_EXPORT_BUCKET"),
 		CronExportsExpire:   p.raw("CRMQ_CRON_EXPORTS_EXPIRE"),
 		MonitoringReadOnly:  p.oneOf("CRMQ_MONITORING_READ_ONLY", "true", "false") == "true",

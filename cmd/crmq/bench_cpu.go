@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times: 100 on
+// every Linux architecture Go runs on.
+const clockTicks = 100
+
+// cpuProc is a process whose CPU time a benchmark charges to the jobs it
+// runs, with its children (a postmaster and its backends).
+type cpuProc struct {
+	Name string
+	PID  int
+}
+
+// parseCPUProcs reads "api=123,worker=456".
+func parseCPUProcs(s string) ([]cpuProc, error) {
+	var out []cpuProc
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, pid, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(pid)
+		if !ok || name == "" || err != nil || n <= 0 {
+			return nil, fmt.Errorf("want name=pid, got %q", part)
+		}
+		out = append(out, cpuProc{Name: name, PID: n})
+	}
+	return out, nil
+}
+
+// procCPU is a process's CPU time (user + system), with the live children
+// it has and the ones it reaped, from /proc. Linux only.
+func procCPU(pid int) (time.Duration, error) {
+	own, reaped, err := statTimes(pid)
+	if err != nil {
+		return 0, err
+	}
+	total := own + reaped
+	for _, child := range childrenOf(pid) {
+		if c, _, err := statTimes(child); err == nil {
+			total += c
+		}
+	}
+	return total, nil
+}
+
+// statTimes reads utime+stime and cutime+cstime of /proc/<pid>/stat.
+func statTimes(pid int) (own, reaped time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
+	}
+	// The command name is in parentheses and may hold spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("cpu of pid %d: unexpected /proc stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// After the name: state(3) ... utime(14) stime(15) cutime(16) cstime(17).
+	if len(f) < 15 {
+		return 0, 0, fmt.Errorf("cpu of pid %d: short /proc stat", pid)
+	}
+	var t [4]int64
+	for k := range t {
+		if t[k], err = strconv.ParseInt(f[11+k], 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
+		}
+	}
+	tick := time.Second / clockTicks
+	return time.Duration(t[0]+t[1]) * tick, time.Duration(t[2]+t[3]) * tick, nil
+}
+
+// childrenOf lists the live children of pid.
+func childrenOf(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// selfCPU is this process's CPU time (the raw asynq phase runs here).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMeter samples the CPU time of a set of processes.
+type cpuMeter struct {
+	procs []cpuProc
+}
+
+func (m cpuMeter) sample() map[string]time.Duration {
+	out := map[string]time.Duration{"bench": selfCPU()}
+	for _, p := range m.procs {
+		if d, err := procCPU(p.PID); err == nil {
+			out[p.Name] = d
+		}
+	}
+	return out
+}
+
+// perThousand turns the CPU spent between two samples into seconds per
+// 1,000 jobs, by process.
+func perThousand(before, after map[string]time.Duration, jobs int) map[string]float64 {
+	out := map[string]float64{}
+	if jobs <= 0 {
+		return out
+	}
+	for name, a := range after {
+		b, ok := before[name]
+		if !ok {
+			continue
+		}
+		out[name] = roundTo((a-b).Seconds()*1000/float64(jobs), 3)
+	}
+	return out
+}
+
+func roundTo(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	if v < 0 {
+		return -float64(int64(-v*p+0.5)) / p
+	}
+	return float64(int64(v*p+0.5)) / p
+}

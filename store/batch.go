@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// batcher groups concurrent calls of one kind into one statement, the way
+// Postgres groups commits: a call that finds no batch running starts one at
+// once (a lone call waits for nothing), and calls that arrive while a batch
+// runs go together in the next. Under load a job-state write then costs a
+// share of one statement, one round trip and one commit instead of a whole
+// one each; unloaded, it costs what it did.
+//
+// A batch of one runs one's statement; a batch that fails is run again one
+// call at a time, so a call's error is its own (a bad row cannot fail its
+// neighbours) and every call sees the same errors it would alone.
+type batcher[In, Out any] struct {
+	max  int
+	key  func(In) string // calls with the same key never share a batch
+	one  func(ctx context.Context, in In) (Out, error)
+	many func(ctx context.Context, in []In) ([]Out, []error, error) // results aligned with in
+
+	mu      sync.Mutex
+	pending []*batchCall[In, Out]
+	running bool
+	counts  batchCounts
+}
+
+// batchCounts: calls served and statements run (a fallback counts one per call).
+type batchCounts struct{ calls, statements atomic.Int64 }
+
+type batchCall[In, Out any] struct {
+	in   In
+	out  Out
+	err  error
+	done chan struct{}
+}
+
+// batchTimeout bounds one batch's statement: the callers' contexts may
+// differ, so the batch runs on its own.
+const batchTimeout = 30 * time.Second
+
+func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
+	if err := ctx.Err(); err != nil {
+		var zero Out
+		return zero, err // nothing written
+	}
+	c := &batchCall[In, Out]{in: in, done: make(chan struct{})}
+	b.mu.Lock()
+	b.pending = append(b.pending, c)
+	if !b.running {
+		b.running = true
+		go b.loop()
+	}
+	b.mu.Unlock()
+	// The call waits for its batch even when ctx ends meanwhile: its write
+	// may commit, and the caller must know whether it did (an inserted job
+	// row whose task never reaches Redis is deleted by the enqueuer). The
+	// batch's own timeout bounds the wait.
+	<-c.done
+	return c.out, c.err
+}
+
+// loop runs batches until no call waits.
+func (b *batcher[In, Out]) loop() {
+	for {
+		b.mu.Lock()
+		if len(b.pending) == 0 {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		batch, rest := b.take()
+		b.pending = rest
+		b.mu.Unlock()
+		b.run(batch)
+	}
+}
+
+// take splits the pending calls into the next batch (at most max, distinct
+// keys, in arrival order) and the rest. mu is held.
+func (b *batcher[In, Out]) take() (batch, rest []*batchCall[In, Out]) {
+	seen := map[string]bool{}
+	for _, c := range b.pending {
+		k := b.key(c.in)
+		if len(batch) >= b.max || seen[k] {
+			rest = append(rest, c)
+			continue
+		}
+		seen[k] = true
+		batch = append(batch, c)
+	}
+	return batch, rest
+}
+
+func (b *batcher[In, Out]) run(batch []*batchCall[In, Out]) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	b.counts.calls.Add(int64(len(batch)))
+	if len(batch) > 1 {
+		b.counts.statements.Add(1)
+		in := make([]In, len(batch))
+		for i, c := range batch {
+			in[i] = c.in
+		}
+		outs, errs, err := b.many(ctx, in)
+		if err == nil {
+			for i, c := range batch {
+				c.out, c.err = outs[i], errs[i]
+				close(c.done)
+			}
+			return
+		}
+	}
+	for _, c := range batch {
+		b.counts.statements.Add(1)
+		c.out, c.err = b.one(ctx, c.in)
+		close(c.done)
+	}
+}

@@ -1,0 +1,203 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/lib/pq"
+)
+
+// jobBatchMax bounds the rows of one batched job statement.
+const jobBatchMax = 64
+
+// jobBatchers group the writes every job makes (see batcher).
+type jobBatchers struct {
+	insert *batcher[Job, insertedJob]
+	start  *batcher[jobStartIn, JobStart]
+	finish *batcher[jobFinishIn, struct{}]
+}
+
+type insertedJob struct {
+	job      Job
+	inserted bool
+}
+
+type jobStartIn struct {
+	id      string
+	attempt int
+	runID   string
+}
+
+type jobFinishIn struct {
+	id, runID, state string
+	result           []byte
+	errMsg           string
+}
+
+func newJobBatchers(db *DB) jobBatchers {
+	return jobBatchers{
+		insert: &batcher[Job, insertedJob]{
+			max: jobBatchMax, key: func(j Job) string { return j.ID },
+			one: func(ctx context.Context, j Job) (insertedJob, error) {
+				out, ok, err := db.InsertJobSingle(ctx, j)
+				return insertedJob{out, ok}, err
+			},
+			many: db.insertJobs,
+		},
+		start: &batcher[jobStartIn, JobStart]{
+			max: jobBatchMax, key: func(in jobStartIn) string { return in.id },
+			one: func(ctx context.Context, in jobStartIn) (JobStart, error) {
+				return db.startJobOne(ctx, in.id, in.attempt, in.runID)
+			},
+			many: db.startJobs,
+		},
+		finish: &batcher[jobFinishIn, struct{}]{
+			max: jobBatchMax, key: func(in jobFinishIn) string { return in.id },
+			one: func(ctx context.Context, in jobFinishIn) (struct{}, error) {
+				return struct{}{}, db.finishJobOne(ctx, in.id, in.runID, in.state, in.result, in.errMsg)
+			},
+			many: db.finishJobs,
+		},
+	}
+}
+
+// insertJobsSQL is insertJobSQL for many rows (none with an idempotency key).
+const insertJobsSQL = `
+	INSERT INTO jobs (id, org_id, user_id, type, queue, max_retry, payload)
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[], $7::jsonb[])
+	ON CONFLICT (id) DO NOTHING
+	RETURNING ` + jobColumns
+
+func (db *DB) insertJobs(ctx context.Context, in []Job) ([]insertedJob, []error, error) {
+	n := len(in)
+	ids, types, queues, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	orgs, maxRetry := make([]int64, n), make([]int64, n)
+	users := make([]sql.NullString, n)
+	for i, j := range in {
+		ids[i], orgs[i], types[i], queues[i], maxRetry[i] = j.ID, j.OrgID, j.Type, j.Queue, int64(j.MaxRetry)
+		payloads[i] = string(j.Payload)
+		if payloads[i] == "" {
+			payloads[i] = "{}"
+		}
+		if j.UserID != nil {
+			users[i] = sql.NullString{String: *j.UserID, Valid: true}
+		}
+	}
+	st, err := db.prepared(ctx, insertJobsSQL)
+	if err != nil {
+		return nil, nil, err
+	}
+	var rows []Job
+	if err := st.SelectContext(ctx, &rows, pq.Array(ids), pq.Array(orgs), pq.Array(users), pq.Array(types),
+		pq.Array(queues), pq.Array(maxRetry), pq.Array(payloads)); err != nil {
+		return nil, nil, fmt.Errorf("insert jobs: %w", err)
+	}
+	byID := make(map[string]Job, len(rows))
+	for _, r := range rows {
+		byID[r.ID] = r
+	}
+	out, errs := make([]insertedJob, n), make([]error, n)
+	for i, j := range in {
+		r, ok := byID[j.ID] // absent: the id existed already (ON CONFLICT DO NOTHING)
+		out[i] = insertedJob{job: r, inserted: ok}
+	}
+	return out, errs, nil
+}
+
+// startJobsSQL is startJobSQL for many rows, locked in id order so that two
+// batches never wait for each other in a cycle.
+const startJobsSQL = `
+		WITH req AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS r(id, attempt, run_id)),
+		old AS (SELECT j.id, j.state FROM jobs j JOIN req ON req.id = j.id ORDER BY j.id FOR UPDATE OF j)
+		UPDATE jobs j SET
+			state = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN old.state ELSE 'running' END,
+			attempts = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.attempts ELSE req.attempt END,
+			progress = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.progress ELSE 0 END,
+			started_at = COALESCE(j.started_at, now()),
+			error = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.error ELSE NULL END,
+			run_id = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.run_id ELSE req.run_id END,
+			updated_at = now()
+		FROM old JOIN req ON req.id = old.id WHERE j.id = old.id
+		RETURNING j.id, old.state AS previous, j.created_at, j.started_at`
+
+func (db *DB) startJobs(ctx context.Context, in []jobStartIn) ([]JobStart, []error, error) {
+	n := len(in)
+	ids, runs, attempts := make([]string, n), make([]string, n), make([]int64, n)
+	for i, s := range in {
+		ids[i], attempts[i], runs[i] = s.id, int64(s.attempt), s.runID
+	}
+	st, err := db.prepared(ctx, startJobsSQL)
+	if err != nil {
+		return nil, nil, err
+	}
+	var rows []struct {
+		ID string `db:"id"`
+		JobStart
+	}
+	if err := st.SelectContext(ctx, &rows, pq.Array(ids), pq.Array(attempts), pq.Array(runs)); err != nil {
+		return nil, nil, fmt.Errorf("start jobs: %w", err)
+	}
+	byID := make(map[string]JobStart, len(rows))
+	for _, r := range rows {
+		byID[r.ID] = r.JobStart
+	}
+	out, errs := make([]JobStart, n), make([]error, n)
+	for i, s := range in {
+		js, ok := byID[s.id]
+		if !ok {
+			errs[i] = fmt.Errorf("job %s: %w", s.id, ErrNotFound)
+		}
+		out[i] = js
+	}
+	return out, errs, nil
+}
+
+// finishJobsSQL is finishJobSQL for many rows.
+const finishJobsSQL = `
+		UPDATE jobs j SET state = r.state,
+			result = COALESCE(r.result::jsonb, j.result),
+			error = r.error,
+			progress = CASE WHEN r.state = 'succeeded' THEN 100 ELSE j.progress END,
+			finished_at = CASE WHEN r.state IN ('succeeded', 'failed', 'cancelled') THEN now() ELSE NULL END,
+			updated_at = now()
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS r(id, run_id, state, result, error)
+		WHERE j.id = r.id AND j.run_id = r.run_id AND j.state NOT IN ('succeeded', 'cancelled')`
+
+func (db *DB) finishJobs(ctx context.Context, in []jobFinishIn) ([]struct{}, []error, error) {
+	n := len(in)
+	ids, runs, states := make([]string, n), make([]string, n), make([]string, n)
+	results, msgs := make([]sql.NullString, n), make([]sql.NullString, n)
+	for i, f := range in {
+		ids[i], runs[i], states[i] = f.id, f.runID, f.state
+		if f.result != nil {
+			results[i] = sql.NullString{String: string(f.result), Valid: true}
+		}
+		if f.errMsg != "" {
+			msgs[i] = sql.NullString{String: f.errMsg, Valid: true}
+		}
+	}
+	st, err := db.prepared(ctx, finishJobsSQL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := st.ExecContext(ctx, pq.Array(ids), pq.Array(runs), pq.Array(states), pq.Array(results), pq.Array(msgs)); err != nil {
+		return nil, nil, fmt.Errorf("finish jobs: %w", err)
+	}
+	return make([]struct{}, n), make([]error, n), nil
+}
+
+// JobWriteStats counts, since the DB was opened, the job-row writes
+// (insert, start, finish) callers asked for and the statements that made
+// them: Calls / Statements is the mean batch size.
+type JobWriteStats struct{ Calls, Statements int64 }
+
+// JobWriteStats reads the counts of the job batchers.
+func (db *DB) JobWriteStats() JobWriteStats {
+	var s JobWriteStats
+	for _, c := range []*batchCounts{&db.jobs.insert.counts, &db.jobs.start.counts, &db.jobs.finish.counts} {
+		s.Calls += c.calls.Load()
+		s.Statements += c.statements.Load()
+	}
+	return s
+}

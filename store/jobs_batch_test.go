@@ -1,0 +1,224 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/store/storetest"
+)
+
+// The batched insert, start and finish statements keep every rule of the
+// single-row ones: an existing id is not inserted again, a succeeded job is
+// not restarted, a missing row is ErrNotFound, and a stale attempt's finish
+// changes nothing.
+func TestBatchedJobStatementsKeepTheSingleRowRules(t *testing.T) {
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "acme")
+	user := "u-1"
+	if _, _, err := db.InsertJobSingle(ctx, store.Job{ID: "old", OrgID: org.ID, Type: "t", Queue: "low", MaxRetry: 1, Payload: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, inserted, err := db.InsertJobsBatch(ctx, []store.Job{
+		{ID: "a", OrgID: org.ID, UserID: &user, Type: "t", Queue: "critical", MaxRetry: 2, Payload: []byte(`{"q":"say \"hi\" \\ é"}`)},
+		{ID: "old", OrgID: org.ID, Type: "t", Queue: "low", MaxRetry: 1, Payload: []byte(`{}`)},
+		{ID: "b", OrgID: org.ID, Type: "t", Queue: "low", MaxRetry: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, false, true}; !slices.Equal(inserted, want) {
+		t.Fatalf("inserted %v, want %v", inserted, want)
+	}
+	if j := jobs[0]; j.State != store.JobQueued || j.UserID == nil || *j.UserID != user || j.MaxRetry != 2 || j.Queue != "critical" {
+		t.Fatalf("stored row a: %+v", j)
+	}
+	if a, _ := db.Job(ctx, org.ID, "a"); string(a.Payload) != `{"q": "say \"hi\" \\ é"}` {
+		t.Fatalf("payload stored as %s", a.Payload)
+	}
+
+	// b already succeeded: a redelivery must not restart it.
+	if _, err := db.StartJob(ctx, "b", 1, "run-b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishJob(ctx, "b", "run-b", store.JobSucceeded, []byte(`{"n":1}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	starts, errs, err := db.StartJobsBatch(ctx, []store.JobStartIn{
+		store.NewJobStartIn("a", 1, "run-a"), store.NewJobStartIn("b", 2, "run-b2"), store.NewJobStartIn("missing", 1, "run-m"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if starts[0].Previous != store.JobQueued || errs[0] != nil || starts[0].StartedAt.IsZero() {
+		t.Errorf("start a: %+v, %v", starts[0], errs[0])
+	}
+	if starts[1].Previous != store.JobSucceeded || errs[1] != nil {
+		t.Errorf("start b: %+v, %v", starts[1], errs[1])
+	}
+	if !errors.Is(errs[2], store.ErrNotFound) {
+		t.Errorf("start of a missing row: %v, want ErrNotFound", errs[2])
+	}
+	if b, _ := db.Job(ctx, org.ID, "b"); b.State != store.JobSucceeded || b.Attempts != 1 {
+		t.Errorf("succeeded job restarted: %+v", b)
+	}
+
+	if err := db.FinishJobsBatch(ctx, []store.JobFinishIn{
+		store.NewJobFinishIn("a", "run-a", store.JobSucceeded, []byte(`{"ok":true}`), ""),
+		store.NewJobFinishIn("old", "not-its-run", store.JobFailed, nil, "late"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := db.Job(ctx, org.ID, "a")
+	if a.State != store.JobSucceeded || a.Result == nil || string(*a.Result) != `{"ok": true}` || a.Progress != 100 || a.FinishedAt == nil || a.Error != nil {
+		t.Errorf("finish a: %+v", a)
+	}
+	if old, _ := db.Job(ctx, org.ID, "old"); old.State != store.JobQueued || old.Error != nil {
+		t.Errorf("a stale attempt changed the row: %+v", old)
+	}
+}
+
+// Many workers writing job states at once share statements, and every
+// job still ends with its own state and result.
+func TestConcurrentJobWritesShareStatements(t *testing.T) {
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "acme")
+	const n = 64
+	before := db.JobWriteStats()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errc := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			id, run := fmt.Sprintf("job-%d", i), fmt.Sprintf("run-%d", i)
+			if _, ok, err := db.InsertJob(ctx, store.Job{ID: id, OrgID: org.ID, Type: "t", Queue: "low", MaxRetry: 1, Payload: []byte(`{}`)}); err != nil || !ok {
+				errc <- fmt.Errorf("insert %s: %v %v", id, ok, err)
+				return
+			}
+			if js, err := db.StartJob(ctx, id, 1, run); err != nil || js.Previous != store.JobQueued {
+				errc <- fmt.Errorf("start %s: %+v %v", id, js, err)
+				return
+			}
+			if err := db.FinishJob(ctx, id, run, store.JobSucceeded, fmt.Appendf(nil, `{"i":%d}`, i), ""); err != nil {
+				errc <- fmt.Errorf("finish %s: %v", id, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	for i := range n {
+		j, err := db.Job(ctx, org.ID, fmt.Sprintf("job-%d", i))
+		if err != nil || j.State != store.JobSucceeded || j.Result == nil || string(*j.Result) != fmt.Sprintf(`{"i": %d}`, i) {
+			t.Fatalf("job-%d: %+v %v", i, j, err)
+		}
+	}
+	after := db.JobWriteStats()
+	calls, stmts := after.Calls-before.Calls, after.Statements-before.Statements
+	if calls != 3*n {
+		t.Fatalf("%d job writes counted, want %d", calls, 3*n)
+	}
+	if stmts >= calls {
+		t.Errorf("%d statements for %d concurrent job writes: none shared a statement", stmts, calls)
+	}
+	t.Logf("%d job writes in %d statements", calls, stmts)
+}
+
+// The batcher: a lone call runs alone, calls arriving meanwhile go
+// together (never two with the same key, never more than max), and a
+// failed batch is run again one call at a time so each call gets its own
+// answer.
+func TestBatcherGroupsAndFallsBack(t *testing.T) {
+	ctx := context.Background()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var batches [][]string
+	var singles []string
+	b := store.NewBatcher(3,
+		func(_ context.Context, s string) (string, error) {
+			if s == "first" {
+				close(entered)
+				<-release // hold the first call so the others pile up
+			}
+			mu.Lock()
+			singles = append(singles, s)
+			mu.Unlock()
+			if s == "bad" {
+				return "", errors.New("bad row")
+			}
+			return "one:" + s, nil
+		},
+		func(_ context.Context, in []string) ([]string, []error, error) {
+			mu.Lock()
+			batches = append(batches, slices.Clone(in))
+			mu.Unlock()
+			if slices.Contains(in, "bad") {
+				return nil, nil, errors.New("statement failed")
+			}
+			out := make([]string, len(in))
+			for i, s := range in {
+				out[i] = "many:" + s
+			}
+			return out, make([]error, len(in)), nil
+		})
+
+	type answer struct {
+		in, out string
+		err     error
+	}
+	answers := make(chan answer, 6)
+	call := func(s string) {
+		r, err := b.Do(ctx, s)
+		answers <- answer{s, r, err}
+	}
+	go call("first")
+	<-entered
+	for i, s := range []string{"x", "y", "x", "z", "bad"} {
+		go call(s)
+		for b.Pending() < i+1 { // one at a time: the arrival order is the list's
+			runtime.Gosched()
+		}
+	}
+	close(release)
+	got := map[string][]string{}
+	for range 6 {
+		a := <-answers
+		if a.err != nil {
+			got[a.in] = append(got[a.in], "error: "+a.err.Error())
+		} else {
+			got[a.in] = append(got[a.in], a.out)
+		}
+	}
+	want := map[string][]string{
+		"first": {"one:first"},
+		"y":     {"many:y"},
+		"z":     {"many:z"},
+		"x":     {"many:x", "one:x"}, // the second x waits for the next batch, which fails for "bad"
+		"bad":   {"error: bad row"},
+	}
+	slices.Sort(got["x"])
+	for k, v := range want {
+		if !slices.Equal(got[k], v) {
+			t.Errorf("%s: got %v, want %v", k, got[k], v)
+		}
+	}
+	if want := [][]string{{"x", "y", "z"}, {"x", "bad"}}; !slices.EqualFunc(batches, want, slices.Equal) {
+		t.Errorf("batches %v, want %v", batches, want)
+	}
+	if want := []string{"first", "x", "bad"}; !slices.Equal(singles, want) {
+		t.Errorf("single calls %v, want %v", singles, want)
+	}
+}
