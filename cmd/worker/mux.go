@@ -85,8 +85,8 @@ func registry(d deps) []workers.Registration {
 		workers.Register(jobs.SegmentRefreshSpec, d.db, segment.Refresher{Store: d.db, Segments: d.db, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ExportSegmentSpec, d.db, export.Exporter{Store: d.db, Bucket: d.bucket, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ExportsExpireSpec, d.db, export.Expirer{Store: d.db, Bucket: d.bucket, Now: time.Now}),
-		workers.Register(jobs.EnrichRecordSpec, d.db, enrich.Record{Enricher: en}),
-		workers.Register(jobs.EnrichBulkSpec, d.db, enrich.Bulk{Enricher: en, Concurrency: d.cfg.EnrichBulkConcurrency}),
+		workers.Register(jobs.EnrichRecordSpec, d.db, enrich.Record{Enricher: en, Queue: d.client}),
+		workers.Register(jobs.EnrichBulkSpec, d.db, enrich.Bulk{Enricher: en, Queue: d.client, Concurrency: d.cfg.EnrichBulkConcurrency}),
 		workers.Register(jobs.ReconcileSpec, d.db, maintenance.Reconciler{
 			Store: d.db, Queue: d.inspector, Client: d.client, Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log,
 		}),

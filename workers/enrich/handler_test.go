@@ -76,8 +76,8 @@ func (e *env) serve(t *testing.T) {
 		IsFailure:      workers.IsFailure, Logger: asynqQuiet{},
 	})
 	mux, err := workers.NewMux([]workers.Registration{
-		workers.Register(jobs.EnrichRecordSpec, e.db, enrich.Record{Enricher: e.en}),
-		workers.Register(jobs.EnrichBulkSpec, e.db, enrich.Bulk{Enricher: e.en, Concurrency: 6}),
+		workers.Register(jobs.EnrichRecordSpec, e.db, enrich.Record{Enricher: e.en, Queue: e.q.Client}),
+		workers.Register(jobs.EnrichBulkSpec, e.db, enrich.Bulk{Enricher: e.en, Queue: e.q.Client, Concurrency: 6}),
 	}, workers.JobState(e.db, quiet, workers.NewMetrics(), nil))
 	if err != nil {
 		t.Fatal(err)

@@ -170,8 +170,12 @@ func init() {
 }
 
 // Record is the enrich:record task: one account's proposal, nothing
-// written to the account.
-type Record struct{ Enricher }
+// written to the account; or, for a bulk's child (the payload names its
+// bulk), one record of the bulk (see child).
+type Record struct {
+	Enricher
+	Queue jobs.TaskEnqueuer // enqueues a bulk's next children; asynq's Client
+}
 
 // Run implements workers.Handler. A site that failed for good (refused,
 // robots, nothing found, no website) fails the job at once with its
@@ -179,12 +183,18 @@ type Record struct{ Enricher }
 // way the enrichment row says why.
 func (h Record) Run(ctx context.Context, job workers.Job[jobs.EnrichRecordPayload]) (jobs.EnrichRecordResult, error) {
 	p := job.Payload
+	if p.Bulk != "" {
+		return h.child(ctx, job)
+	}
 	settings, err := h.Store.EnrichmentSettings(ctx, p.OrgID)
 	if err != nil {
 		return jobs.EnrichRecordResult{}, err
 	}
 	o, err := h.enrich(ctx, p.OrgID, p.AccountID, job.ID, job.ID, "single", settings.Fields)
 	if errors.Is(err, store.ErrNotFound) {
+		if err := h.refund(ctx, job, store.EnrichReasonDeleted); err != nil {
+			return jobs.EnrichRecordResult{}, err
+		}
 		return jobs.EnrichRecordResult{}, workers.Permanent(permanent(fmt.Sprintf("account %s was deleted before it was enriched", p.Account)))
 	}
 	if err != nil {
@@ -204,12 +214,27 @@ func (h Record) Run(ctx context.Context, job workers.Job[jobs.EnrichRecordPayloa
 		if o.e.Detail != nil {
 			msg += ": " + *o.e.Detail
 		}
+		res.Reason = *o.e.Reason
+		if o.transient && !lastAttempt(ctx) {
+			return res, errors.New(msg)
+		}
+		// Failed for good: the record goes back to the org's day.
+		if err := h.refund(ctx, job, *o.e.Reason); err != nil {
+			return res, err
+		}
 		if o.transient {
 			return res, errors.New(msg)
 		}
 		return res, workers.Permanent(permanent(msg))
 	}
 	return res, nil
+}
+
+// refund gives a single enrichment that failed for good back to the
+// org's day, once per job however often it is tried.
+func (h Record) refund(ctx context.Context, job workers.Job[jobs.EnrichRecordPayload], reason string) error {
+	_, err := h.Store.RefundEnrichment(ctx, job.ID, job.Payload.OrgID, jobs.QuotaDayOf(job.Payload.QuotaDay, h.Now()), reason)
+	return err
 }
 
 // permanent is a record failure that will come again however often it
