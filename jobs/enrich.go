@@ -124,14 +124,17 @@ func NewEnrichRecordTask(p EnrichRecordPayload) (Task, error) {
 // NewEnrichBulkTask builds the task.
 func NewEnrichBulkTask(p EnrichBulkPayload) (Task, error) { return newTask(EnrichBulkSpec, p, "") }
 
-// NewEnrichChildTask builds a bulk's child: an enrich:record task on the
-// bulk's queue (low), so a bulk never delays a single enrichment a person
-// waits for.
-func NewEnrichChildTask(p EnrichRecordPayload) (Task, error) {
+// NewEnrichChildTask builds a bulk's child: an enrich:record task on its
+// bulk's queue (low unless the bulk was put elsewhere), so a bulk never
+// delays a single enrichment a person waits for.
+func NewEnrichChildTask(p EnrichRecordPayload, queue string) (Task, error) {
 	if p.Bulk == "" {
 		return Task{}, FieldErrors{"bulk": "a child names its bulk job"}
 	}
-	return newTask(EnrichRecordSpec, p, EnrichBulkSpec.Queue)
+	if queue == "" {
+		queue = EnrichBulkSpec.Queue
+	}
+	return newTask(EnrichRecordSpec, p, queue)
 }
 
 // QuotaDayOf is the day a payload's quota_day names, or fallback when it

@@ -102,8 +102,9 @@ func dispatch(ctx context.Context, st *store.DB, q jobs.TaskEnqueuer, bulkID str
 		return errors.New("bulk enrichment: no queue to enqueue its children on")
 	}
 	children, err := st.DispatchEnrichBulk(ctx, bulkID, func(accountID int64, account string) (store.ChildJob, error) {
+		queue, _ := asynq.GetQueueName(ctx) // the parent's, or a sibling's: the same
 		t, err := jobs.NewEnrichChildTask(jobs.EnrichRecordPayload{OrgID: orgID, AccountID: accountID, Account: account,
-			UserID: userID, Bulk: bulkID, QuotaDay: quotaDay})
+			UserID: userID, Bulk: bulkID, QuotaDay: quotaDay}, queue)
 		if err != nil {
 			return store.ChildJob{}, err
 		}
