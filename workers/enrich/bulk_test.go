@@ -454,3 +454,47 @@ func TestAFailedSingleEnrichmentIsGivenBackOnce(t *testing.T) {
 		t.Fatalf("used %d, want 1: the robots-disallowed one given back once, the enriched one kept", used)
 	}
 }
+
+// A cancelled bulk ends at the next child that runs: its record and every
+// record never enqueued end cancelled and are given back; a child already
+// queued ends its own when it runs.
+func TestACancelledBulkEndsItsRecordsAndGivesThemBack(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var rows, ext []string
+	for i := range 4 {
+		ext = append(ext, fmt.Sprintf("nw-%d", i))
+		rows = append(rows, fmt.Sprintf(`{"external_id": %q, "name": "NW", "website": %q}`, ext[i], e.urls["northwind"]))
+	}
+	e.ingest(t, "accounts", rows...)
+	adm, p := e.bulkOf(t, ext...)
+	if _, err := (enrich.Bulk{Enricher: e.en, Queue: e.q.Client, Concurrency: 2}).Run(ctx, workers.Job[jobs.EnrichBulkPayload]{ID: adm.Job.ID, Payload: p}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.CancelJob(ctx, e.org, adm.Job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.runChild(ctx, e.q.Client, adm.Job.ID, p, p.AccountIDs[0]); !errors.Is(err, workers.ErrCancelled) {
+		t.Fatalf("first child: %v", err)
+	}
+	b, err := e.db.GetEnrichBulk(ctx, adm.Job.ID)
+	if err != nil || b.Done != 3 || b.FinishedAt != nil {
+		t.Fatalf("after the first child: %+v %v", b, err)
+	}
+	if _, err := e.runChild(ctx, e.q.Client, adm.Job.ID, p, p.AccountIDs[1]); !errors.Is(err, workers.ErrCancelled) {
+		t.Fatalf("second child: %v", err)
+	}
+	res, err := e.db.EnrichBulkResultOf(ctx, adm.Job.ID)
+	if err != nil || res.Failed != 4 || res.Reasons["cancelled"] != 4 || res.Refunded != 4 {
+		t.Fatalf("result %+v %v", res, err)
+	}
+	if used, _ := e.db.EnrichmentUsage(ctx, e.org, today); used != 0 {
+		t.Fatalf("used %d, want 0", used)
+	}
+	if j, _ := e.db.Job(ctx, e.org, adm.Job.ID); j.State != store.JobCancelled {
+		t.Fatalf("parent %+v", j)
+	}
+	if n := len(e.queued(t)); n != 2 {
+		t.Fatalf("%d children queued, want the first window of 2 only", n)
+	}
+}
