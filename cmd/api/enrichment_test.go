@@ -34,9 +34,11 @@ func (e *apiEnv) startEnrichWorker(t *testing.T) {
 		Concurrency: 4, Queues: map[string]int{"critical": 6, "default": 3, "low": 1},
 		TaskCheckInterval: 10 * time.Millisecond, Logger: nopLogger{},
 	})
+	client := asynq.NewClient(e.opt)
+	t.Cleanup(func() { client.Close() })
 	mux, err := workers.NewMux([]workers.Registration{
-		workers.Register(jobs.EnrichRecordSpec, e.db, enrich.Record{Enricher: en}),
-		workers.Register(jobs.EnrichBulkSpec, e.db, enrich.Bulk{Enricher: en}),
+		workers.Register(jobs.EnrichRecordSpec, e.db, enrich.Record{Enricher: en, Queue: client}),
+		workers.Register(jobs.EnrichBulkSpec, e.db, enrich.Bulk{Enricher: en, Queue: client}),
 	}, workers.JobState(e.db, quiet, nil, nil))
 	if err != nil {
 		t.Fatal(err)
