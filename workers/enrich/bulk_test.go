@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -91,9 +92,17 @@ func TestABulkEnrichmentFillsOnlyEmptyFieldsAndCountsEveryRecord(t *testing.T) {
 	}
 	// One child enrich:record job per record, on the low queue, never more
 	// than the window (6) open at once.
+	// The last child finishes the parent in its outcome's transaction;
+	// its own job row closes just after.
 	var children []store.Job
-	if err := e.db.SelectContext(ctx, &children, `SELECT id, type, queue, state, attempts FROM jobs WHERE id LIKE $1 || '.%'`, adm.Job.ID); err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		children = nil
+		if err := e.db.SelectContext(ctx, &children, `SELECT id, type, queue, state, attempts FROM jobs WHERE id LIKE $1 || '.%'`, adm.Job.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(children, func(c store.Job) bool { return !store.JobFinal(c.State) }) || time.Now().After(deadline) {
+			break
+		}
 	}
 	if len(children) != 30 || peak > 6 || peak < 2 {
 		t.Fatalf("%d children, at most %d open at once (want 30 children, 2 to 6 at once)", len(children), peak)
