@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/crmq/crmq/store"
@@ -19,8 +21,12 @@ const (
 // site was unreachable or timed out.
 var EnrichRecordSpec = Spec{Type: TypeEnrichRecord, Queue: QueueDefault, MaxRetry: 3, Timeout: 5 * time.Minute, Retention: time.Hour}
 
-// EnrichBulkSpec: up to 500 records, a bounded number at a time; a retry
-// skips the records already done.
+// EnrichBulkSpec: the parent of up to 500 child enrich:record tasks. It
+// writes the bulk's ledger, enqueues the first window of children and
+// hands its job row to them; the child that ends the last record finishes
+// the job. A retried parent (or one the reconciler puts back because no
+// child moved for its timeout) enqueues nothing twice and settles
+// children that failed for good.
 var EnrichBulkSpec = Spec{Type: TypeEnrichBulk, Queue: QueueLow, MaxRetry: 3, Timeout: 2 * time.Hour, Retention: 2 * time.Hour}
 
 // Limits of the seed: records per bulk enrichment, and the default of
@@ -31,11 +37,15 @@ const (
 )
 
 // EnrichRecordPayload names one account (its row id and external id).
+// A bulk's child names its parent bulk job; its enrichment then writes
+// only empty fields and its outcome counts towards the parent.
 type EnrichRecordPayload struct {
 	OrgID     int64  `json:"org_id"`
 	AccountID int64  `json:"account_id"`
 	Account   string `json:"account"`
 	UserID    string `json:"user_id,omitempty"`
+	Bulk      string `json:"bulk,omitempty"`      // the parent enrich:bulk job, for a bulk's child
+	QuotaDay  string `json:"quota_day,omitempty"` // the UTC day (YYYY-MM-DD) the record was counted against
 }
 
 // Validate implements Payload.
@@ -46,6 +56,11 @@ func (p EnrichRecordPayload) Validate() error {
 	}
 	if p.AccountID <= 0 {
 		fe["account_id"] = "must be an account of the org"
+	}
+	if p.QuotaDay != "" {
+		if _, err := time.Parse(time.DateOnly, p.QuotaDay); err != nil {
+			fe["quota_day"] = "a day as YYYY-MM-DD"
+		}
 	}
 	if len(fe) > 0 {
 		return fe
@@ -68,6 +83,7 @@ type EnrichBulkPayload struct {
 	AccountIDs []int64 `json:"account_ids"`
 	SegmentID  int64   `json:"segment_id,omitempty"` // where the accounts came from, if a segment
 	UserID     string  `json:"user_id,omitempty"`
+	QuotaDay   string  `json:"quota_day,omitempty"` // the UTC day (YYYY-MM-DD) the records were counted against
 }
 
 // Validate implements Payload.
@@ -82,6 +98,11 @@ func (p EnrichBulkPayload) Validate() error {
 	case len(p.AccountIDs) > MaxEnrichBulk:
 		fe["account_ids"] = fmt.Sprintf("at most %d records per bulk enrichment (got %d)", MaxEnrichBulk, len(p.AccountIDs))
 	}
+	if p.QuotaDay != "" {
+		if _, err := time.Parse(time.DateOnly, p.QuotaDay); err != nil {
+			fe["quota_day"] = "a day as YYYY-MM-DD"
+		}
+	}
 	if len(fe) > 0 {
 		return fe
 	}
@@ -89,22 +110,11 @@ func (p EnrichBulkPayload) Validate() error {
 }
 
 // EnrichFailure is a record a bulk enrichment could not enrich.
-type EnrichFailure struct {
-	Account string `json:"account_id"`
-	Reason  string `json:"reason"` // no_website, unreachable, robots_disallowed, nothing_found, refused_address, timeout
-	Detail  string `json:"detail,omitempty"`
-}
+type EnrichFailure = store.EnrichFailure
 
-// EnrichBulkResult is the result of enrich:bulk.
-type EnrichBulkResult struct {
-	Records       int             `json:"records"`
-	Succeeded     int             `json:"succeeded"`
-	Failed        int             `json:"failed"`
-	Enriched      int             `json:"enriched"`       // records with at least one field written
-	FieldsWritten int             `json:"fields_written"` // empty fields filled, over all records
-	Reasons       map[string]int  `json:"reasons"`        // failures by reason
-	Failures      []EnrichFailure `json:"failures"`
-}
+// EnrichBulkResult is the result of enrich:bulk, counted from its
+// children's outcomes.
+type EnrichBulkResult = store.EnrichBulkResult
 
 // NewEnrichRecordTask builds the task.
 func NewEnrichRecordTask(p EnrichRecordPayload) (Task, error) {
@@ -113,6 +123,41 @@ func NewEnrichRecordTask(p EnrichRecordPayload) (Task, error) {
 
 // NewEnrichBulkTask builds the task.
 func NewEnrichBulkTask(p EnrichBulkPayload) (Task, error) { return newTask(EnrichBulkSpec, p, "") }
+
+// NewEnrichChildTask builds a bulk's child: an enrich:record task on its
+// bulk's queue (low unless the bulk was put elsewhere), so a bulk never
+// delays a single enrichment a person waits for.
+func NewEnrichChildTask(p EnrichRecordPayload, queue string) (Task, error) {
+	if p.Bulk == "" {
+		return Task{}, FieldErrors{"bulk": "a child names its bulk job"}
+	}
+	if queue == "" {
+		queue = EnrichBulkSpec.Queue
+	}
+	return newTask(EnrichRecordSpec, p, queue)
+}
+
+// QuotaDayOf is the day a payload's quota_day names, or fallback when it
+// names none (a task enqueued before the field existed).
+func QuotaDayOf(day string, fallback time.Time) time.Time {
+	if d, err := time.Parse(time.DateOnly, day); err == nil {
+		return d
+	}
+	return fallback.UTC()
+}
+
+// sameIgnoringQuotaDay compares two enrichment payloads as an
+// Idempotency-Key replay does, leaving out the day they were counted on:
+// a client retrying after midnight UTC gets its first job back.
+func sameIgnoringQuotaDay(stored, incoming []byte) bool {
+	var a, b map[string]any
+	if json.Unmarshal(stored, &a) != nil || json.Unmarshal(incoming, &b) != nil {
+		return false
+	}
+	delete(a, "quota_day")
+	delete(b, "quota_day")
+	return reflect.DeepEqual(a, b)
+}
 
 // EnrichRequest is what a client asks: one account (single), or accounts
 // or a segment (bulk).
@@ -173,15 +218,16 @@ func (e *Enqueuer) AdmitEnrich(ctx context.Context, req EnrichRequest) (EnrichAd
 		return EnrichAdmission{}, err
 	}
 	var task Task
+	day := req.Now.UTC().Format(time.DateOnly)
 	if req.Bulk {
-		task, err = NewEnrichBulkTask(EnrichBulkPayload{OrgID: req.OrgID, AccountIDs: ids, SegmentID: req.SegmentID, UserID: req.UserID})
+		task, err = NewEnrichBulkTask(EnrichBulkPayload{OrgID: req.OrgID, AccountIDs: ids, SegmentID: req.SegmentID, UserID: req.UserID, QuotaDay: day})
 	} else {
-		task, err = NewEnrichRecordTask(EnrichRecordPayload{OrgID: req.OrgID, AccountID: ids[0], Account: req.AccountIDs[0], UserID: req.UserID})
+		task, err = NewEnrichRecordTask(EnrichRecordPayload{OrgID: req.OrgID, AccountID: ids[0], Account: req.AccountIDs[0], UserID: req.UserID, QuotaDay: day})
 	}
 	if err != nil {
 		return EnrichAdmission{}, err
 	}
-	base := Request{OrgID: req.OrgID, UserID: req.UserID, IdempotencyKey: req.IdempotencyKey, Task: task}
+	base := Request{OrgID: req.OrgID, UserID: req.UserID, IdempotencyKey: req.IdempotencyKey, Task: task, Same: sameIgnoringQuotaDay}
 	if req.IdempotencyKey != "" {
 		j, ok, err := e.replay(ctx, base)
 		if err != nil {

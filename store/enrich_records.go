@@ -53,6 +53,10 @@ type Enrichment struct {
 // SaveEnrichment writes a record's enrichment, replacing the row of the
 // same id (a retried task).
 func (db *DB) SaveEnrichment(ctx context.Context, orgID int64, e Enrichment) error {
+	return saveEnrichment(ctx, db, orgID, e)
+}
+
+func saveEnrichment(ctx context.Context, q sqlx.ExecerContext, orgID int64, e Enrichment) error {
 	props, err := json.Marshal(e.Proposals)
 	if err != nil {
 		return fmt.Errorf("enrichment %s proposals: %w", e.ID, err)
@@ -64,7 +68,7 @@ func (db *DB) SaveEnrichment(ctx context.Context, orgID int64, e Enrichment) err
 	if len(e.Site) > 0 {
 		site = e.Site
 	}
-	_, err = db.ExecContext(ctx, `
+	_, err = q.ExecContext(ctx, `
 		INSERT INTO enrichments (id, org_id, job_id, account_id, mode, state, reason, detail, website, website_source, fields, proposals, site, written, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, reason = EXCLUDED.reason, detail = EXCLUDED.detail,

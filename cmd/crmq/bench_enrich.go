@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hibiken/asynq"
+
+	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/llm/offline"
 	"github.com/crmq/crmq/store"
@@ -52,7 +55,8 @@ func runBenchEnrich(ctx context.Context, c *cli, args []string) error {
 	conc := fs.Int("concurrency", enrich.DefaultBulkConcurrency, "records crawled at once")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	c.detail = "Serves --hosts fixture sites on 127.0.0.1, upserts --records accounts of the org " + enrichBenchOrg + " pointing at them\n" +
-		"(their fields emptied), runs enrich:bulk's handler in this process and then fetches the very pages it read,\n" +
+		"(their fields emptied), runs enrich:bulk and its child enrich:record tasks through asynq in this process\n" +
+		"(a queue of its own, the job-state middleware, --concurrency children at once) and then fetches the very pages it read,\n" +
 		"bare, through the same guarded client with the same delays and concurrency. Prints records per second,\n" +
 		"crmq / bare, the politeness floor (pages per host x delay) and this process's peak heap and RSS."
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
@@ -100,12 +104,44 @@ func runBenchEnrich(ctx context.Context, c *cli, args []string) error {
 	if _, err := db.PutEnrichmentSettings(ctx, org.ID, store.DefaultEnrichFields, time.Now()); err != nil {
 		return err
 	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
 	allow, _ := fetch.ParseAllow("127.0.0.1/32")
 	newClient := func() *fetch.Client {
 		return fetch.New(fetch.Config{Allow: allow, HostDelay: *delay, MaxInflight: fetch.DefaultMaxInflight})
 	}
-	h := enrich.Bulk{Concurrency: *conc, Enricher: enrich.Enricher{Store: db, Now: time.Now, Log: c.logger(),
-		Crawler: enrich.Crawler{Fetch: newClient(), Provider: offline.New()}}}
+	// The bulk runs as a worker runs it: the parent and its children are
+	// asynq tasks behind the job-state middleware, on a queue of this
+	// bench's own that only this process serves.
+	const queue = "bench_enrich"
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+	en := enrich.Enricher{Store: db, Now: time.Now, Log: c.logger(), Crawler: enrich.Crawler{Fetch: newClient(), Provider: offline.New()}}
+	mux, err := workers.NewMux([]workers.Registration{
+		workers.Register(jobs.EnrichRecordSpec, db, enrich.Record{Enricher: en, Queue: client}),
+		workers.Register(jobs.EnrichBulkSpec, db, enrich.Bulk{Enricher: en, Queue: client, Concurrency: *conc}),
+	}, workers.JobState(db, c.logger(), nil, nil))
+	if err != nil {
+		return err
+	}
+	srv := asynq.NewServer(redisOpt, asynq.Config{Concurrency: *conc + 1, Queues: map[string]int{queue: 1},
+		TaskCheckInterval: cfg.PollInterval, IsFailure: workers.IsFailure, RetryDelayFunc: workers.RetryDelay,
+		LogLevel: asynq.WarnLevel, Logger: proc.AsynqLogger{L: c.logger()}})
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	defer srv.Shutdown()
+	task, err := jobs.NewEnrichBulkTask(jobs.EnrichBulkPayload{OrgID: org.ID, AccountIDs: ids, QuotaDay: time.Now().UTC().Format(time.DateOnly)})
+	if err != nil {
+		return err
+	}
+	task.Queue = queue
 
 	runtime.GC()
 	var peak uint64
@@ -125,15 +161,24 @@ func runBenchEnrich(ctx context.Context, c *cli, args []string) error {
 			}
 		}
 	})
-	jobID := fmt.Sprintf("bench-enrich-%d", time.Now().UnixNano())
 	start := time.Now()
-	res, err := h.Run(ctx, workers.Job[jobs.EnrichBulkPayload]{ID: jobID, Payload: jobs.EnrichBulkPayload{OrgID: org.ID, AccountIDs: ids}})
+	enq := &jobs.Enqueuer{DB: db, Client: client, Log: c.logger()}
+	job, _, err := enq.Enqueue(ctx, jobs.Request{OrgID: org.ID, Task: task})
+	for err == nil && !store.JobFinal(job.State) {
+		time.Sleep(10 * time.Millisecond)
+		job, err = db.Job(ctx, org.ID, job.ID)
+	}
 	crmq := time.Since(start)
 	close(stop)
 	sampler.Wait()
 	if err != nil {
 		return err
 	}
+	var res jobs.EnrichBulkResult
+	if job.State != store.JobSucceeded || job.Result == nil || json.Unmarshal(*job.Result, &res) != nil {
+		return fmt.Errorf("bulk job %s ended %s: %v", job.ID, job.State, job.Error)
+	}
+	jobID := job.ID
 
 	// The pages the bulk read, fetched bare.
 	recs, err := db.JobEnrichments(ctx, org.ID, jobID)

@@ -69,7 +69,7 @@ func main() {
 	}
 	defer bucket.Close()
 	mux, err := newMux(deps{cfg: cfg, db: db, log: log, metrics: metrics, inflight: inflight, provider: provider, dropped: dropped,
-		client: client, inspector: insp, bucket: bucket})
+		client: client, inspector: insp, bucket: bucket, rdb: rdb})
 	if err != nil {
 		proc.Fatal(log, "task registry", err)
 	}

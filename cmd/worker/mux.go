@@ -45,6 +45,8 @@ type deps struct {
 	inspector *asynq.Inspector // and asks asynq about each task
 
 	bucket *blob.Bucket // segment exports
+
+	rdb redis.UniversalClient // robots.txt files shared between workers; nil: per process
 }
 
 // newProvider builds the configured LLM provider behind the shared rate limiter.
@@ -85,8 +87,8 @@ func registry(d deps) []workers.Registration {
 		workers.Register(jobs.SegmentRefreshSpec, d.db, segment.Refresher{Store: d.db, Segments: d.db, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ExportSegmentSpec, d.db, export.Exporter{Store: d.db, Bucket: d.bucket, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ExportsExpireSpec, d.db, export.Expirer{Store: d.db, Bucket: d.bucket, Now: time.Now}),
-		workers.Register(jobs.EnrichRecordSpec, d.db, enrich.Record{Enricher: en}),
-		workers.Register(jobs.EnrichBulkSpec, d.db, enrich.Bulk{Enricher: en, Concurrency: d.cfg.EnrichBulkConcurrency}),
+		workers.Register(jobs.EnrichRecordSpec, d.db, enrich.Record{Enricher: en, Queue: d.client}),
+		workers.Register(jobs.EnrichBulkSpec, d.db, enrich.Bulk{Enricher: en, Queue: d.client, Concurrency: d.cfg.EnrichBulkConcurrency}),
 		workers.Register(jobs.ReconcileSpec, d.db, maintenance.Reconciler{
 			Store: d.db, Queue: d.inspector, Client: d.client, Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log,
 		}),
@@ -95,11 +97,16 @@ func registry(d deps) []workers.Registration {
 
 // enricher builds the enrichment handlers' shared part: one guarded
 // fetcher per process, so per-host turns and the global cap hold across
-// both task types.
+// both task types; robots.txt files are shared with the other workers
+// through Redis.
 func (d deps) enricher() enrich.Enricher {
 	allow, _ := fetch.ParseAllow(d.cfg.EnrichAllowHosts) // checked by config.Load
+	var robots fetch.RobotsCache
+	if d.rdb != nil {
+		robots = fetch.RedisRobots{RDB: d.rdb}
+	}
 	f := fetch.New(fetch.Config{Allow: allow, HostDelay: d.cfg.EnrichHostDelay, MaxInflight: d.cfg.EnrichMaxInflight,
-		Retries: 2, Backoff: 500 * time.Millisecond})
+		Retries: 2, Backoff: 500 * time.Millisecond, Robots: robots})
 	return enrich.Enricher{Store: d.db, Crawler: enrich.Crawler{Fetch: f, Provider: d.provider}, Now: time.Now, Log: d.log}
 }
 

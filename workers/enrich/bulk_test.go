@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
@@ -68,13 +72,45 @@ func TestABulkEnrichmentFillsOnlyEmptyFieldsAndCountsEveryRecord(t *testing.T) {
 		t.Fatalf("admission %+v", adm)
 	}
 	var progress []int
+	peak := 0 // child jobs queued or running at once
 	j := e.waitFinal(t, adm.Job.ID, func(p int) {
 		if len(progress) == 0 || progress[len(progress)-1] != p {
 			progress = append(progress, p)
 		}
+		// Children queued or at work: their job is open and their record
+		// has no outcome yet (a child that recorded its outcome is only
+		// moving the window and closing its row).
+		var open int
+		if err := e.db.GetContext(ctx, &open, `SELECT count(*) FROM jobs j JOIN enrich_bulk_records r ON j.id = r.job_id || '.' || r.account_id
+			WHERE r.job_id = $1 AND r.state = 'pending' AND j.state NOT IN ('succeeded', 'failed', 'cancelled')`, adm.Job.ID); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, open)
 	})
-	if j.State != store.JobSucceeded || j.Progress != 100 {
+	if j.State != store.JobSucceeded || j.Progress != 100 || j.Attempts != 1 {
 		t.Fatalf("job %+v", j)
+	}
+	// One child enrich:record job per record, on the low queue, never more
+	// than the window (6) open at once.
+	// The last child finishes the parent in its outcome's transaction;
+	// its own job row closes just after.
+	var children []store.Job
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		children = nil
+		if err := e.db.SelectContext(ctx, &children, `SELECT id, type, queue, state, attempts FROM jobs WHERE id LIKE $1 || '.%'`, adm.Job.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(children, func(c store.Job) bool { return !store.JobFinal(c.State) }) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(children) != 30 || peak > 6 || peak < 2 {
+		t.Fatalf("%d children, at most %d open at once (want 30 children, 2 to 6 at once)", len(children), peak)
+	}
+	for _, c := range children {
+		if c.Type != jobs.TypeEnrichRecord || c.Queue != "low" || c.State != store.JobSucceeded {
+			t.Errorf("child %+v", c)
+		}
 	}
 	between := false
 	for i, p := range progress {
@@ -91,8 +127,12 @@ func TestABulkEnrichmentFillsOnlyEmptyFieldsAndCountsEveryRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantReasons := map[string]int{"robots_disallowed": 2, "refused_address": 4, "no_website": 2, "timeout": 2}
-	if res.Records != 30 || res.Succeeded != 20 || res.Failed != 10 || res.Enriched != 19 || fmt.Sprint(res.Reasons) != fmt.Sprint(wantReasons) {
+	if res.Records != 30 || res.Succeeded != 20 || res.Failed != 10 || res.Enriched != 19 || res.Refunded != 10 || fmt.Sprint(res.Reasons) != fmt.Sprint(wantReasons) {
 		t.Fatalf("result %+v", res)
+	}
+	// The 10 failed records were given back to the day.
+	if used, _ := e.db.EnrichmentUsage(ctx, e.org, today); used != 20 {
+		t.Fatalf("used %d after the bulk, want 20 of the 30 counted", used)
 	}
 	for _, f := range res.Failures {
 		prefix := map[string]string{"robots_disallowed": "closed-", "refused_address": "", "no_website": "none-", "timeout": "silent-"}[f.Reason]
@@ -253,30 +293,217 @@ func TestTheDailyLimitHoldsUnderConcurrentBulkRequests(t *testing.T) {
 	}
 }
 
-// A retried bulk task keeps the records its earlier attempt finished: they
-// are not crawled again (here the site has since become one that refuses
-// crawlers) and are counted as they were.
-func TestARetriedBulkKeepsTheRecordsAlreadyDone(t *testing.T) {
+// queued lists the child tasks waiting on the low queue.
+func (e *env) queued(t *testing.T) []string {
+	t.Helper()
+	insp := asynq.NewInspector(e.q.Opt)
+	defer insp.Close()
+	tasks, err := insp.ListPendingTasks("low", asynq.PageSize(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ti := range tasks {
+		if ti.Type == jobs.TypeEnrichRecord {
+			ids = append(ids, ti.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// bulkOf admits a bulk of the accounts (counted against today) without
+// running it: its parent and children are run by the test.
+func (e *env) bulkOf(t *testing.T, ext ...string) (jobs.EnrichAdmission, jobs.EnrichBulkPayload) {
+	t.Helper()
+	adm, err := e.enq.AdmitEnrich(context.Background(), jobs.EnrichRequest{OrgID: e.org, UserID: "user-1", Bulk: true, AccountIDs: ext, Limit: 5000, Now: today})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := jobs.Decode[jobs.EnrichBulkPayload](adm.Job.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adm, p
+}
+
+func (e *env) runChild(ctx context.Context, q jobs.TaskEnqueuer, bulk string, p jobs.EnrichBulkPayload, accountID int64) (jobs.EnrichRecordResult, error) {
+	return enrich.Record{Enricher: e.en, Queue: q}.Run(ctx, workers.Job[jobs.EnrichRecordPayload]{ID: store.EnrichChildID(bulk, accountID),
+		Payload: jobs.EnrichRecordPayload{OrgID: p.OrgID, AccountID: accountID, Bulk: bulk, QuotaDay: p.QuotaDay, UserID: p.UserID}})
+}
+
+// A parent run again (a crash after it enqueued, or the reconciler)
+// enqueues no child twice; a child run again after its outcome was
+// recorded neither crawls again nor counts twice, and only moves the
+// window; the window never holds more than the bulk's concurrency.
+func TestARetriedParentOrChildEnqueuesAndCountsNothingTwice(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	e.ingest(t, "accounts", fmt.Sprintf(`{"external_id": "nw", "name": "NW", "website": %q}`, e.urls["northwind"]))
-	a := e.account(t, "nw")
-	run := func() jobs.EnrichBulkResult {
-		res, err := enrich.Bulk{Enricher: e.en}.Run(ctx, workers.Job[jobs.EnrichBulkPayload]{ID: "bulk-1",
-			Payload: jobs.EnrichBulkPayload{OrgID: e.org, AccountIDs: []int64{a.ID}}})
+	var rows, ext []string
+	for i := range 6 {
+		ext = append(ext, fmt.Sprintf("nw-%d", i))
+		rows = append(rows, fmt.Sprintf(`{"external_id": %q, "name": "NW", "website": %q}`, ext[i], e.urls["northwind"]))
+	}
+	e.ingest(t, "accounts", rows...)
+	adm, p := e.bulkOf(t, ext...)
+	q := e.q.Client
+	parent := enrich.Bulk{Enricher: e.en, Queue: q, Concurrency: 2}
+	job := workers.Job[jobs.EnrichBulkPayload]{ID: adm.Job.ID, Payload: p}
+	for range 3 {
+		if _, err := parent.Run(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{store.EnrichChildID(adm.Job.ID, p.AccountIDs[0]), store.EnrichChildID(adm.Job.ID, p.AccountIDs[1])}
+	slices.Sort(want)
+	if got := e.queued(t); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after three parent runs the queue holds %v, want the first window %v", got, want)
+	}
+
+	first := p.AccountIDs[0]
+	res, err := e.runChild(ctx, q, adm.Job.ID, p, first)
+	if err != nil || res.State != "succeeded" {
+		t.Fatalf("child: %+v %v", res, err)
+	}
+	if got := e.queued(t); len(got) != 3 || !slices.Contains(got, store.EnrichChildID(adm.Job.ID, p.AccountIDs[2])) {
+		t.Fatalf("the window moved to %v", got)
+	}
+	// The site now refuses crawlers: a child run again does not read it.
+	e.ingest(t, "accounts", fmt.Sprintf(`{"external_id": "nw-0", "name": "NW", "website": %q}`, e.urls["closed"]))
+	for range 2 {
+		if res, err := e.runChild(ctx, q, adm.Job.ID, p, first); err != nil || res.State != "succeeded" {
+			t.Fatalf("child run again: %+v %v", res, err)
+		}
+	}
+	b, err := e.db.GetEnrichBulk(ctx, adm.Job.ID)
+	if err != nil || b.Done != 1 || b.Dispatched != 3 || len(e.queued(t)) != 3 {
+		t.Fatalf("bulk %+v %v, queue %v", b, err, e.queued(t))
+	}
+	got, err := e.db.GetEnrichment(ctx, e.org, store.EnrichChildID(adm.Job.ID, first))
+	if err != nil || got.State != "succeeded" || len(got.Written) == 0 {
+		t.Fatalf("the first run's enrichment %+v %v", got, err)
+	}
+}
+
+// Records that fail are given back to the org's day once each, however
+// often and however concurrently their child runs; the parent job
+// finishes once, with one history entry.
+func TestFailedRecordsAreGivenBackOnceEvenUnderConcurrentRetries(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.ingest(t, "accounts",
+		fmt.Sprintf(`{"external_id": "ok", "name": "NW", "website": %q}`, e.urls["northwind"]),
+		fmt.Sprintf(`{"external_id": "closed", "name": "Closed", "website": %q}`, e.urls["closed"]),
+		`{"external_id": "none", "name": "No site"}`)
+	adm, p := e.bulkOf(t, "ok", "closed", "none")
+	if used, _ := e.db.EnrichmentUsage(ctx, e.org, today); used != 3 {
+		t.Fatalf("used %d", used)
+	}
+	q := e.q.Client
+	if _, err := (enrich.Bulk{Enricher: e.en, Queue: q, Concurrency: 3}).Run(ctx, workers.Job[jobs.EnrichBulkPayload]{ID: adm.Job.ID, Payload: p}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 6 {
+		for _, a := range p.AccountIDs {
+			wg.Go(func() {
+				if _, err := e.runChild(ctx, q, adm.Job.ID, p, a); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if used, _ := e.db.EnrichmentUsage(ctx, e.org, today); used != 1 {
+		t.Fatalf("used %d after the bulk, want 1 (two failed records given back once each)", used)
+	}
+	var refunds []string
+	if err := e.db.SelectContext(ctx, &refunds, `SELECT reason FROM enrichment_refunds WHERE org_id = $1 ORDER BY reason`, e.org); err != nil || fmt.Sprint(refunds) != "[no_website robots_disallowed]" {
+		t.Fatalf("refunds %v %v", refunds, err)
+	}
+	j, err := e.db.Job(ctx, e.org, adm.Job.ID)
+	if err != nil || j.State != store.JobSucceeded || j.Progress != 100 || j.Result == nil {
+		t.Fatalf("parent %+v %v", j, err)
+	}
+	var res jobs.EnrichBulkResult
+	if err := json.Unmarshal(*j.Result, &res); err != nil || res.Succeeded != 1 || res.Failed != 2 || res.Refunded != 2 {
+		t.Fatalf("result %+v %v", res, err)
+	}
+	h, err := e.db.EnrichmentHistory(ctx, e.org, 10, "")
+	if err != nil || len(h.Entries) != 1 || *h.Entries[0].Records != 1 {
+		t.Fatalf("history %+v %v", h.Entries, err)
+	}
+}
+
+// A single enrichment that fails for good is given back once, however
+// many of its copies run at once.
+func TestAFailedSingleEnrichmentIsGivenBackOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.ingest(t, "accounts", fmt.Sprintf(`{"external_id": "closed", "name": "Closed", "website": %q}`, e.urls["closed"]),
+		fmt.Sprintf(`{"external_id": "ok", "name": "NW", "website": %q}`, e.urls["northwind"]))
+	var wg sync.WaitGroup
+	for _, ext := range []string{"closed", "ok"} {
+		adm, err := e.enq.AdmitEnrich(ctx, jobs.EnrichRequest{OrgID: e.org, AccountIDs: []string{ext}, Limit: 5000, Now: today})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res
+		p, err := jobs.Decode[jobs.EnrichRecordPayload](adm.Job.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			wg.Go(func() {
+				_, _ = enrich.Record{Enricher: e.en}.Run(ctx, workers.Job[jobs.EnrichRecordPayload]{ID: adm.Job.ID, Payload: p})
+			})
+		}
 	}
-	first := run()
-	e.ingest(t, "accounts", fmt.Sprintf(`{"external_id": "nw", "name": "NW", "website": %q}`, e.urls["closed"]))
-	if again := run(); fmt.Sprint(again) != fmt.Sprint(first) || again.Succeeded != 1 {
-		t.Fatalf("first %+v, retried %+v", first, again)
+	wg.Wait()
+	if used, _ := e.db.EnrichmentUsage(ctx, e.org, today); used != 1 {
+		t.Fatalf("used %d, want 1: the robots-disallowed one given back once, the enriched one kept", used)
 	}
-	res, err := enrich.Bulk{Enricher: e.en}.Run(ctx, workers.Job[jobs.EnrichBulkPayload]{ID: "bulk-2",
-		Payload: jobs.EnrichBulkPayload{OrgID: e.org, AccountIDs: []int64{a.ID}}})
-	if err != nil || res.Reasons["robots_disallowed"] != 1 {
-		t.Fatalf("a new bulk reads the site again: %+v %v", res, err)
+}
+
+// A cancelled bulk ends at the next child that runs: its record and every
+// record never enqueued end cancelled and are given back; a child already
+// queued ends its own when it runs.
+func TestACancelledBulkEndsItsRecordsAndGivesThemBack(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var rows, ext []string
+	for i := range 4 {
+		ext = append(ext, fmt.Sprintf("nw-%d", i))
+		rows = append(rows, fmt.Sprintf(`{"external_id": %q, "name": "NW", "website": %q}`, ext[i], e.urls["northwind"]))
+	}
+	e.ingest(t, "accounts", rows...)
+	adm, p := e.bulkOf(t, ext...)
+	if _, err := (enrich.Bulk{Enricher: e.en, Queue: e.q.Client, Concurrency: 2}).Run(ctx, workers.Job[jobs.EnrichBulkPayload]{ID: adm.Job.ID, Payload: p}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.CancelJob(ctx, e.org, adm.Job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.runChild(ctx, e.q.Client, adm.Job.ID, p, p.AccountIDs[0]); !errors.Is(err, workers.ErrCancelled) {
+		t.Fatalf("first child: %v", err)
+	}
+	b, err := e.db.GetEnrichBulk(ctx, adm.Job.ID)
+	if err != nil || b.Done != 3 || b.FinishedAt != nil {
+		t.Fatalf("after the first child: %+v %v", b, err)
+	}
+	if _, err := e.runChild(ctx, e.q.Client, adm.Job.ID, p, p.AccountIDs[1]); !errors.Is(err, workers.ErrCancelled) {
+		t.Fatalf("second child: %v", err)
+	}
+	res, err := e.db.EnrichBulkResultOf(ctx, adm.Job.ID)
+	if err != nil || res.Failed != 4 || res.Reasons["cancelled"] != 4 || res.Refunded != 4 {
+		t.Fatalf("result %+v %v", res, err)
+	}
+	if used, _ := e.db.EnrichmentUsage(ctx, e.org, today); used != 0 {
+		t.Fatalf("used %d, want 0", used)
+	}
+	if j, _ := e.db.Job(ctx, e.org, adm.Job.ID); j.State != store.JobCancelled {
+		t.Fatalf("parent %+v", j)
+	}
+	if n := len(e.queued(t)); n != 2 {
+		t.Fatalf("%d children queued, want the first window of 2 only", n)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -76,8 +78,8 @@ func (e *env) serve(t *testing.T) {
 		IsFailure:      workers.IsFailure, Logger: asynqQuiet{},
 	})
 	mux, err := workers.NewMux([]workers.Registration{
-		workers.Register(jobs.EnrichRecordSpec, e.db, enrich.Record{Enricher: e.en}),
-		workers.Register(jobs.EnrichBulkSpec, e.db, enrich.Bulk{Enricher: e.en, Concurrency: 6}),
+		workers.Register(jobs.EnrichRecordSpec, e.db, enrich.Record{Enricher: e.en, Queue: e.q.Client}),
+		workers.Register(jobs.EnrichBulkSpec, e.db, enrich.Bulk{Enricher: e.en, Queue: e.q.Client, Concurrency: 6}),
 	}, workers.JobState(e.db, quiet, workers.NewMetrics(), nil))
 	if err != nil {
 		t.Fatal(err)
@@ -225,22 +227,58 @@ func TestAMissingWebsiteIsProposedFromTheContactsEmailDomain(t *testing.T) {
 		`{"external_id": "c4", "account": "acc-9", "email": "d@bluefern.test"}`,
 		`{"external_id": "c5", "account": "acc-9", "email": "E@BlueFern.test"}`,
 		`{"external_id": "c6", "account": "acc-9", "email": "f@other.test"}`)
-	res, _ := e.runRecord(t, "acc-9")
-	got, err := e.db.GetEnrichment(context.Background(), e.org, res.EnrichmentID)
+	website := func(id string) (store.Enrichment, *store.EnrichProposal) {
+		t.Helper()
+		got, err := e.db.GetEnrichment(context.Background(), e.org, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range got.Proposals {
+			if p.Field == "website" {
+				return got, &got.Proposals[i]
+			}
+		}
+		t.Fatalf("no website proposal in %+v", got.Proposals)
+		return got, nil
+	}
+	const counted = "2 of the account's 6 contacts with an email address use @bluefern.test"
+
+	// https://bluefern.test/ does not answer (nothing listens on its
+	// port); http://bluefern.test/ does, and is what is proposed.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Website == nil || *got.Website != "https://bluefern.test/" || *got.WebsiteSource != "contacts" {
+	closedPort := fmt.Sprint(closed.Addr().(*net.TCPAddr).Port)
+	closed.Close()
+	u, _ := url.Parse(e.urls["bluefern"])
+	e.en.ContactPorts = map[string]string{"https": closedPort, "http": u.Port()}
+	res, err := e.runRecord(t, "acc-9")
+	if err != nil || res.State != "succeeded" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	httpSite := "http://bluefern.test:" + u.Port() + "/"
+	got, web := website(res.EnrichmentID)
+	if got.Website == nil || *got.Website != httpSite || *got.WebsiteSource != "contacts" {
 		t.Fatalf("website %v from %v", got.Website, got.WebsiteSource)
 	}
-	var web *store.EnrichProposal
-	for i, p := range got.Proposals {
-		if p.Field == "website" {
-			web = &got.Proposals[i]
-		}
-	}
-	if web == nil || web.Proposed != "https://bluefern.test/" || web.Source != "contacts" || web.Evidence != "2 of the account's 6 contacts with an email address use @bluefern.test" {
+	if web.Proposed != httpSite || web.Source != "contacts" ||
+		web.Evidence != counted+"; https://bluefern.test:"+closedPort+"/ did not answer (unreachable), "+httpSite+" answered" {
 		t.Fatalf("website proposal %+v", web)
+	}
+
+	// Neither answers: the enrichment fails unreachable, the https
+	// address stays proposed with what was tried.
+	e.en.ContactPorts = map[string]string{"https": closedPort, "http": closedPort}
+	res, err = e.runRecord(t, "acc-9")
+	if err == nil || res.State != "failed" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	httpsSite := "https://bluefern.test:" + closedPort + "/"
+	got, web = website(res.EnrichmentID)
+	if got.Website == nil || *got.Website != httpsSite || *got.Reason != "unreachable" || web.Proposed != httpsSite ||
+		web.Evidence != counted+"; "+httpsSite+" did not answer (unreachable), http://bluefern.test:"+closedPort+"/ did not answer (unreachable)" {
+		t.Fatalf("enrichment %+v, website proposal %+v", got, web)
 	}
 }
 

@@ -30,6 +30,10 @@ type Enricher struct {
 	Crawler Crawler
 	Now     func() time.Time
 	Log     *slog.Logger
+	// ContactPorts names a port per scheme for the websites taken from
+	// the contacts' email domain (tests serve them on loopback ports);
+	// nil: the schemes' own.
+	ContactPorts map[string]string
 }
 
 // outcome is one record's enrichment before it is stored, and whether a
@@ -67,10 +71,15 @@ func (en Enricher) enrich(ctx context.Context, orgID, accountID int64, id, jobID
 			fail(ReasonNoWebsite, "the account has no website, and no contact has an email address at a company domain")
 			return o, nil
 		}
-		fromContacts, website, source = p, p.Proposed.(string), "contacts"
+		fromContacts, source = p, "contacts"
+	}
+	var site Site
+	if fromContacts != nil {
+		site, website, err = en.crawlContactSite(ctx, orgID, fromContacts)
+	} else {
+		site, err = en.Crawler.Crawl(ctx, orgID, website)
 	}
 	o.e.Website, o.e.WebsiteSource = &website, &source
-	site, err := en.Crawler.Crawl(ctx, orgID, website)
 	if ctx.Err() != nil {
 		return outcome{}, ctx.Err()
 	}
@@ -119,8 +128,45 @@ type siteSummary struct {
 	Technologies []extract.Technology `json:"technologies"`
 }
 
+// crawlContactSite crawls a domain taken from the contacts at
+// https://domain/, then, when that does not answer (unreachable or
+// timeout), at http://domain/. The website proposal names the address
+// that answered, and its evidence says which were tried.
+func (en Enricher) crawlContactSite(ctx context.Context, orgID int64, p *store.EnrichProposal) (Site, string, error) {
+	domain := p.Proposed.(string)
+	var notes []string
+	var site Site
+	var err error
+	for _, scheme := range []string{"https", "http"} {
+		website := en.contactSite(scheme, domain)
+		site, err = en.Crawler.Crawl(ctx, orgID, website)
+		if r := fetch.ReasonOf(err); err != nil && ctx.Err() == nil && (r == fetch.ReasonUnreachable || r == fetch.ReasonTimeout) {
+			notes = append(notes, fmt.Sprintf("%s did not answer (%s)", website, r))
+			continue
+		}
+		if err == nil || fetch.ReasonOf(err) == fetch.ReasonRobots || errors.Is(err, ErrNothingFound) {
+			notes = append(notes, website+" answered")
+		}
+		p.Proposed, p.Evidence = website, p.Evidence+"; "+strings.Join(notes, ", ")
+		return site, website, err
+	}
+	// Neither answered: the https address stays proposed.
+	website := en.contactSite("https", domain)
+	p.Proposed, p.Evidence = website, p.Evidence+"; "+strings.Join(notes, ", ")
+	return site, website, err
+}
+
+func (en Enricher) contactSite(scheme, domain string) string {
+	if port := en.ContactPorts[scheme]; port != "" {
+		return scheme + "://" + net.JoinHostPort(domain, port) + "/"
+	}
+	return scheme + "://" + domain + "/"
+}
+
 // websiteFromContacts proposes the domain most common among the account's
-// contacts' email addresses, free-mail providers left out.
+// contacts' email addresses, free-mail providers left out; its Proposed
+// value is the bare domain until crawlContactSite names the address that
+// answered.
 func (en Enricher) websiteFromContacts(ctx context.Context, orgID, accountID int64) (*store.EnrichProposal, error) {
 	domains, err := en.Store.ContactEmailDomains(ctx, orgID, accountID)
 	if err != nil {
@@ -134,7 +180,7 @@ func (en Enricher) websiteFromContacts(ctx context.Context, orgID, accountID int
 		if FreeMail[d.Domain] || !plausibleDomain(d.Domain) {
 			continue
 		}
-		return &store.EnrichProposal{Field: extract.Website, Proposed: "https://" + d.Domain + "/", Found: true,
+		return &store.EnrichProposal{Field: extract.Website, Proposed: d.Domain, Found: true,
 			Source: extract.SourceContacts, Confidence: extract.Confidence[extract.SourceContacts],
 			Evidence: fmt.Sprintf("%d of the account's %d contacts with an email address use @%s", d.Contacts, total, d.Domain)}, nil
 	}
@@ -170,8 +216,12 @@ func init() {
 }
 
 // Record is the enrich:record task: one account's proposal, nothing
-// written to the account.
-type Record struct{ Enricher }
+// written to the account; or, for a bulk's child (the payload names its
+// bulk), one record of the bulk (see child).
+type Record struct {
+	Enricher
+	Queue jobs.TaskEnqueuer // enqueues a bulk's next children; asynq's Client
+}
 
 // Run implements workers.Handler. A site that failed for good (refused,
 // robots, nothing found, no website) fails the job at once with its
@@ -179,12 +229,18 @@ type Record struct{ Enricher }
 // way the enrichment row says why.
 func (h Record) Run(ctx context.Context, job workers.Job[jobs.EnrichRecordPayload]) (jobs.EnrichRecordResult, error) {
 	p := job.Payload
+	if p.Bulk != "" {
+		return h.child(ctx, job)
+	}
 	settings, err := h.Store.EnrichmentSettings(ctx, p.OrgID)
 	if err != nil {
 		return jobs.EnrichRecordResult{}, err
 	}
 	o, err := h.enrich(ctx, p.OrgID, p.AccountID, job.ID, job.ID, "single", settings.Fields)
 	if errors.Is(err, store.ErrNotFound) {
+		if err := h.refund(ctx, job, store.EnrichReasonDeleted); err != nil {
+			return jobs.EnrichRecordResult{}, err
+		}
 		return jobs.EnrichRecordResult{}, workers.Permanent(permanent(fmt.Sprintf("account %s was deleted before it was enriched", p.Account)))
 	}
 	if err != nil {
@@ -204,12 +260,27 @@ func (h Record) Run(ctx context.Context, job workers.Job[jobs.EnrichRecordPayloa
 		if o.e.Detail != nil {
 			msg += ": " + *o.e.Detail
 		}
+		res.Reason = *o.e.Reason
+		if o.transient && !lastAttempt(ctx) {
+			return res, errors.New(msg)
+		}
+		// Failed for good: the record goes back to the org's day.
+		if err := h.refund(ctx, job, *o.e.Reason); err != nil {
+			return res, err
+		}
 		if o.transient {
 			return res, errors.New(msg)
 		}
 		return res, workers.Permanent(permanent(msg))
 	}
 	return res, nil
+}
+
+// refund gives a single enrichment that failed for good back to the
+// org's day, once per job however often it is tried.
+func (h Record) refund(ctx context.Context, job workers.Job[jobs.EnrichRecordPayload], reason string) error {
+	_, err := h.Store.RefundEnrichment(ctx, job.ID, job.Payload.OrgID, jobs.QuotaDayOf(job.Payload.QuotaDay, h.Now()), reason)
+	return err
 }
 
 // permanent is a record failure that will come again however often it

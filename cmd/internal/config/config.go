@@ -124,7 +124,7 @@ var Vars = []Var{
 	{"CRMQ_ENRICH_DAILY_LIMIT", "5000", "records an org may enrich per UTC day (seed 004)"},
 	{"CRMQ_ENRICH_HOST_DELAY", "1s", "pause between two enrichment requests to one host (robots.txt Crawl-delay, up to 5 s, when longer)"},
 	{"CRMQ_ENRICH_MAX_INFLIGHT", "16", "enrichment requests in flight at once per worker process, across all hosts"},
-	{"CRMQ_ENRICH_BULK_CONCURRENCY", "8", "records of one bulk enrichment crawled at once"},
+	{"CRMQ_ENRICH_BULK_CONCURRENCY", "8", "child tasks of one bulk enrichment queued or running at once (its window)"},
 	{"CRMQ_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"CRMQ_LOG_FORMAT", "json", "json or text"},
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	MaxInflight  int           // requests in flight across all hosts
 	Retries      int           // more tries of a transient network failure
 	Backoff      time.Duration // before the first retry; doubled each time
+	// Robots shares robots.txt files between processes (RedisRobots);
+	// nil keeps them in this process only.
+	Robots RobotsCache
 }
 
 // Client fetches pages of untrusted sites. It is safe for concurrent use;
@@ -54,6 +58,8 @@ type Client struct {
 	mu     sync.Mutex
 	hosts  map[string]*hostSlot
 	robots map[string]*robotsEntry
+
+	robotsShared atomic.Int64
 }
 
 // Page is one fetched response.

@@ -105,6 +105,9 @@ const (
 )
 
 // robotsAllow fails with ReasonRobots when u's robots.txt forbids it to crmq.
+// The file is read once per origin and day: from this process's memory,
+// else from the shared cache (Config.Robots), else from the site, and then
+// kept in both.
 func (c *Client) robotsAllow(ctx context.Context, u *url.URL) error {
 	origin := u.Scheme + "://" + strings.ToLower(u.Host)
 	c.mu.Lock()
@@ -117,11 +120,16 @@ func (c *Client) robotsAllow(ctx context.Context, u *url.URL) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.group == nil || time.Since(e.fetched) > robotsTTL {
-		g, err := c.readRobots(ctx, origin)
+		f, err := c.robotsFile(ctx, origin)
 		if err != nil {
 			return err // not kept: the next request asks again
 		}
-		e.group, e.fetched = g, time.Now()
+		data, err := robotstxt.FromStatusAndBytes(f.Status, f.Body)
+		if err != nil {
+			return &Error{Reason: ReasonUnreachable, URL: origin + "/robots.txt", Err: fmt.Errorf("robots.txt: %w", err)}
+		}
+		g := data.FindGroup(Agent)
+		e.group, e.fetched = g, f.Fetched
 		if g.CrawlDelay > 0 {
 			c.mu.Lock()
 			if s := c.hosts[strings.ToLower(u.Host)]; s != nil {
@@ -143,40 +151,68 @@ func (c *Client) robotsAllow(ctx context.Context, u *url.URL) error {
 	return nil
 }
 
-// readRobots fetches and parses origin's robots.txt. 4xx means no rules
+// robotsFile is origin's robots.txt from the shared cache, or read from
+// the site and put there. The cache is a saving, not a rule: when it does
+// not answer, the site is asked.
+func (c *Client) robotsFile(ctx context.Context, origin string) (RobotsFile, error) {
+	if c.cfg.Robots != nil {
+		f, ok, err := c.cfg.Robots.Get(ctx, origin)
+		if err == nil && ok && time.Since(f.Fetched) <= robotsTTL {
+			c.robotsShared.Add(1)
+			return f, nil
+		}
+	}
+	f, err := c.readRobots(ctx, origin)
+	if err != nil {
+		return RobotsFile{}, err
+	}
+	if c.cfg.Robots != nil {
+		_ = c.cfg.Robots.Put(context.WithoutCancel(ctx), origin, f, robotsTTL)
+	}
+	return f, nil
+}
+
+// RobotsFromCache counts the robots.txt files this client took from the
+// shared cache instead of the site.
+func (c *Client) RobotsFromCache() int64 { return c.robotsShared.Load() }
+
+// readRobots fetches origin's robots.txt. 4xx means no rules
 // (RFC 9309 2.3.1.3); 5xx and 429 mean the site is unreachable for now
 // and must not be crawled (2.3.1.4; a 429 is a server asking to back off,
-// although the parser would read it as "allow all").
-func (c *Client) readRobots(ctx context.Context, origin string) (*robotstxt.Group, error) {
+// although the parser would read it as "allow all"). At most
+// robotsMaxBytes of the body are kept.
+func (c *Client) readRobots(ctx context.Context, origin string) (RobotsFile, error) {
 	u, _ := url.Parse(origin + "/robots.txt")
 	var resp *Page
 	for hop := 0; ; hop++ {
 		p, next, err := c.getRetrying(ctx, u)
 		if err != nil {
-			return nil, err
+			return RobotsFile{}, err
 		}
 		if next == nil {
 			resp = p
 			break
 		}
 		if hop == c.cfg.MaxRedirects {
-			return nil, &Error{Reason: ReasonUnreachable, URL: u.String(), Err: errors.New("robots.txt: too many redirects")}
+			return RobotsFile{}, &Error{Reason: ReasonUnreachable, URL: u.String(), Err: errors.New("robots.txt: too many redirects")}
 		}
 		if u, err = checkURL(next.String()); err != nil {
-			return nil, err
+			return RobotsFile{}, err
 		}
 	}
 	if resp.Status == http.StatusTooManyRequests || resp.Status >= 500 {
-		return nil, &Error{Reason: ReasonUnreachable, URL: u.String(), Transient: true,
+		return RobotsFile{}, &Error{Reason: ReasonUnreachable, URL: u.String(), Transient: true,
 			Err: fmt.Errorf("robots.txt answered %d: the site is not crawled until it answers", resp.Status)}
 	}
 	body := resp.Body
 	if len(body) > robotsMaxBytes {
 		body = body[:robotsMaxBytes]
 	}
-	data, err := robotstxt.FromStatusAndBytes(resp.Status, body)
-	if err != nil {
-		return nil, &Error{Reason: ReasonUnreachable, URL: u.String(), Err: fmt.Errorf("robots.txt: %w", err)}
+	if _, err := robotstxt.FromStatusAndBytes(resp.Status, body); err != nil {
+		return RobotsFile{}, &Error{Reason: ReasonUnreachable, URL: u.String(), Err: fmt.Errorf("robots.txt: %w", err)}
 	}
-	return data.FindGroup(Agent), nil
+	if resp.Status >= 400 {
+		body = nil // no rules: the parser allows all for any 4xx
+	}
+	return RobotsFile{Status: resp.Status, Body: body, Fetched: time.Now()}, nil
 }
