@@ -108,7 +108,7 @@ func runBenchEnrich(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	redisOpt, err := proc.RedisOpt(cfg.RedisURL)
+	redisOpt, err := proc.RedisOpt(cfg)
 	if err != nil {
 		return err
 	}
