@@ -100,6 +100,17 @@ func (db *DB) accountID(ctx context.Context, orgID int64, externalID string) (in
 	return id, nil
 }
 
+// labelInTx runs writeLabelled for technique in a transaction of its own.
+func (db *DB) labelInTx(ctx context.Context, technique, query string, args []any) (LabelRun, error) {
+	var run LabelRun
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		run, err = writeLabelled(ctx, tx, technique, query, args)
+		return err
+	})
+	return run, err
+}
+
 // batchPlan sets how the behavioural techniques' set-based statements are
 // planned, for the rest of the transaction. Their inputs pass through
 // materialized CTEs, which carry no statistics (the planner takes one row

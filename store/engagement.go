@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -95,12 +94,7 @@ func (db *DB) ScoreEngagement(ctx context.Context, orgID int64, s EngagementSett
 				s.score, ` + label + ` AS label
 			FROM scored s
 		)`
-	var run LabelRun
-	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		run, err = writeLabelled(ctx, tx, TechniqueEngagement, query, args)
-		return err
-	})
+	run, err := db.labelInTx(ctx, TechniqueEngagement, query, args)
 	if err != nil {
 		return LabelRun{}, fmt.Errorf("score engagement of org %d: %w", orgID, err)
 	}

@@ -311,12 +311,7 @@ func (db *DB) LabelVoC(ctx context.Context, orgID int64, s VoCSettings, key stri
 		), labelled AS (
 			SELECT r.account_id, r.raw, NULL::smallint AS score, ` + label + ` AS label FROM r
 		)`
-	var run LabelRun
-	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		run, err = writeLabelled(ctx, tx, TechniqueVoC, query, args)
-		return err
-	})
+	run, err := db.labelInTx(ctx, TechniqueVoC, query, args)
 	if err != nil {
 		return LabelRun{}, fmt.Errorf("label voc of org %d: %w", orgID, err)
 	}

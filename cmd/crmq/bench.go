@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
 )
@@ -130,24 +131,7 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 	case !slices.Contains(jobs.Queues, *queue):
 		return usagef(c.cmd, "--queue must be one of %s", strings.Join(jobs.Queues, ", "))
 	}
-	if *key == "" {
-		*key = os.Getenv("CRMQ_BENCH_KEY")
-	}
-	if *key == "" {
-		return usagef(c.cmd, "no API key: pass --key or set CRMQ_BENCH_KEY (crmq org create prints one)")
-	}
-	cfg, err := c.config()
-	if err != nil {
-		return err
-	}
-	if *url == "" {
-		addr := cfg.HTTPAddr
-		if strings.HasPrefix(addr, ":") {
-			addr = "127.0.0.1" + addr
-		}
-		*url = "http://" + addr
-	}
-	redisOpt, err := proc.RedisOpt(cfg)
+	cfg, redisOpt, err := benchTarget(c, key, url)
 	if err != nil {
 		return err
 	}
@@ -188,6 +172,31 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 }
 
 // runBench runs the raw phase, then the crmq phase; never both at once.
+// benchTarget completes the API key (--key or CRMQ_BENCH_KEY) and URL
+// (--url or HTTP_ADDR) of a bench that drives a running API, and returns
+// the config and its Redis options.
+func benchTarget(c *cli, key, url *string) (config.Config, asynq.RedisConnOpt, error) {
+	if *key == "" {
+		*key = os.Getenv("CRMQ_BENCH_KEY")
+	}
+	if *key == "" {
+		return config.Config{}, nil, usagef(c.cmd, "no API key: pass --key or set CRMQ_BENCH_KEY (crmq org create prints one)")
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return cfg, nil, err
+	}
+	if *url == "" {
+		addr := cfg.HTTPAddr
+		if strings.HasPrefix(addr, ":") {
+			addr = "127.0.0.1" + addr
+		}
+		*url = "http://" + addr
+	}
+	opt, err := proc.RedisOpt(cfg)
+	return cfg, opt, err
+}
+
 func runBench(ctx context.Context, bc benchConfig) (benchReport, error) {
 	rep := benchReport{
 		TargetRate: bc.Rate, Duration: bc.Duration.String(), Warmup: bc.Warmup.String(), Queue: bc.Queue, RawQueue: bc.RawQueue,

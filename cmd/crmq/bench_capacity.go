@@ -18,7 +18,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
-	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/store"
 )
@@ -151,24 +150,7 @@ func runBenchCapacity(ctx context.Context, c *cli, args []string) error {
 	case !slices.Contains(jobs.Queues, *queue):
 		return usagef(c.cmd, "--queue must be one of %s", strings.Join(jobs.Queues, ", "))
 	}
-	if *key == "" {
-		*key = os.Getenv("CRMQ_BENCH_KEY")
-	}
-	if *key == "" {
-		return usagef(c.cmd, "no API key: pass --key or set CRMQ_BENCH_KEY (crmq org create prints one)")
-	}
-	cfg, err := c.config()
-	if err != nil {
-		return err
-	}
-	if *url == "" {
-		addr := cfg.HTTPAddr
-		if strings.HasPrefix(addr, ":") {
-			addr = "127.0.0.1" + addr
-		}
-		*url = "http://" + addr
-	}
-	redisOpt, err := proc.RedisOpt(cfg)
+	cfg, redisOpt, err := benchTarget(c, key, url)
 	if err != nil {
 		return err
 	}
