@@ -66,6 +66,13 @@ func classify(ctx context.Context, url string, err error) error {
 	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return ctx.Err() // the caller gave up: not the site's failure
 	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		// The name does not exist: asking again in a minute will not
+		// change that, so the record fails now instead of after its
+		// retries' back-off.
+		return &Error{Reason: ReasonUnreachable, URL: url, Err: err}
+	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return &Error{Reason: ReasonTimeout, URL: url, Err: err, Transient: true}

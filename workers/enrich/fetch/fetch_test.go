@@ -412,3 +412,14 @@ func TestANameThatRebindsToAPrivateAddressIsRefusedAtTheNextDial(t *testing.T) {
 		t.Fatalf("err %v, pages %d", err, pages.Load())
 	}
 }
+
+// A name that does not exist (NXDOMAIN) fails at once and is not tried
+// again: the record's reason is unreachable, without a retry's back-off.
+func TestANameThatDoesNotExistIsNotTriedAgain(t *testing.T) {
+	dns := fetchtest.NewDNS(t)
+	_, err := client(t, dns, "nowhere.test", nil).Get(context.Background(), "http://nowhere.test/")
+	wantReason(t, err, fetch.ReasonUnreachable)
+	if fetch.IsTransient(err) {
+		t.Fatalf("a name that does not exist counted as transient: %v", err)
+	}
+}
