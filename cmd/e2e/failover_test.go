@@ -147,25 +147,35 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 	s.start("scheduler")
 	key := s.newOrg("redis-failover")
 
-	const rate, seconds, killAt = 50, 16, 5 // jobs per second, load length, kill after
+	const rate, seconds, killAt = 50, 16, 5 // jobs per second, least load length, kill after
 	var (
-		mu       sync.Mutex
-		ids      []string
-		statuses = map[int]int{}
-		first503 time.Time
-		last503  time.Time
+		mu         sync.Mutex
+		ids        []string
+		acceptedAt []time.Time
+		statuses   = map[int]int{}
+		first503   time.Time
+		last503    time.Time
 	)
 	start := time.Now()
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 10 * time.Second}
 	tick := time.NewTicker(time.Second / rate)
 	killed, sent := false, 0
-	for time.Since(start) < seconds*time.Second {
+	// The load runs its seconds and, however long the Sentinels take to
+	// promote the replica (longer on a busy machine), 3 s past that, so
+	// that jobs are accepted through the new primary too (at most 90 s).
+	var promoted time.Time
+	for time.Since(start) < 90*time.Second &&
+		(time.Since(start) < seconds*time.Second || promoted.IsZero() || time.Since(promoted) < 3*time.Second) {
 		<-tick.C
 		if !killed && time.Since(start) > killAt*time.Second {
 			r.killPrimary()
 			killed = true
 			t.Logf("primary on port %s killed at %s", r.primary, time.Since(start).Round(time.Millisecond))
+		}
+		if killed && promoted.IsZero() && sent%rate == 0 && r.masterPort() == r.replica {
+			promoted = time.Now()
+			t.Logf("Sentinels name the replica as primary at %s", time.Since(start).Round(time.Millisecond))
 		}
 		sent++
 		wg.Add(1)
@@ -188,6 +198,7 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 				var a accepted
 				if json.NewDecoder(resp.Body).Decode(&a) == nil {
 					ids = append(ids, a.JobID)
+					acceptedAt = append(acceptedAt, time.Now())
 				}
 			case http.StatusServiceUnavailable:
 				now := time.Now()
@@ -200,8 +211,17 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 	}
 	tick.Stop()
 	wg.Wait()
-	if p := r.masterPort(); p != r.replica {
-		t.Fatalf("Sentinels name port %q as primary, want the replica %s", p, r.replica)
+	if promoted.IsZero() {
+		t.Fatalf("the Sentinels did not promote the replica within 90 s (they name port %q)", r.masterPort())
+	}
+	var afterPromotion int
+	for _, at := range acceptedAt {
+		if at.After(promoted) {
+			afterPromotion++
+		}
+	}
+	if afterPromotion == 0 {
+		t.Fatal("no POST accepted after the promotion: the API did not follow the new primary")
 	}
 	for code, n := range statuses {
 		if code != http.StatusAccepted && code != http.StatusServiceUnavailable {
@@ -245,8 +265,5 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 	}
 	if res.Rows != len(ids) {
 		t.Fatalf("%d job rows for %d accepted POSTs: a refused POST left a row", res.Rows, len(ids))
-	}
-	if len(ids) < sent/2 {
-		t.Fatalf("only %d of %d POSTs accepted: the API did not follow the new primary", len(ids), sent)
 	}
 }
