@@ -34,6 +34,15 @@ type Enqueuer struct {
 	Client *asynq.Client
 	Queue  TaskQueue // for Cancel; may be nil where nothing is cancelled
 	Log    *slog.Logger
+	// Enqueued, when set, is told of each task put on a queue (metrics);
+	// an idempotent replay puts none.
+	Enqueued func(taskType string)
+}
+
+func (e *Enqueuer) enqueued(taskType string) {
+	if e.Enqueued != nil {
+		e.Enqueued(taskType)
+	}
 }
 
 // TaskQueue is what cancelling needs of asynq (its Inspector).
@@ -149,6 +158,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, req Request) (store.Job, bool, e
 		}
 		return store.Job{}, false, fmt.Errorf("enqueue %s: %w: %w", req.Task.Spec.Type, ErrUnavailable, err)
 	}
+	e.enqueued(req.Task.Spec.Type)
 	return stored, false, nil
 }
 
@@ -165,6 +175,7 @@ func (e *Enqueuer) enqueueSystem(ctx context.Context, req Request) (store.Job, b
 	case err != nil:
 		return store.Job{}, false, fmt.Errorf("enqueue %s: %w: %w", req.Task.Spec.Type, ErrUnavailable, err)
 	}
+	e.enqueued(req.Task.Spec.Type)
 	return store.Job{ID: req.TaskID, Type: req.Task.Spec.Type, Queue: req.Task.Queue, State: store.JobQueued, MaxRetry: req.Task.Spec.MaxRetry}, false, nil
 }
 

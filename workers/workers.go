@@ -103,6 +103,7 @@ func Handle[P jobs.Payload, R any](st JobStore, fn func(ctx context.Context, job
 
 // Metrics of task execution, registered by the worker process.
 type Metrics struct {
+	Started  *prometheus.CounterVec
 	Duration *prometheus.HistogramVec
 	Outcomes *prometheus.CounterVec
 }
@@ -110,6 +111,10 @@ type Metrics struct {
 // NewMetrics creates the task metrics; register them with a registry.
 func NewMetrics() *Metrics {
 	return &Metrics{
+		Started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmq_tasks_started_total",
+			Help: "Task attempts a worker started running, by type (an attempt skipped as already final is not counted).",
+		}, []string{"type"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "crmq_task_duration_seconds",
 			Help:    "Time a task handler ran, by type and outcome.",
@@ -140,6 +145,7 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 			if spec, ok := jobs.SpecOf(t.Type()); ok && spec.System {
 				// A system task has no job row (see jobs.Spec.System).
 				began := time.Now()
+				m.started(t.Type())
 				err := next.ProcessTask(ctx, t)
 				m.observe(t.Type(), systemOutcome(err), time.Since(began))
 				return err
@@ -182,6 +188,7 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 				jl().DebugContext(ctx, "job started", "queued_for", start.QueuedFor())
 			}
 			began := time.Now()
+			m.started(t.Type())
 			slot := &resultSlot{start: start, runID: runID}
 			err = next.ProcessTask(context.WithValue(ctx, resultKey{}, slot), t)
 			elapsed := time.Since(began)
@@ -281,6 +288,12 @@ func systemOutcome(err error) string {
 		return store.JobFailed
 	}
 	return store.JobSucceeded
+}
+
+func (m *Metrics) started(taskType string) {
+	if m != nil && m.Started != nil {
+		m.Started.WithLabelValues(taskType).Inc()
+	}
 }
 
 func (m *Metrics) observe(taskType, outcome string, d time.Duration) {

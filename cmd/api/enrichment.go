@@ -89,6 +89,7 @@ func (s *server) admitEnrich(w http.ResponseWriter, r *http.Request, req jobs.En
 	adm, err := s.enq.AdmitEnrich(ctx, req)
 	var quota *store.EnrichQuotaError
 	if errors.As(err, &quota) {
+		s.countQuota("enrichments", "refused", 1)
 		now := s.now().UTC()
 		reset := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
 		w.Header().Set("Retry-After", strconv.Itoa(int(reset.Sub(now).Seconds())+1))
@@ -99,6 +100,9 @@ func (s *server) admitEnrich(w http.ResponseWriter, r *http.Request, req jobs.En
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if !adm.Replayed {
+		s.countQuota("enrichments", "consumed", adm.Records)
 	}
 	out := enrichAccepted{accepted: acceptedHeaders(w, adm.Job, adm.Replayed), Records: adm.Records, Remaining: adm.Remaining}
 	if !req.Bulk {

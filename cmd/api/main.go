@@ -38,7 +38,15 @@ func main() {
 		Name: "crmq_http_request_duration_seconds", Help: "HTTP request duration by route and status.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route", "status"})
-	reg.MustRegister(reqDur)
+	enqueued := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crmq_tasks_enqueued_total",
+		Help: "Tasks the API put on a queue, by type (an idempotent replay puts none).",
+	}, []string{"type"})
+	quota := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crmq_quota_total",
+		Help: "Daily quota use by quota (summaries: per user; enrichments: records per org) and outcome: consumed counts units (a summary, an enriched record), refused counts requests answered 429.",
+	}, []string{"quota", "outcome"})
+	reg.MustRegister(reqDur, enqueued, quota)
 	go queues.run(ctx, cfg.MetricsInterval)
 	proc.ServePprof(ctx, log, cfg.PprofAddr)
 	if err := db.WatchJobs(ctx, cfg.DatabaseURL, log); err != nil {
@@ -51,13 +59,14 @@ func main() {
 	s := &server{
 		cfg:        cfg,
 		db:         db,
-		enq:        &jobs.Enqueuer{DB: db, Client: client, Queue: insp, Log: log},
+		enq:        &jobs.Enqueuer{DB: db, Client: client, Queue: insp, Log: log, Enqueued: func(t string) { enqueued.WithLabelValues(t).Inc() }},
 		pingRedis:  client.Ping,
 		log:        log,
 		now:        time.Now,
 		metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		monitoring: mon,
 		reqDur:     reqDur,
+		quota:      quota,
 		keys:       newKeyCache(cfg.KeyCacheTTL, db.GrantByKey),
 	}
 	s.abm = segment.Setup{DB: db, Enq: s.enq, Now: time.Now}

@@ -35,6 +35,7 @@ type server struct {
 	metrics    http.Handler
 	monitoring http.Handler
 	reqDur     *prometheus.HistogramVec
+	quota      *prometheus.CounterVec // by quota (summaries, enrichments) and outcome (consumed, refused); may be nil
 	keys       *keyCache
 	abm        segment.Setup // ABM techniques, configuration and explanations
 	exports    *blob.Bucket  // segment export files
@@ -47,6 +48,13 @@ const (
 	requestIDKey
 	logInfoKey
 )
+
+// countQuota counts n units of a daily quota consumed or refused.
+func (s *server) countQuota(quota, outcome string, n int) {
+	if s.quota != nil && n > 0 {
+		s.quota.WithLabelValues(quota, outcome).Add(float64(n))
+	}
+}
 
 func orgFrom(ctx context.Context) store.Org {
 	o, _ := ctx.Value(orgKey).(store.Org)

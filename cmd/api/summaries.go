@@ -46,6 +46,7 @@ func (s *server) createSummary(w http.ResponseWriter, r *http.Request) {
 	var quota *jobs.QuotaError
 	switch {
 	case errors.As(err, &quota):
+		s.countQuota("summaries", "refused", 1)
 		w.Header().Set("Retry-After", strconv.Itoa(int(quota.ResetAt.Sub(s.now()).Seconds())+1))
 		writeProblem(w, r, http.StatusTooManyRequests, "quota-exceeded", quota.Error(), nil)
 		return
@@ -58,6 +59,9 @@ func (s *server) createSummary(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.fail(w, r, err)
 		return
+	}
+	if adm.Counted && !adm.Replayed {
+		s.countQuota("summaries", "consumed", 1)
 	}
 	writeJSON(w, http.StatusAccepted, summaryAccepted{
 		accepted: acceptedHeaders(w, adm.Job, adm.Replayed),

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/crmq/crmq/cmd/internal/proc"
+	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/workers"
 	"github.com/crmq/crmq/workers/export"
 )
@@ -34,7 +35,22 @@ func main() {
 		Name: "crmq_summary_dropped_source_ids_total",
 		Help: "Source ids a model cited that were not in its prompt; dropped, never shown.",
 	}, []string{"module"})
-	reg.MustRegister(metrics.Duration, metrics.Outcomes, dropped)
+	llmCalls := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crmq_llm_calls_total",
+		Help: "Model calls by provider, model and outcome (ok, rate_limited, permanent, cancelled, error); rate_limited includes crmq's own per-org and global limits.",
+	}, []string{"provider", "model", "outcome"})
+	llmTokens := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crmq_llm_tokens_total",
+		Help: "Tokens model calls used, by provider, model and kind (prompt, output), as the provider reports them.",
+	}, []string{"provider", "model", "kind"})
+	reg.MustRegister(metrics.Started, metrics.Duration, metrics.Outcomes, dropped, llmCalls, llmTokens)
+	observeLLM := func(c llm.Call) {
+		llmCalls.WithLabelValues(c.Provider, c.Model, c.Outcome).Inc()
+		if c.Usage.PromptTokens+c.Usage.OutputTokens > 0 {
+			llmTokens.WithLabelValues(c.Provider, c.Model, "prompt").Add(float64(c.Usage.PromptTokens))
+			llmTokens.WithLabelValues(c.Provider, c.Model, "output").Add(float64(c.Usage.OutputTokens))
+		}
+	}
 
 	proc.ServePprof(ctx, log, cfg.PprofAddr)
 	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
@@ -42,7 +58,7 @@ func main() {
 		proc.Fatal(log, "redis", fmt.Errorf("unexpected client for %T", redisOpt))
 	}
 	defer rdb.Close()
-	provider, err := newProvider(ctx, cfg, rdb)
+	provider, err := newProvider(ctx, cfg, rdb, observeLLM)
 	if err != nil {
 		proc.Fatal(log, "llm provider", err)
 	}

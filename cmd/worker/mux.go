@@ -50,7 +50,7 @@ type deps struct {
 }
 
 // newProvider builds the configured LLM provider behind the shared rate limiter.
-func newProvider(ctx context.Context, cfg config.Config, rdb redis.UniversalClient) (llm.Provider, error) {
+func newProvider(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, observe func(llm.Call)) (llm.Provider, error) {
 	var p llm.Provider
 	switch cfg.LLMProvider {
 	case "gemini":
@@ -62,9 +62,10 @@ func newProvider(ctx context.Context, cfg config.Config, rdb redis.UniversalClie
 		p = g
 	default:
 		// The offline provider makes no request, so no budget applies.
-		return offline.New(), nil
+		return llm.Observed(offline.New(), "offline", observe), nil
 	}
-	return llm.Limited(p, llm.NewLimiter(rdb, cfg.LLMOrgRPM, cfg.LLMGlobalRPM, ""), limiterMaxWait), nil
+	limited := llm.Limited(p, llm.NewLimiter(rdb, cfg.LLMOrgRPM, cfg.LLMGlobalRPM, ""), limiterMaxWait)
+	return llm.Observed(limited, cfg.GeminiModel, observe), nil
 }
 
 // registry is the one table of task types this worker runs: the spec
