@@ -89,7 +89,7 @@ WITH touch AS (
                PARTITION BY record_id ORDER BY occurred_at DESC
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS next_follow_up
     FROM touch
-), average AS (
+), average AS MATERIALIZED ( -- one row joined to every record: computed once, whatever the plan
     SELECT (sum(signals * extract(epoch FROM next_follow_up - occurred_at)) / sum(signals))::float8 AS seconds
     FROM answered
     WHERE signals > 0 AND next_follow_up IS NOT NULL

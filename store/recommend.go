@@ -110,7 +110,7 @@ func recommendSQL(scope string) string {
 			SELECT DISTINCT account_id, product_id, day FROM purch
 		), own AS MATERIALIZED (
 			SELECT account_id, product_id FROM apd GROUP BY 1, 2
-		), buyers AS (
+		), buyers AS MATERIALIZED ( -- one row, joined to many: computed once (see p in ScoreEngagement)
 			SELECT greatest(count(DISTINCT account_id), 1) AS n FROM own
 		), inscope AS MATERIALIZED (
 			SELECT a.id AS account_id FROM accounts a WHERE a.org_id = $1 AND a.state = 'active' AND (` + scope + `)
@@ -120,7 +120,7 @@ func recommendSQL(scope string) string {
 			FROM (SELECT DISTINCT account_id, day FROM purch) x
 		), steps AS MATERIALIZED (
 			SELECT p.account_id, p.product_id, d.k, d.last_k FROM apd p JOIN days d USING (account_id, day)
-		), fb_rule AS (
+		), fb_rule AS MATERIALIZED (
 			SELECT product_id, count(*) AS cnt FROM steps WHERE k = 1 GROUP BY product_id HAVING count(*) >= $6
 			ORDER BY count(*) DESC, product_id LIMIT $7
 		), fb AS (
