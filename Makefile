@@ -4,7 +4,7 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crmq?sslmode=disable
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 BIN := bin
 
-.PHONY: run test build services vet bench bench-e2e bench-capacity fuzz clean
+.PHONY: run test build services vet bench bench-e2e bench-capacity fuzz faults clean
 
 build:
 	go build -o $(BIN)/ ./cmd/...
@@ -33,6 +33,12 @@ fuzz: services
 		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
 		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
 	done
+
+# The reliability scenarios of docs/RELIABILITY.md alone, with their logs
+# (make test runs them too, among every other test).
+FAULTS := Killed|Restart|PostgresStop|PostgresOutage|Failover|Overload|Reconciler|SIGTERM|OrgsApart
+faults: services
+	set -o pipefail; go test -count=1 -timeout 20m -v -run '$(FAULTS)' ./cmd/e2e/ ./cmd/api/ 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|_test.go:[0-9]+: '
 
 bench: services build
 	go test -run '^$$' -bench . -benchmem ./...
