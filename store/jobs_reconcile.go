@@ -40,6 +40,19 @@ func (db *DB) OpenJobsAfter(ctx context.Context, from time.Time, fromID string, 
 	return out, nil
 }
 
+// OpenJobByID reads one non-final job row; ErrNotFound when there is none
+// or it is final.
+func (db *DB) OpenJobByID(ctx context.Context, id string) (OpenJob, error) {
+	var j OpenJob
+	err := db.GetContext(ctx, &j, `
+		SELECT id, org_id, type, queue, state, attempts, max_retry, requeues, payload, created_at, updated_at
+		FROM jobs WHERE id = $1 AND state IN ('queued', 'running', 'retrying')`, id)
+	if err != nil {
+		return OpenJob{}, notFound(err, "open job "+id)
+	}
+	return j, nil
+}
+
 // ReconcileWatermark is the time before which every job is final.
 func (db *DB) ReconcileWatermark(ctx context.Context) (time.Time, error) {
 	var t time.Time

@@ -20,6 +20,7 @@ type ReconcileStore interface {
 	ReconcileWatermark(ctx context.Context) (time.Time, error)
 	SetReconcileWatermark(ctx context.Context, t time.Time) error
 	OpenJobsAfter(ctx context.Context, from time.Time, fromID string, before time.Time, limit int) ([]store.OpenJob, error)
+	OpenJobByID(ctx context.Context, id string) (store.OpenJob, error)
 	RequeueJob(ctx context.Context, id string, updatedAt time.Time, reason string) (bool, error)
 	FailLostJob(ctx context.Context, id string, updatedAt time.Time, reason string) (bool, error)
 }
@@ -61,7 +62,10 @@ const (
 //   - completed while the row says otherwise: run again.
 //
 // A job whose task was put back MaxRequeues times fails with the reason
-// instead. Every write is conditional on the row not having moved since
+// instead. A child job it fails (id <parent>.<n>, as enrich:bulk names
+// its children) may be the last its parent waits for, so the parent's
+// task runs again at once to settle it, rather than after the parent's
+// own timeout. Every write is conditional on the row not having moved since
 // it was read, so a worker that picks the job up meanwhile wins.
 type Reconciler struct {
 	Store  ReconcileStore
@@ -210,7 +214,46 @@ func (r Reconciler) fail(ctx context.Context, j store.OpenJob, res *jobs.Reconci
 	}
 	res.Failed++
 	r.Log.WarnContext(ctx, "job failed by the reconciler", "job_id", j.ID, "org_id", j.OrgID, "type", j.Type, "reason", reason)
+	if err := r.wakeParent(ctx, j.ID, res); err != nil {
+		return true, err
+	}
 	return true, nil
+}
+
+// wakeParent runs the parent of a child job that just failed again, when
+// the parent's task is not already waiting or running: the parent's run
+// settles children that ended without an outcome (see enrich.Bulk).
+func (r Reconciler) wakeParent(ctx context.Context, childID string, res *jobs.ReconcileResult) error {
+	i := strings.LastIndexByte(childID, '.')
+	if i <= 0 {
+		return nil
+	}
+	parent, err := r.Store.OpenJobByID(ctx, childID[:i])
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // no parent, or it has ended
+	}
+	if err != nil {
+		return err
+	}
+	spec, ok := jobs.SpecOf(parent.Type)
+	if !ok {
+		return nil // settle fails it on its own turn
+	}
+	info, err := r.Queue.GetTaskInfo(parent.Queue, parent.ID)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+	case err != nil:
+		return fmt.Errorf("inspect task %s: %w", parent.ID, err)
+	case info.State != asynq.TaskStateCompleted && info.State != asynq.TaskStateArchived:
+		return nil // waiting or running: it settles its children when it runs
+	}
+	_, err = r.putBack(ctx, parent, res, "a child failed for good", func() error {
+		if err := r.Queue.DeleteTask(parent.Queue, parent.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return err
+		}
+		return r.enqueue(ctx, parent, spec)
+	})
+	return err
 }
 
 // enqueue puts the row's task on its queue again, under the same id.

@@ -190,6 +190,50 @@ func TestReconcilerSettlesEveryKindOfStrandedJob(t *testing.T) {
 	}
 }
 
+// A child job the queue gave up on (its retries used by crashes, say) is
+// failed, and its parent, whose task completed long ago and whose row its
+// children keep fresh, runs again at once to settle it.
+func TestReconcilerWakesTheParentOfAChildItFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newReconcileEnv(t)
+	parent := e.ping(t, "low", 1)
+	spec := jobs.PingSpec
+	spec.MaxRetry = 0
+	b, _ := json.Marshal(jobs.PingPayload{OrgID: e.org.ID, Queue: "low"})
+	child, _, err := e.enq.Enqueue(ctx, jobs.Request{OrgID: e.org.ID, TaskID: parent.ID + ".1", Task: jobs.Task{Spec: spec, Queue: "low", Payload: b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.runBare(t, map[string]error{parent.ID: nil, child.ID: errors.New("worker crashed")}, func() bool {
+		p, _ := e.insp.GetTaskInfo("low", parent.ID)
+		c, _ := e.insp.GetTaskInfo("low", child.ID)
+		return p != nil && c != nil && p.State == asynq.TaskStateCompleted && c.State == asynq.TaskStateArchived
+	})
+	// The parent handed its row to its children, which moved it lately (in
+	// the reconciler's clock, an hour ahead).
+	if _, err := e.db.ExecContext(ctx, `UPDATE jobs SET state = 'running', updated_at = now() + interval '1 hour' WHERE id = $1`, parent.ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.rec.Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 1 || res.PutBack != 1 {
+		t.Errorf("result = %+v, want the child failed and its parent put back", res)
+	}
+	if j := e.job(t, child.ID); j.State != store.JobFailed {
+		t.Errorf("child %+v, want failed", j)
+	}
+	want := "a child failed for good after 0 attempts; put back on queue low"
+	if j := e.job(t, parent.ID); j.State != store.JobQueued || deref(j.Error) != want {
+		t.Errorf("parent %+v error %q, want queued with %q", j, deref(j.Error), want)
+	}
+	if s := e.taskState(t, "low", parent.ID); s != asynq.TaskStatePending {
+		t.Errorf("parent task is %s in asynq, want pending", s)
+	}
+}
+
 func TestReconcilerLeavesRecentJobsAndMovesTheWatermark(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
