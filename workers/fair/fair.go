@@ -45,7 +45,7 @@ const (
 	DefaultLease    = 30 * time.Second
 	DefaultStale    = 10 * time.Minute
 	DefaultLinger   = 5 * time.Second
-	DefaultWait     = 200 * time.Millisecond
+	DefaultWait     = 100 * time.Millisecond
 	DefaultLastWait = 10 * time.Second
 	DefaultRetryIn  = time.Second
 )
