@@ -18,7 +18,8 @@
 //
 // A task of org X on queue q starts at once while X holds fewer than the
 // cap's slots of q, or while no other org is in demand. Otherwise it waits
-// up to Wait for a slot and is then handed back (*Busy): asynq retries it
+// up to Wait (default none: a waiting task holds a slot another org could
+// use) for a slot and is then handed back (*Busy): asynq retries it
 // after RetryIn without counting a failure (see IsBusy). A task on its last
 // allowed attempt is never handed back (asynq would archive it, whatever
 // IsFailure says): it waits up to LastWait, then runs over the cap.
@@ -45,7 +46,6 @@ const (
 	DefaultLease    = 30 * time.Second
 	DefaultStale    = 10 * time.Minute
 	DefaultLinger   = 5 * time.Second
-	DefaultWait     = 100 * time.Millisecond
 	DefaultLastWait = 10 * time.Second
 	DefaultRetryIn  = time.Second
 )
@@ -146,7 +146,7 @@ func or(d, def time.Duration) time.Duration {
 func (l *Limiter) lease() time.Duration    { return or(l.Lease, DefaultLease) }
 func (l *Limiter) stale() time.Duration    { return or(l.Stale, DefaultStale) }
 func (l *Limiter) linger() time.Duration   { return or(l.Linger, DefaultLinger) }
-func (l *Limiter) wait() time.Duration     { return or(l.Wait, DefaultWait) }
+func (l *Limiter) wait() time.Duration     { return max(l.Wait, 0) } // default: none
 func (l *Limiter) lastWait() time.Duration { return or(l.LastWait, DefaultLastWait) }
 func (l *Limiter) retryIn() time.Duration  { return or(l.RetryIn, DefaultRetryIn) }
 
