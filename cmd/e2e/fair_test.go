@@ -183,7 +183,9 @@ func TestNoisyNeighbour(t *testing.T) {
 	on := neighbourPhase(t, s, "on", load, summaries, exports)
 
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
-	ratio := func(d, base time.Duration) string { return fmt.Sprintf("%.1fx", float64(d)/float64(max(base, time.Millisecond))) }
+	ratio := func(d, base time.Duration) string {
+		return fmt.Sprintf("%.1fx", float64(d)/float64(max(base, time.Millisecond)))
+	}
 	t.Logf("org A: %d pings on default, %d on low, %s each; org B: %d summaries, %d exports", load.Default, load.Low, load.Hold, summaries, exports)
 	for _, p := range []struct {
 		name string
