@@ -30,8 +30,10 @@ var (
 // exists before a worker can see the task; if Redis refuses, the row is
 // removed again, so no job is left that will never run.
 type Enqueuer struct {
-	DB     *store.DB
-	Client *asynq.Client
+	DB *store.DB
+	// Client is asynq's Client, or a wrapper of it (the per-org limiter's
+	// fair.Marking, which records that the org has work waiting).
+	Client TaskEnqueuer
 	Queue  TaskQueue // for Cancel; may be nil where nothing is cancelled
 	Log    *slog.Logger
 	// Enqueued, when set, is told of each task put on a queue (metrics);

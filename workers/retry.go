@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/crmq/crmq/workers/fair"
 )
 
 // MaxRateLimitDelay caps the wait before retrying a rate-limited task, so a
@@ -25,6 +27,9 @@ const MaxRateLimitDelay = 10 * time.Minute
 // back-off. An *Unavailable attempt comes back after 1-3 s. asynq adds up
 // to its DelayedTaskCheckInterval on top.
 func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if d, ok := fair.RetryDelay(err); ok {
+		return d // handed back for its org's cap: a second or so
+	}
 	if IsUnavailable(err) || errors.Is(err, context.Canceled) {
 		return unavailableDelay()
 	}
@@ -94,7 +99,12 @@ func IsUnavailable(err error) bool {
 // /v1/jobs/{id}/cancel) ends with context.Canceled; that is not a failure
 // either: the task comes back within seconds, finds its job cancelled and
 // ends without running.
-func IsFailure(err error) bool { return !IsUnavailable(err) && !errors.Is(err, context.Canceled) }
+//
+// A task handed back because its org holds its share of the queue while
+// another org waits (*fair.Busy) is not a failure either.
+func IsFailure(err error) bool {
+	return !IsUnavailable(err) && !errors.Is(err, context.Canceled) && !fair.IsBusy(err)
+}
 
 // unavailableDelay is the wait before an attempt that found Postgres away
 // is tried again: short, since the worker has already waited for Postgres

@@ -18,6 +18,7 @@ import (
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/workers/export"
+	"github.com/crmq/crmq/workers/fair"
 	"github.com/crmq/crmq/workers/segment"
 )
 
@@ -29,6 +30,11 @@ func main() {
 	defer client.Close()
 	insp := asynq.NewInspector(redisOpt)
 	defer insp.Close()
+	lim, limRDB, err := proc.Fair(cfg, redisOpt, log, nil)
+	if err != nil {
+		proc.Fatal(log, "per-org limiter", err)
+	}
+	defer limRDB.Close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -57,9 +63,10 @@ func main() {
 	defer mon.Close()
 
 	s := &server{
-		cfg:        cfg,
-		db:         db,
-		enq:        &jobs.Enqueuer{DB: db, Client: client, Queue: insp, Log: log, Enqueued: func(t string) { enqueued.WithLabelValues(t).Inc() }},
+		cfg: cfg,
+		db:  db,
+		enq: &jobs.Enqueuer{DB: db, Client: fair.Marking{TaskEnqueuer: client, L: lim}, Queue: insp, Log: log,
+			Enqueued: func(t string) { enqueued.WithLabelValues(t).Inc() }},
 		pingRedis:  client.Ping,
 		log:        log,
 		now:        time.Now,

@@ -10,6 +10,7 @@ import (
 	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/scheduler"
 	"github.com/crmq/crmq/store"
+	"github.com/crmq/crmq/workers/fair"
 )
 
 func main() {
@@ -19,7 +20,12 @@ func main() {
 	client := asynq.NewClient(redisOpt)
 	defer client.Close()
 
-	s, err := scheduler.New(Table(cfg, db), &jobs.Enqueuer{DB: db, Client: client, Log: log}, db, log)
+	lim, limRDB, err := proc.Fair(cfg, redisOpt, log, nil)
+	if err != nil {
+		proc.Fatal(log, "per-org limiter", err)
+	}
+	defer limRDB.Close()
+	s, err := scheduler.New(Table(cfg, db), &jobs.Enqueuer{DB: db, Client: fair.Marking{TaskEnqueuer: client, L: lim}, Log: log}, db, log)
 	if err != nil {
 		proc.Fatal(log, "cron table", err)
 	}

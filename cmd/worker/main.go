@@ -18,9 +18,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/crmq/crmq/cmd/internal/proc"
+	"github.com/crmq/crmq/jobs"
 	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/workers"
 	"github.com/crmq/crmq/workers/export"
+	"github.com/crmq/crmq/workers/fair"
 )
 
 func main() {
@@ -51,6 +53,8 @@ func main() {
 			llmTokens.WithLabelValues(c.Provider, c.Model, "output").Add(float64(c.Usage.OutputTokens))
 		}
 	}
+	fairMetrics := fair.NewMetrics()
+	reg.MustRegister(fairMetrics.Collectors()...)
 
 	proc.ServePprof(ctx, log, cfg.PprofAddr)
 	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
@@ -63,16 +67,21 @@ func main() {
 		proc.Fatal(log, "llm provider", err)
 	}
 
+	lim := &fair.Limiter{RDB: rdb, Caps: cfg.OrgConcurrency, Queues: jobs.Queues, Log: log, M: fairMetrics}
+
 	srv := asynq.NewServer(redisOpt, asynq.Config{
 		Concurrency:       cfg.Concurrency,
 		Queues:            cfg.QueueWeights,
 		TaskCheckInterval: cfg.PollInterval,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		RetryDelayFunc:    workers.RetryDelay, // honours a provider's retry-after
-		IsFailure:         workers.IsFailure,  // Postgres away is not the task's failure
-		Logger:            proc.AsynqLogger{L: log},
-		LogLevel:          asynq.InfoLevel,
-		BaseContext:       func() context.Context { return context.Background() },
+		IsFailure:         workers.IsFailure,  // Postgres away, or an org at its cap, is not the task's failure
+		// Retries and tasks handed back for their org's cap return to
+		// their queue within a second of their time, not five.
+		DelayedTaskCheckInterval: time.Second,
+		Logger:                   proc.AsynqLogger{L: log},
+		LogLevel:                 asynq.InfoLevel,
+		BaseContext:              func() context.Context { return context.Background() },
 	})
 	inflight := &workers.Inflight{}
 	client := asynq.NewClient(redisOpt)
@@ -85,14 +94,14 @@ func main() {
 	}
 	defer bucket.Close()
 	mux, err := newMux(deps{cfg: cfg, db: db, log: log, metrics: metrics, inflight: inflight, provider: provider, dropped: dropped,
-		client: client, inspector: insp, bucket: bucket, rdb: rdb})
+		client: client, inspector: insp, bucket: bucket, rdb: rdb, fair: lim})
 	if err != nil {
 		proc.Fatal(log, "task registry", err)
 	}
 	if err := srv.Start(mux); err != nil {
 		proc.Fatal(log, "start asynq server", err)
 	}
-	log.Info("worker started", "concurrency", cfg.Concurrency, "queues", cfg.QueueWeights,
+	log.Info("worker started", "concurrency", cfg.Concurrency, "queues", cfg.QueueWeights, "org_concurrency", cfg.OrgConcurrency,
 		"poll_interval", cfg.PollInterval, "llm", provider.Name())
 
 	var metricsSrv *http.Server

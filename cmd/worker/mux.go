@@ -21,6 +21,7 @@ import (
 	"github.com/crmq/crmq/workers/enrich"
 	"github.com/crmq/crmq/workers/enrich/fetch"
 	"github.com/crmq/crmq/workers/export"
+	"github.com/crmq/crmq/workers/fair"
 	"github.com/crmq/crmq/workers/maintenance"
 	"github.com/crmq/crmq/workers/segment"
 	"github.com/crmq/crmq/workers/summary"
@@ -47,6 +48,17 @@ type deps struct {
 	bucket *blob.Bucket // segment exports
 
 	rdb redis.UniversalClient // robots.txt files shared between workers; nil: per process
+
+	fair *fair.Limiter // per-org caps; nil: none
+}
+
+// queue is the client handlers enqueue follow-up tasks with: each one
+// marks its org as waiting for the per-org limiter.
+func (d deps) queue() jobs.TaskEnqueuer {
+	if d.fair == nil {
+		return d.client
+	}
+	return fair.Marking{TaskEnqueuer: d.client, L: d.fair}
 }
 
 // newProvider builds the configured LLM provider behind the shared rate limiter.
@@ -88,10 +100,10 @@ func registry(d deps) []workers.Registration {
 		workers.Register(jobs.SegmentRefreshSpec, d.db, segment.Refresher{Store: d.db, Segments: d.db, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ExportSegmentSpec, d.db, export.Exporter{Store: d.db, Bucket: d.bucket, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ExportsExpireSpec, d.db, export.Expirer{Store: d.db, Bucket: d.bucket, Now: time.Now}),
-		workers.Register(jobs.EnrichRecordSpec, d.db, enrich.Record{Enricher: en, Queue: d.client}),
-		workers.Register(jobs.EnrichBulkSpec, d.db, enrich.Bulk{Enricher: en, Queue: d.client, Concurrency: d.cfg.EnrichBulkConcurrency}),
+		workers.Register(jobs.EnrichRecordSpec, d.db, enrich.Record{Enricher: en, Queue: d.queue()}),
+		workers.Register(jobs.EnrichBulkSpec, d.db, enrich.Bulk{Enricher: en, Queue: d.queue(), Concurrency: d.cfg.EnrichBulkConcurrency}),
 		workers.Register(jobs.ReconcileSpec, d.db, maintenance.Reconciler{
-			Store: d.db, Queue: d.inspector, Client: d.client, Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log,
+			Store: d.db, Queue: d.inspector, Client: d.queue(), Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log,
 		}),
 	}
 }
@@ -111,7 +123,9 @@ func (d deps) enricher() enrich.Enricher {
 	return enrich.Enricher{Store: d.db, Crawler: enrich.Crawler{Fetch: f, Provider: d.provider}, Now: time.Now, Log: d.log}
 }
 
-// newMux builds the mux from the registry behind the job-state middleware.
+// newMux builds the mux from the registry behind the per-org limiter and
+// the job-state middleware, in that order: a task handed back for its
+// org's cap leaves its job row untouched.
 func newMux(d deps) (*asynq.ServeMux, error) {
-	return workers.NewMux(registry(d), workers.JobState(d.db, d.log, d.metrics, d.inflight))
+	return workers.NewMux(registry(d), d.fair.Middleware(), workers.JobState(d.db, d.log, d.metrics, d.inflight))
 }

@@ -32,8 +32,11 @@ type Config struct {
 	BodyIdleTimeout time.Duration
 	KeyCacheTTL     time.Duration
 
-	Concurrency     int
-	QueueWeights    map[string]int
+	Concurrency  int
+	QueueWeights map[string]int
+	// OrgConcurrency is the per-org cap of each queue's slots while
+	// another org waits (see workers/fair); 0 or absent: no cap.
+	OrgConcurrency  map[string]int
 	PollInterval    time.Duration
 	ShutdownTimeout time.Duration
 	MetricsInterval time.Duration
@@ -95,6 +98,7 @@ var Vars = []Var{
 	{"CRMQ_KEY_CACHE_TTL", "10s", "how long the API remembers which org a key belongs to (0 disables); a revoked key works for at most this long"},
 	{"CRMQ_WORKER_CONCURRENCY", "10", "tasks one worker process runs at once"},
 	{"CRMQ_QUEUE_WEIGHTS", "critical=6,default=3,low=1", "weighted priority of the three queues"},
+	{"CRMQ_ORG_CONCURRENCY", "critical=80%,default=40%,low=20%", "per-org cap per queue, shared by all workers: while another org has work waiting, one org holds at most this many running tasks of the queue (an org alone may use every slot); queue=N or queue=P% of CRMQ_WORKER_CONCURRENCY (at least 1), so 8, 4 and 2 with the default 10; a queue left out or set to 0 has no cap; `off` or `0` turns fairness off"},
 	{"CRMQ_POLL_INTERVAL", "20ms", "how often an idle worker polls an empty queue (asynq TaskCheckInterval)"},
 	{"CRMQ_SHUTDOWN_TIMEOUT", "20s", "how long a stopping worker lets running tasks finish before requeueing them; keep below the orchestrator's grace period"},
 	{"CRMQ_WORKER_METRICS_ADDR", "", "address where a worker serves its own /metrics (task durations and outcomes); empty: off"},
@@ -183,6 +187,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		LogLevel:            p.level("CRMQ_LOG_LEVEL"),
 		LogFormat:           p.oneOf("CRMQ_LOG_FORMAT", "json", "text"),
 	}
+	c.OrgConcurrency = p.orgCaps("CRMQ_ORG_CONCURRENCY", c.Concurrency)
 	c.EnrichBulkConcurrency = p.int("CRMQ_ENRICH_BULK_CONCURRENCY", 1, 500)
 	if _, err := fetch.ParseAllow(c.EnrichAllowHosts); p.err == nil && err != nil {
 		p.fail("CRMQ_ENRICH_ALLOW_HOSTS", "%v", err)
@@ -357,6 +362,50 @@ func (p *parser) weights(name string) map[string]int {
 	}
 	return w
 }
+
+// orgCaps parses "critical=8,default=40%,low=2" (a percentage is of the
+// worker's concurrency, rounded, at least 1); "off" or "0" is no cap at
+// all, a queue left out has none either.
+func (p *parser) orgCaps(name string, concurrency int) map[string]int {
+	v := strings.TrimSpace(p.str(name))
+	caps := map[string]int{}
+	if v == "off" || v == "0" {
+		return caps
+	}
+	for _, part := range strings.Split(v, ",") {
+		q, n, ok := strings.Cut(strings.TrimSpace(part), "=")
+		q, n = strings.TrimSpace(q), strings.TrimSpace(n)
+		if !ok || !validQueue(q) {
+			p.fail(name, "want queue=N or queue=P%% pairs for critical, default and low, or off; got %q", v)
+			return nil
+		}
+		if _, dup := caps[q]; dup {
+			p.fail(name, "queue %q given twice in %q", q, v)
+			return nil
+		}
+		if pct, isPct := strings.CutSuffix(n, "%"); isPct {
+			x, err := strconv.Atoi(pct)
+			if err != nil || x < 0 || x > 100 {
+				p.fail(name, "want a percentage in [0, 100] for %s, got %q", q, n)
+				return nil
+			}
+			caps[q] = 0
+			if x > 0 {
+				caps[q] = max(1, (concurrency*x+50)/100)
+			}
+			continue
+		}
+		x, err := strconv.Atoi(n)
+		if err != nil || x < 0 || x > 100000 {
+			p.fail(name, "want a number of slots in [0, 100000] for %s, got %q", q, n)
+			return nil
+		}
+		caps[q] = x
+	}
+	return caps
+}
+
+func validQueue(q string) bool { return q == "critical" || q == "default" || q == "low" }
 
 // redact hides a password in a URL for error messages.
 func redact(v string) string {

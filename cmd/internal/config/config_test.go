@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +79,34 @@ func TestEveryVariableIsRead(t *testing.T) {
 	c, err := load(env(map[string]string{"CRMQ_KEY_CACHE_TTL": "3s"}), false)
 	if err != nil || c.KeyCacheTTL != 3*time.Second {
 		t.Fatalf("CRMQ_KEY_CACHE_TTL=3s gives %s (%v)", c.KeyCacheTTL, err)
+	}
+}
+
+// CRMQ_ORG_CONCURRENCY: percentages of the worker's concurrency by
+// default, numbers, a queue left out uncapped, off.
+func TestOrgConcurrency(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want map[string]int
+	}{
+		{nil, map[string]int{"critical": 8, "default": 4, "low": 2}},
+		{map[string]string{"CRMQ_WORKER_CONCURRENCY": "3"}, map[string]int{"critical": 2, "default": 1, "low": 1}},
+		{map[string]string{"CRMQ_ORG_CONCURRENCY": "critical=8,default=4,low=2"}, map[string]int{"critical": 8, "default": 4, "low": 2}},
+		{map[string]string{"CRMQ_ORG_CONCURRENCY": "default=50%, low=0"}, map[string]int{"default": 5, "low": 0}},
+		{map[string]string{"CRMQ_ORG_CONCURRENCY": "off"}, map[string]int{}},
+		{map[string]string{"CRMQ_ORG_CONCURRENCY": "0"}, map[string]int{}},
+	} {
+		got, err := load(env(c.env), false)
+		if err != nil {
+			t.Fatalf("%v: %v", c.env, err)
+		}
+		if fmt.Sprint(got.OrgConcurrency) != fmt.Sprint(c.want) {
+			t.Errorf("%v: %v, want %v", c.env, got.OrgConcurrency, c.want)
+		}
+	}
+	for _, bad := range []string{"critical=8,urgent=2", "default=-1", "default=120%", "default", "default=4,default=5"} {
+		if _, err := load(env(map[string]string{"CRMQ_ORG_CONCURRENCY": bad}), false); err == nil || !strings.Contains(err.Error(), "CRMQ_ORG_CONCURRENCY") {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }

@@ -1,0 +1,186 @@
+package fair_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/store/storetest"
+	"github.com/crmq/crmq/workers/fair"
+)
+
+// newRedis claims the test's own Redis DB and returns two clients on it:
+// two worker processes.
+func newRedis(t *testing.T) (redis.UniversalClient, redis.UniversalClient) {
+	t.Helper()
+	opt, err := redis.ParseURL(storetest.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := redis.NewClient(opt), redis.NewClient(opt)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func limiter(rdb redis.UniversalClient, caps map[string]int) *fair.Limiter {
+	return &fair.Limiter{RDB: rdb, Caps: caps, Queues: jobs.Queues}
+}
+
+func try(t *testing.T, l *fair.Limiter, queue string, org int64, id string) fair.Admission {
+	t.Helper()
+	a, err := l.TryAcquire(context.Background(), queue, org, id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// The cap holds across two worker processes while another org waits, and
+// a released slot is taken again.
+func TestCapHeldAcrossWorkers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r1, r2 := newRedis(t)
+	w1, w2 := limiter(r1, map[string]int{"default": 2}), limiter(r2, map[string]int{"default": 2})
+	if err := w1.Mark(ctx, "default", 2, "b-1"); err != nil { // org 2 has work waiting
+		t.Fatal(err)
+	}
+	if a := try(t, w1, "default", 1, "a-1"); a != fair.Free {
+		t.Fatalf("first slot: %v", a)
+	}
+	if a := try(t, w2, "default", 1, "a-2"); a != fair.Free {
+		t.Fatalf("second slot on the other worker: %v", a)
+	}
+	for _, w := range []*fair.Limiter{w1, w2} {
+		if a := try(t, w, "default", 1, "a-3"); a != fair.Refused {
+			t.Fatalf("third slot while org 2 waits: %v, want refused", a)
+		}
+	}
+	if a := try(t, w2, "default", 1, "a-1"); a != fair.Free {
+		t.Fatalf("a holder asking again keeps its slot: %v", a)
+	}
+	if n, _ := w1.Held(ctx, "default", 1); n != 2 {
+		t.Fatalf("held %d, want 2", n)
+	}
+	// Another queue has its own cap; another org its own slots.
+	if a := try(t, w1, "low", 1, "a-4"); a != fair.Free {
+		t.Fatalf("low has no cap: %v", a)
+	}
+	if a := try(t, w1, "default", 2, "b-1"); a != fair.Free {
+		t.Fatalf("org 2: %v", a)
+	}
+	if err := w1.Release("default", 1, "a-1"); err != nil {
+		t.Fatal(err)
+	}
+	if a := try(t, w2, "default", 1, "a-3"); a != fair.Free {
+		t.Fatalf("after a release: %v", a)
+	}
+}
+
+// A worker that dies holding slots frees them when their lease ends; a
+// heartbeat keeps a live holder's.
+func TestLeaseExpiryFreesACrashedHolder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r1, r2 := newRedis(t)
+	caps := map[string]int{"low": 1}
+	crashed := limiter(r1, caps)
+	crashed.Lease = 400 * time.Millisecond
+	live := limiter(r2, caps)
+	if err := live.Mark(ctx, "low", 9, "other"); err != nil {
+		t.Fatal(err)
+	}
+	if a := try(t, crashed, "low", 1, "held"); a != fair.Free {
+		t.Fatal(a)
+	}
+	// The crashed worker never releases nor renews.
+	if a := try(t, live, "low", 1, "next"); a != fair.Refused {
+		t.Fatalf("slot of a live lease: %v", a)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if a := try(t, live, "low", 1, "next"); a != fair.Free {
+		t.Fatalf("after the lease ended: %v, want the slot", a)
+	}
+	// Renewed, a lease outlives its first term.
+	live.Lease = 400 * time.Millisecond
+	for range 3 {
+		time.Sleep(200 * time.Millisecond)
+		if err := live.Renew(ctx, "low", 1, "next"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := live.Held(ctx, "low", 1); n != 1 {
+		t.Fatalf("renewed lease gone: held %d", n)
+	}
+}
+
+// Work-conserving: an org alone may take every slot; the cap bites once
+// another org has a task waiting, and stops biting a short while after
+// that org's last waiting task started.
+func TestLoneOrgUsesEverySlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r1, _ := newRedis(t)
+	l := limiter(r1, map[string]int{"default": 2})
+	l.Linger = 300 * time.Millisecond
+	for i := range 10 {
+		want := fair.Free
+		if i >= 2 {
+			want = fair.Alone
+		}
+		if a := try(t, l, "default", 1, "a-"+string(rune('0'+i))); a != want {
+			t.Fatalf("task %d of a lone org: %v, want %v", i, a, want)
+		}
+	}
+	if err := l.Mark(ctx, "default", 2, "b-1"); err != nil {
+		t.Fatal(err)
+	}
+	if a := try(t, l, "default", 1, "a-x"); a != fair.Refused {
+		t.Fatalf("with org 2 waiting: %v", a)
+	}
+	// Org 2's task starts: its demand lingers, then ends.
+	if a := try(t, l, "default", 2, "b-1"); a != fair.Free {
+		t.Fatal(a)
+	}
+	if a := try(t, l, "default", 1, "a-x"); a != fair.Refused {
+		t.Fatalf("within org 2's linger: %v", a)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if a := try(t, l, "default", 1, "a-x"); a != fair.Alone {
+		t.Fatalf("after org 2's linger: %v, want alone", a)
+	}
+}
+
+// A task without an org, or a limiter with no caps, is not limited; a
+// refused task marks its own org as waiting (tasks no Marking client
+// enqueued: retries, children of other paths).
+func TestRefusedTaskMarksItsOrg(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r1, _ := newRedis(t)
+	l := limiter(r1, map[string]int{"default": 1})
+	if a := try(t, l, "default", 1, "a-1"); a != fair.Free {
+		t.Fatal(a)
+	}
+	if a := try(t, l, "default", 2, "b-1"); a != fair.Free {
+		t.Fatal(a)
+	}
+	// Org 2 is over its cap, org 1 not waiting (its demand lingers only
+	// DefaultLinger after its start): refused only if org 1 is in demand.
+	if a := try(t, l, "default", 2, "b-2"); a != fair.Refused {
+		t.Fatalf("org 1 started a task within its linger: %v", a)
+	}
+	// b-2 is now waiting: org 1 is capped too.
+	if a := try(t, l, "default", 1, "a-2"); a != fair.Refused {
+		t.Fatalf("org 2 has a refused task waiting: %v", a)
+	}
+	if fair.OrgOf([]byte(`{"org_id":42,"queue":"low"}`)) != 42 || fair.OrgOf([]byte(`{}`)) != 0 || fair.OrgOf([]byte(`x`)) != 0 {
+		t.Fatal("OrgOf")
+	}
+	if err := (&fair.Limiter{RDB: r1}).Mark(ctx, "default", 1, "x"); err != nil {
+		t.Fatal(err)
+	}
+}
