@@ -21,13 +21,13 @@ import (
 // The fault scenarios below run one job of every task family at once on the
 // demo org, each sized to be still running when the fault strikes:
 // summaries through a model that answers after a pause, a full segment
-// refresh and an export over 60,000 extra accounts, a bulk enrichment of
+// refresh and an export over 30,000 extra accounts, a bulk enrichment of
 // fixture sites fetched slowly, and pings that hold. Each scenario ends by
 // checking that every accepted job has exactly one final state, succeeded,
 // and at most one result.
 
 const (
-	familyAccounts  = 60_000
+	familyAccounts  = 30_000
 	familySummaries = 6
 	familyEnrich    = 12
 	familyPings     = 4
