@@ -92,23 +92,6 @@ func (e *fairEnv) enqueueFor(t *testing.T, org int64, spec jobs.Spec) store.Job 
 	return j
 }
 
-func (e *fairEnv) waitFinalOf(t *testing.T, org int64, id string) store.Job {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		j, err := e.db.Job(context.Background(), org, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if store.JobFinal(j.State) {
-			return j
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("job %s never reached a final state", id)
-	return store.Job{}
-}
-
 // Work-conserving: a lone org's 30 tasks of 200 ms on 10 slots drain in
 // about 0.6 s although its cap is 2 (at the cap they would take 3 s).
 func TestFairLoneOrgDrainsOnEverySlot(t *testing.T) {
@@ -122,7 +105,7 @@ func TestFairLoneOrgDrainsOnEverySlot(t *testing.T) {
 	began := time.Now()
 	e.start()
 	for _, id := range ids {
-		if j := e.waitFinalOf(t, e.org.ID, id); j.State != store.JobSucceeded {
+		if j := e.waitFinalOf(t, e.org.ID, id, 30*time.Second); j.State != store.JobSucceeded {
 			t.Fatalf("job %+v", j)
 		}
 	}
@@ -172,7 +155,7 @@ func TestFairBusyOrgIsHandedBackNotFailed(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	b := e.enqueueFor(t, orgB.ID, once)
 	a = append(a, e.enqueueFor(t, e.org.ID, last).ID)
-	jb := e.waitFinalOf(t, orgB.ID, b.ID)
+	jb := e.waitFinalOf(t, orgB.ID, b.ID, 30*time.Second)
 	if jb.State != store.JobSucceeded {
 		t.Fatalf("org B's job %+v", jb)
 	}
@@ -185,7 +168,7 @@ func TestFairBusyOrgIsHandedBackNotFailed(t *testing.T) {
 		t.Fatalf("org A ran %d at once while org B waited, cap 1", n)
 	}
 	for _, id := range a {
-		j := e.waitFinalOf(t, e.org.ID, id)
+		j := e.waitFinalOf(t, e.org.ID, id, 30*time.Second)
 		if j.State != store.JobSucceeded || j.Attempts != 1 || j.Error != nil {
 			t.Fatalf("org A's job %+v (error %q)", j, deref(j.Error))
 		}

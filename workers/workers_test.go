@@ -92,9 +92,15 @@ func (e env) enqueue(t *testing.T, spec jobs.Spec) store.Job {
 // waitFinal polls the job row until it is final.
 func (e env) waitFinal(t *testing.T, id string) store.Job {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	return e.waitFinalOf(t, e.org.ID, id, 20*time.Second)
+}
+
+// waitFinalOf polls a job row of the org until it is final.
+func (e env) waitFinalOf(t *testing.T, org int64, id string, within time.Duration) store.Job {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		j, err := e.db.Job(context.Background(), e.org.ID, id)
+		j, err := e.db.Job(context.Background(), org, id)
 		if err != nil {
 			t.Fatal(err)
 		}
