@@ -32,7 +32,15 @@ func (db *DB) ABMAccounts(ctx context.Context, orgID int64, now time.Time, limit
 	if err != nil {
 		return ABMAccountPage{}, err
 	}
-	scope, err := db.ScopeFilter(ctx, orgID, now)
+	src, fields, err := db.accountCatalog(ctx, orgID)
+	if err != nil {
+		return ABMAccountPage{}, err
+	}
+	c, err := db.GlobalCriteria(ctx, orgID)
+	if err != nil {
+		return ABMAccountPage{}, err
+	}
+	scope, err := CriteriaFilter(c, fields, now)
 	if err != nil {
 		return ABMAccountPage{}, err
 	}
@@ -50,11 +58,11 @@ func (db *DB) ABMAccounts(ctx context.Context, orgID int64, now time.Time, limit
 		Labels     []byte  `db:"labels"`
 	}
 	err = db.SelectContext(ctx, &rows, `
-		SELECT a.id, a.external_id, a.name, a.industry, a.country,
+		SELECT a.id, a.external_id, a.name, `+textFieldSQL(fields, "industry")+` AS industry, `+textFieldSQL(fields, "country")+` AS country,
 		       coalesce((SELECT jsonb_object_agg(l.technique, l.label) FROM account_labels l
-		                 WHERE l.org_id = a.org_id AND l.account_id = a.id AND l.label IS NOT NULL), '{}') AS labels
-		FROM accounts a
-		WHERE a.org_id = $1 AND a.id > $2 AND a.state = 'active' AND (`+where+`)
+		                 WHERE l.org_id = a.org_id AND l.`+src.key+` = a.id AND l.label IS NOT NULL), '{}') AS labels
+		FROM `+src.from("a")+`
+		WHERE a.org_id = $1`+src.only("a")+` AND a.id > $2 AND a.state = 'active' AND (`+where+`)
 		ORDER BY a.id LIMIT $3`, args...)
 	if err != nil {
 		return ABMAccountPage{}, fmt.Errorf("abm accounts of org %d: %w", orgID, err)
@@ -89,18 +97,28 @@ type AccountResult struct {
 
 // AccountResults returns the account's stored technique results, and
 // whether the account (external id) is inside the global criteria as of
-// now. ErrNotFound for no such account of the org.
+// now. ErrNotFound for no such account of the org. An account is named
+// by its external id in the module playing the accounts role: a record's
+// external id when a custom module plays it.
 func (db *DB) AccountResults(ctx context.Context, orgID int64, externalID string, now time.Time) ([]AccountResult, bool, error) {
+	src, fields, err := db.accountCatalog(ctx, orgID)
+	if err != nil {
+		return nil, false, err
+	}
 	var id int64
-	if err := db.GetContext(ctx, &id, `SELECT id FROM accounts WHERE org_id = $1 AND external_id = $2`, orgID, externalID); err != nil {
+	if err := db.GetContext(ctx, &id, `SELECT a.id FROM `+src.from("a")+` WHERE a.org_id = $1`+src.only("a")+` AND a.external_id = $2`, orgID, externalID); err != nil {
 		return nil, false, notFound(err, "account "+externalID)
 	}
 	var out []AccountResult
 	if err := db.SelectContext(ctx, &out, `SELECT technique, label, raw, r, f, m, score, computed_at, run_id FROM account_labels
-		WHERE org_id = $1 AND account_id = $2 ORDER BY technique`, orgID, id); err != nil {
+		WHERE org_id = $1 AND `+src.key+` = $2 ORDER BY technique`, orgID, id); err != nil {
 		return nil, false, fmt.Errorf("results of account %s: %w", externalID, err)
 	}
-	scope, err := db.ScopeFilter(ctx, orgID, now)
+	c, err := db.GlobalCriteria(ctx, orgID)
+	if err != nil {
+		return nil, false, err
+	}
+	scope, err := CriteriaFilter(c, fields, now)
 	if err != nil {
 		return nil, false, err
 	}
@@ -110,18 +128,23 @@ func (db *DB) AccountResults(ctx context.Context, orgID int64, externalID string
 		return nil, false, err
 	}
 	var in bool
-	if err := db.GetContext(ctx, &in, `SELECT EXISTS (SELECT 1 FROM accounts a WHERE a.org_id = $1 AND a.id = $2 AND a.state = 'active' AND (`+where+`))`, args...); err != nil {
+	if err := db.GetContext(ctx, &in, `SELECT EXISTS (SELECT 1 FROM `+src.from("a")+` WHERE a.org_id = $1`+src.only("a")+` AND a.id = $2 AND a.state = 'active' AND (`+where+`))`, args...); err != nil {
 		return nil, false, err
 	}
 	return out, in, nil
 }
 
 // AccountValues reads the named catalog fields of one account (by
-// external id) as the criteria language's Eval takes them.
+// external id, of the org's accounts source) as the criteria language's
+// Eval takes them.
 func (db *DB) AccountValues(ctx context.Context, orgID int64, externalID string, fields map[string]AccountField, names []string) (map[string]any, error) {
 	out := map[string]any{}
 	if len(names) == 0 {
 		return out, nil
+	}
+	src, err := db.accountSource(ctx, orgID)
+	if err != nil {
+		return nil, err
 	}
 	sel := make([]string, len(names))
 	for i, n := range names {
@@ -132,7 +155,7 @@ func (db *DB) AccountValues(ctx context.Context, orgID int64, externalID string,
 		sel[i] = "to_jsonb(" + f.SQL + ")"
 	}
 	var raw []byte
-	q := `SELECT jsonb_build_array(` + strings.Join(sel, ", ") + `) FROM accounts a WHERE a.org_id = $1 AND a.external_id = $2`
+	q := `SELECT jsonb_build_array(` + strings.Join(sel, ", ") + `) FROM ` + src.from("a") + ` WHERE a.org_id = $1` + src.only("a") + ` AND a.external_id = $2`
 	if err := db.GetContext(ctx, &raw, q, orgID, externalID); err != nil {
 		return nil, notFound(err, "account "+externalID)
 	}

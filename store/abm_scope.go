@@ -112,15 +112,18 @@ var techniqueAlias = map[string]string{TechniqueRFM: "lr", TechniqueFirmographic
 var LabelTechniques = []string{TechniqueRFM, TechniqueFirmographics, TechniqueEngagement, TechniqueVoC, TechniqueRecommendations}
 
 // segmentFrom is the FROM clause of a set-based segment query: each
-// account joined once to each technique's result, so a criteria over many
-// accounts reads labels and scores through hash joins, not one lookup per
-// account.
-const segmentFrom = `accounts a
-	LEFT JOIN account_labels lr ON lr.org_id = a.org_id AND lr.technique = 'rfm' AND lr.account_id = a.id
-	LEFT JOIN account_labels lf ON lf.org_id = a.org_id AND lf.technique = 'firmographics' AND lf.account_id = a.id
-	LEFT JOIN account_labels le ON le.org_id = a.org_id AND le.technique = 'engagement' AND le.account_id = a.id
-	LEFT JOIN account_labels lv ON lv.org_id = a.org_id AND lv.technique = 'voc' AND lv.account_id = a.id
-	LEFT JOIN account_labels lc ON lc.org_id = a.org_id AND lc.technique = 'recommendations' AND lc.account_id = a.id`
+// account of src (alias a) joined once to each technique's result, so a
+// criteria over many accounts reads labels and scores through hash joins,
+// not one lookup per account. The caller restricts a (src.only).
+func segmentFrom(src accountSource) string {
+	var b strings.Builder
+	b.WriteString(src.from("a"))
+	for _, t := range LabelTechniques { // constants, in a fixed order
+		l := techniqueAlias[t]
+		b.WriteString("\n\tLEFT JOIN account_labels " + l + " ON " + l + ".org_id = a.org_id AND " + l + ".technique = '" + t + "' AND " + l + "." + src.key + " = a.id")
+	}
+	return b.String()
+}
 
 // joinedFields is fields (from SegmentFields) with the technique fields
 // read from segmentFrom's joins instead of per-account subqueries; the
@@ -196,12 +199,19 @@ var rfmValues = map[string]string{
 // shares and counts (VoCFieldNames). An account a technique did not label
 // reads as empty.
 func (db *DB) SegmentFields(ctx context.Context, orgID int64) (map[string]AccountField, error) {
-	fields, err := db.AccountFields(ctx, orgID)
+	_, fields, err := db.segmentCatalog(ctx, orgID)
+	return fields, err
+}
+
+// segmentCatalog is SegmentFields and the accounts source its expressions
+// read (the row a of src.table; results by src.key).
+func (db *DB) segmentCatalog(ctx context.Context, orgID int64) (accountSource, map[string]AccountField, error) {
+	src, fields, err := db.accountCatalog(ctx, orgID)
 	if err != nil {
-		return nil, err
+		return accountSource{}, nil, err
 	}
 	result := func(technique, expr string) string {
-		return "(SELECT " + expr + " FROM account_labels l WHERE l.org_id = a.org_id AND l.technique = '" + technique + "' AND l.account_id = a.id)"
+		return "(SELECT " + expr + " FROM account_labels l WHERE l.org_id = a.org_id AND l.technique = '" + technique + "' AND l." + src.key + " = a.id)"
 	}
 	for _, t := range LabelTechniques {
 		fields["label."+t] = AccountField{Type: criteria.Text, SQL: result(t, "l.label")}
@@ -210,7 +220,7 @@ func (db *DB) SegmentFields(ctx context.Context, orgID int64) (map[string]Accoun
 	fields["score.recommendations"] = AccountField{Type: criteria.Number, SQL: result(TechniqueRecommendations, "l.score")}
 	voc, err := db.VoCFieldNames(ctx, orgID)
 	if err != nil {
-		return nil, err
+		return accountSource{}, nil, err
 	}
 	for _, name := range voc {
 		section, key, _ := vocField(name)
@@ -222,7 +232,7 @@ func (db *DB) SegmentFields(ctx context.Context, orgID int64) (map[string]Accoun
 	for name, expr := range rfmValues {
 		fields["rfm."+name] = AccountField{Type: criteria.Number, SQL: result(TechniqueRFM, fmt.Sprintf(expr, "l"))}
 	}
-	return fields, nil
+	return src, fields, nil
 }
 
 // ABMConfigured tells whether the org has configured ABM (POST

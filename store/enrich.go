@@ -246,13 +246,20 @@ func (db *DB) EnrichAccountIDs(ctx context.Context, orgID int64, external []stri
 
 // SegmentAccountIDs lists a segment's members (its materialised
 // membership), at most max+1 so a caller can tell "more than max".
+// Enrichment reads the built-in accounts: ErrCustomAccounts when a custom
+// module plays the accounts role.
 func (db *DB) SegmentAccountIDs(ctx context.Context, orgID, segmentID int64, max int) ([]int64, error) {
 	var one int
 	if err := db.GetContext(ctx, &one, `SELECT 1 FROM segments WHERE org_id = $1 AND id = $2`, orgID, segmentID); err != nil {
 		return nil, notFound(err, fmt.Sprintf("segment %d", segmentID))
 	}
+	if module, custom, err := db.CustomAccounts(ctx, orgID); err != nil {
+		return nil, err
+	} else if custom {
+		return nil, fmt.Errorf("enriching segment %d: its members are records of %s, and enrichment reads the built-in accounts: %w", segmentID, module, ErrCustomAccounts)
+	}
 	var ids []int64
-	if err := db.SelectContext(ctx, &ids, `SELECT account_id FROM segment_members WHERE org_id = $1 AND segment_id = $2
+	if err := db.SelectContext(ctx, &ids, `SELECT account_id FROM segment_members WHERE org_id = $1 AND segment_id = $2 AND account_id IS NOT NULL
 		ORDER BY account_id LIMIT $3`, orgID, segmentID, max+1); err != nil {
 		return nil, fmt.Errorf("segment %d members: %w", segmentID, err)
 	}

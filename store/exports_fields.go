@@ -102,6 +102,7 @@ func (e ExportFieldErrors) Is(target error) bool { return target == ErrInvalidEx
 type ExportCatalog struct {
 	builtin []ExportField
 	mapped  map[string]string // custom field name -> attribute key
+	src     accountSource     // where the accounts are (exports_custom.go)
 }
 
 // ExportCatalog reads the org's export catalog.
@@ -110,7 +111,14 @@ func (db *DB) ExportCatalog(ctx context.Context, orgID int64) (ExportCatalog, er
 	if err != nil {
 		return ExportCatalog{}, err
 	}
-	c := ExportCatalog{builtin: builtinExportFields(), mapped: map[string]string{}}
+	src, err := sourceOf(m)
+	if err != nil {
+		return ExportCatalog{}, err
+	}
+	if src.custom() {
+		return ExportCatalog{builtin: customExportFields(m.Roles[RoleAccounts]), mapped: map[string]string{}, src: src}, nil
+	}
+	c := ExportCatalog{builtin: builtinExportFields(), mapped: map[string]string{}, src: src}
 	if rm, ok := m.Roles[RoleAccounts]; ok {
 		for name, f := range rm.Fields {
 			if key, ok := strings.CutPrefix(f.OrgField, attributesPrefix); ok {
@@ -177,7 +185,7 @@ func (c ExportCatalog) field(name string) (ExportField, bool) {
 func (c ExportCatalog) All(ctx context.Context, db *DB, orgID, segmentID int64) ([]ExportField, error) {
 	var keys []string
 	err := db.SelectContext(ctx, &keys, `
-		SELECT DISTINCT k FROM segment_members m JOIN accounts a ON a.id = m.account_id,
+		SELECT DISTINCT k FROM segment_members m JOIN `+c.src.from("a")+` ON a.id = m.`+c.src.key+`,
 		     jsonb_object_keys(a.attributes) k
 		WHERE m.org_id = $1 AND m.segment_id = $2 ORDER BY k`, orgID, segmentID)
 	if err != nil {
@@ -207,7 +215,17 @@ func humanize(name string) string {
 // Rows come from one statement, so they are one snapshot; lib/pq streams
 // them, so memory does not grow with the segment. It returns the number of
 // rows read.
+//
+// The accounts are the org's accounts source (a custom accounts module's
+// records, by record id, when one plays the role).
 func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []ExportField, fn func(cells []any) error) (int64, error) {
+	src, err := db.accountSource(ctx, orgID)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkExportSource(fields, src); err != nil {
+		return 0, err
+	}
 	args := []any{orgID, segmentID}
 	sel := make([]string, len(fields))
 	joins := map[string]bool{}
@@ -225,14 +243,14 @@ func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []E
 			return 0, fmt.Errorf("export field %q has no source", f.Name)
 		}
 	}
-	q := `SELECT ` + strings.Join(sel, ", ") + ` FROM segment_members m JOIN accounts a ON a.id = m.account_id`
+	q := `SELECT ` + strings.Join(sel, ", ") + ` FROM segment_members m JOIN ` + src.from("a") + ` ON a.id = m.` + src.key
 	for _, t := range exportTechniques { // constants, in a fixed order
 		if joins[t] {
 			q += ` LEFT JOIN account_labels l_` + t + ` ON l_` + t + `.org_id = m.org_id AND l_` + t +
-				`.technique = '` + t + `' AND l_` + t + `.account_id = m.account_id`
+				`.technique = '` + t + `' AND l_` + t + `.` + src.key + ` = m.` + src.key
 		}
 	}
-	q += ` WHERE m.org_id = $1 AND m.segment_id = $2 ORDER BY m.account_id`
+	q += ` WHERE m.org_id = $1 AND m.segment_id = $2 ORDER BY m.` + src.key
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return 0, fmt.Errorf("export rows of segment %d: %w", segmentID, err)

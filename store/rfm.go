@@ -95,7 +95,16 @@ func (db *DB) ScoreRFM(ctx context.Context, orgID int64, s RFMSettings, scope Fi
 // only when its values, scores or label changed, so a refresh over data
 // that barely moved writes little; rows of accounts that no longer qualify
 // are deleted by the same statement.
+//
+// With a custom accounts module the accounts are its records and a deal
+// reaches one through the accounts_deals lookup attribute (the record's
+// external id): the same statement, grouping deals by that attribute and
+// joining the groups to the module's records by external id.
 func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, rules []LabelRule, scope Filter, now time.Time, runID string) (RFMRun, error) {
+	src, err := db.accountSource(ctx, orgID)
+	if err != nil {
+		return RFMRun{}, err
+	}
 	recency, ok := rfmDateColumns[s.RecencyField]
 	if !ok {
 		return RFMRun{}, fmt.Errorf("rfm recency field %q: %w", s.RecencyField, ErrInvalidQuery)
@@ -118,7 +127,6 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 	}
 	scopeSQL := "true"
 	if scope != nil {
-		var err error
 		if scopeSQL, err = scope(&args); err != nil {
 			return RFMRun{}, fmt.Errorf("rfm scope: %w", err)
 		}
@@ -193,16 +201,16 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 	}
 	query := `
 		WITH q AS (
-			SELECT d.id, d.account_id, ` + recency + ` AS at, ` + monetary + ` AS money
+			SELECT d.id, ` + src.dealRef() + ` AS account_id, ` + recency + ` AS at, ` + monetary + ` AS money
 			FROM deals d
-			WHERE d.org_id = $1 AND d.account_id IS NOT NULL AND d.state = 'active' AND ` + dealCond + `
+			WHERE d.org_id = $1 AND ` + src.dealRef() + ` IS NOT NULL AND d.state = 'active' AND ` + dealCond + `
 		), agg AS (
 			SELECT account_id, max(at) AS last_at, ` + frequency + ` AS frequency, coalesce(sum(money), 0) AS monetary
 			FROM q GROUP BY account_id
 		), raw AS (
 			SELECT a.id AS account_id, ($2::date - agg.last_at) AS recency_days, agg.frequency, agg.monetary, agg.last_at
-			FROM accounts a JOIN agg ON agg.account_id = a.id
-			WHERE a.org_id = $1 AND a.state = 'active' AND agg.last_at IS NOT NULL AND (` + scopeSQL + `)
+			FROM ` + src.from("a") + ` JOIN agg ON agg.account_id = ` + src.refCol("a") + `
+			WHERE a.org_id = $1` + src.only("a") + ` AND a.state = 'active' AND agg.last_at IS NOT NULL AND (` + scopeSQL + `)
 		), n AS (SELECT count(*) AS scored, greatest(count(*), 1) AS n FROM raw
 		)` + dist + grid + `, scored AS (
 			SELECT raw.*, ` + r + ` AS r, ` + f + ` AS f, ` + m + ` AS m FROM raw` + distJoin + `, n
@@ -220,19 +228,19 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 			-- the last purchase date it derives from does not.
 			SELECT x.*, o.account_id AS gone
 			FROM labelled x
-			FULL JOIN (SELECT account_id, last_purchase, frequency, monetary, r, f, m, label
+			FULL JOIN (SELECT ` + src.key + ` AS account_id, last_purchase, frequency, monetary, r, f, m, label
 			           FROM account_labels WHERE org_id = $1 AND technique = 'rfm') o
 			  ON o.account_id = x.account_id
 			WHERE x.account_id IS NULL OR o.account_id IS NULL
 			   OR (o.last_purchase, o.frequency, o.monetary, o.r, o.f, o.m, o.label)
 			      IS DISTINCT FROM (x.last_at, x.frequency, x.monetary, x.r, x.f, x.m, x.label)
 		), written AS (
-			INSERT INTO account_labels AS l (org_id, technique, account_id, raw, last_purchase, frequency, monetary, r, f, m, label, computed_at, run_id)
+			INSERT INTO account_labels AS l (org_id, technique, ` + src.key + `, raw, last_purchase, frequency, monetary, r, f, m, label, computed_at, run_id)
 			SELECT $1, 'rfm', account_id,
 				jsonb_build_object('recency_days', recency_days, 'last_purchase', last_at, 'frequency', frequency, 'monetary', monetary),
 				last_at, frequency, monetary, r, f, m, label, $5::timestamptz, $3
 			FROM diff WHERE account_id IS NOT NULL
-			ON CONFLICT (org_id, technique, account_id) DO UPDATE SET
+			ON CONFLICT (org_id, technique, ` + src.key + `) DO UPDATE SET
 				raw = EXCLUDED.raw, last_purchase = EXCLUDED.last_purchase, frequency = EXCLUDED.frequency,
 				monetary = EXCLUDED.monetary, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
 				label = EXCLUDED.label, computed_at = EXCLUDED.computed_at, run_id = EXCLUDED.run_id
@@ -241,12 +249,15 @@ func (db *DB) ScoreAndLabelRFM(ctx context.Context, orgID int64, s RFMSettings, 
 			RETURNING 1
 		), removed AS (
 			DELETE FROM account_labels d USING diff
-			WHERE d.org_id = $1 AND d.technique = 'rfm' AND diff.account_id IS NULL AND d.account_id = diff.gone
+			WHERE d.org_id = $1 AND d.technique = 'rfm' AND diff.account_id IS NULL AND d.` + src.key + ` = diff.gone
 			RETURNING 1
 		)
 		SELECT (SELECT scored FROM n) AS scored, (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM removed) AS removed`
 	var run RFMRun
-	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := dropOtherKind(ctx, tx, orgID, TechniqueRFM, src); err != nil {
+			return err
+		}
 		// Measured at a million accounts and ten million deals: a small
 		// work_mem makes the per-account aggregate spill into partitions
 		// whose hash tables stay in the CPU's caches, which beats one

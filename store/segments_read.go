@@ -153,7 +153,7 @@ const TopValues = 5
 // (no top values, null in SegmentMembers). A value is trimmed, and a
 // blank one is not counted.
 func (db *DB) SegmentDetail(ctx context.Context, orgID, segmentID int64) (SegmentDetail, error) {
-	fields, err := db.SegmentFields(ctx, orgID)
+	src, fields, err := db.segmentCatalog(ctx, orgID)
 	if err != nil {
 		return SegmentDetail{}, err
 	}
@@ -178,11 +178,12 @@ func (db *DB) SegmentDetail(ctx context.Context, orgID, segmentID int64) (Segmen
 		Average *string `db:"average"`
 	}
 	err = tx.GetContext(ctx, &rev, `
-		WITH m AS (SELECT account_id FROM segment_members WHERE org_id = $1 AND segment_id = $2),
+		WITH m AS (SELECT a.id, `+src.refCol("a")+` AS ref FROM segment_members m JOIN `+src.from("a")+` ON a.id = m.`+src.key+`
+		           WHERE m.org_id = $1 AND m.segment_id = $2),
 		n AS (SELECT count(*) AS members FROM m),
 		w AS (
 			SELECT coalesce(sum(d.amount), 0) AS total FROM deals d
-			WHERE d.org_id = $1 AND d.state = 'active' AND d.account_id IN (SELECT account_id FROM m) AND `+won+`
+			WHERE d.org_id = $1 AND d.state = 'active' AND `+src.dealRef()+` IN (SELECT ref FROM m) AND `+won+`
 		)
 		SELECT n.members, w.total::text AS total, round(w.total / nullif(n.members, 0), 2)::text AS average FROM n, w`, args...)
 	if err != nil {
@@ -204,8 +205,8 @@ func (db *DB) SegmentDetail(ctx context.Context, orgID, segmentID int64) (Segmen
 	err = tx.SelectContext(ctx, &dist, `
 		SELECT t.technique, nullif(btrim(l.label, E' \t\n\r\x0b\x0c'), '') AS label, count(*) AS n
 		FROM segment_members m CROSS JOIN unnest($3::text[]) AS t (technique)
-		LEFT JOIN account_labels l ON l.org_id = $1 AND l.technique = t.technique AND l.account_id = m.account_id
-		WHERE m.org_id = $1 AND m.segment_id = $2
+		LEFT JOIN account_labels l ON l.org_id = $1 AND l.technique = t.technique AND l.`+src.key+` = m.`+src.key+`
+		WHERE m.org_id = $1 AND m.segment_id = $2 AND m.`+src.key+` IS NOT NULL
 		GROUP BY 1, 2`, orgID, segmentID, pq.StringArray(techniques))
 	if err != nil {
 		return SegmentDetail{}, fmt.Errorf("segment %d labels: %w", segmentID, err)
@@ -233,7 +234,7 @@ func (db *DB) SegmentDetail(ctx context.Context, orgID, segmentID int64) (Segmen
 		WITH v AS (
 			SELECT nullif(btrim(`+textFieldSQL(fields, "industry")+`), '') AS industry,
 			       nullif(btrim(`+textFieldSQL(fields, "country")+`), '') AS country
-			FROM segment_members m JOIN accounts a ON a.id = m.account_id
+			FROM segment_members m JOIN `+src.from("a")+` ON a.id = m.`+src.key+`
 			WHERE m.org_id = $1 AND m.segment_id = $2
 		), c AS (
 			SELECT 'industry' AS field, industry AS value, count(*) AS n FROM v WHERE industry IS NOT NULL GROUP BY industry
@@ -318,7 +319,7 @@ func (db *DB) SegmentMembers(ctx context.Context, orgID, segmentID int64, limit 
 	if err != nil {
 		return SegmentMemberPage{}, err
 	}
-	fields, err := db.SegmentFields(ctx, orgID)
+	src, fields, err := db.segmentCatalog(ctx, orgID)
 	if err != nil {
 		return SegmentMemberPage{}, err
 	}
@@ -337,16 +338,16 @@ func (db *DB) SegmentMembers(ctx context.Context, orgID, segmentID int64, limit 
 		Labels    []byte  `db:"labels"`
 	}
 	err = db.SelectContext(ctx, &rows, `
-		SELECT m.account_id, a.external_id,
+		SELECT m.`+src.key+` AS account_id, a.external_id,
 		       `+blank(textFieldSQL(fields, "name"))+` AS name,
 		       `+blank(textFieldSQL(fields, "industry"))+` AS industry,
 		       `+blank(textFieldSQL(fields, "country"))+` AS country,
 		       coalesce((SELECT jsonb_object_agg(l.technique, jsonb_build_object('label', l.label, 'r', l.r, 'f', l.f, 'm', l.m))
 		                 FROM account_labels l
-		                 WHERE l.org_id = $1 AND l.account_id = a.id AND l.technique = ANY($3)), '{}') AS labels
-		FROM segment_members m JOIN accounts a ON a.id = m.account_id
-		WHERE m.org_id = $1 AND m.segment_id = $2 AND m.account_id > $4
-		ORDER BY m.account_id
+		                 WHERE l.org_id = $1 AND l.`+src.key+` = a.id AND l.technique = ANY($3)), '{}') AS labels
+		FROM segment_members m JOIN `+src.from("a")+` ON a.id = m.`+src.key+`
+		WHERE m.org_id = $1 AND m.segment_id = $2 AND m.`+src.key+` > $4
+		ORDER BY m.`+src.key+`
 		LIMIT $5`, orgID, segmentID, pq.StringArray(techniques), after, limit+1)
 	if err != nil {
 		return SegmentMemberPage{}, fmt.Errorf("segment %d members: %w", segmentID, err)

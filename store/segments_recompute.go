@@ -17,13 +17,14 @@ import (
 // segment: the catalog its criteria compile against and the global
 // criteria, both as of one instant.
 type segmentScope struct {
+	src    accountSource
 	fields map[string]AccountField
 	global Filter
 	now    time.Time
 }
 
 func (db *DB) segmentScope(ctx context.Context, orgID int64, now time.Time) (segmentScope, error) {
-	fields, err := db.SegmentFields(ctx, orgID)
+	src, fields, err := db.segmentCatalog(ctx, orgID)
 	if err != nil {
 		return segmentScope{}, err
 	}
@@ -31,7 +32,7 @@ func (db *DB) segmentScope(ctx context.Context, orgID int64, now time.Time) (seg
 	if err != nil {
 		return segmentScope{}, fmt.Errorf("global criteria of org %d: %w", orgID, err)
 	}
-	return segmentScope{fields: joinedFields(fields), global: global, now: now}, nil
+	return segmentScope{src: src, fields: joinedFields(fields), global: global, now: now}, nil
 }
 
 // RecomputeSegment computes a segment's membership as of now and returns
@@ -103,8 +104,10 @@ func (db *DB) recomputeLocked(ctx context.Context, orgID, segmentID int64, sc se
 // segment's criteria are inserted if new, members that left are deleted,
 // and the count and computed_at are set. No account is loaded into Go.
 //
-// Like RFM scoring, membership reads the accounts table: account_labels
-// and segment_members refer to its rows.
+// Like RFM scoring, membership reads the org's accounts source: the
+// accounts table, or a custom accounts module's records, which
+// segment_members names by account_id or record_id (sc.src.key); members
+// of the other kind (the accounts role moved since) are dropped first.
 func recomputeSegment(ctx context.Context, tx *sqlx.Tx, orgID, segmentID int64, c criteria.Criteria, sc segmentScope) (int, error) {
 	filter, err := CriteriaFilter(c, sc.fields, sc.now)
 	if err != nil {
@@ -126,21 +129,25 @@ func recomputeSegment(ctx context.Context, tx *sqlx.Tx, orgID, segmentID int64, 
 	// anti-join planned from stale statistics (a members table analysed
 	// while nearly empty) can become a nested loop, quadratic in the
 	// segment's size. Only the difference is written.
+	src := sc.src
+	if _, err := tx.ExecContext(ctx, `DELETE FROM segment_members WHERE segment_id = $1 AND `+src.other+` IS NOT NULL`, segmentID); err != nil {
+		return 0, fmt.Errorf("segment %d: drop members of the other accounts module: %w", segmentID, err)
+	}
 	q := `
 		WITH want AS MATERIALIZED (
-			SELECT a.id FROM ` + segmentFrom + `
-			WHERE a.org_id = $1 AND a.state = 'active' AND (` + global + `) AND (` + rule + `)
+			SELECT a.id FROM ` + segmentFrom(src) + `
+			WHERE a.org_id = $1` + src.only("a") + ` AND a.state = 'active' AND (` + global + `) AND (` + rule + `)
 		), diff AS MATERIALIZED (
-			SELECT w.id AS joins, m.account_id AS leaves
-			FROM want w FULL JOIN (SELECT account_id FROM segment_members WHERE segment_id = $2) m ON m.account_id = w.id
-			WHERE w.id IS NULL OR m.account_id IS NULL
+			SELECT w.id AS joins, m.` + src.key + ` AS leaves
+			FROM want w FULL JOIN (SELECT ` + src.key + ` FROM segment_members WHERE segment_id = $2) m ON m.` + src.key + ` = w.id
+			WHERE w.id IS NULL OR m.` + src.key + ` IS NULL
 		), added AS (
-			INSERT INTO segment_members (org_id, segment_id, account_id)
+			INSERT INTO segment_members (org_id, segment_id, ` + src.key + `)
 			SELECT $1, $2, joins FROM diff WHERE joins IS NOT NULL
-			ON CONFLICT (segment_id, account_id) DO NOTHING
+			ON CONFLICT (segment_id, ` + src.key + `) DO NOTHING
 		), left_segment AS (
 			DELETE FROM segment_members m USING diff
-			WHERE m.segment_id = $2 AND m.account_id = diff.leaves
+			WHERE m.segment_id = $2 AND m.` + src.key + ` = diff.leaves
 		)
 		UPDATE segments SET member_count = (SELECT count(*) FROM want), computed_at = $3
 		WHERE org_id = $1 AND id = $2

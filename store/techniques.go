@@ -267,7 +267,14 @@ func labelCase(rules []LabelRule, cols map[string]string, now time.Time, args *[
 // LabelFirmographics gives every in-scope account its firmographic label
 // (the first rule over account fields that matches; none: unlabelled)
 // under runID, and drops the results of accounts no longer in scope.
+//
+// The accounts are the org's accounts source: the accounts table or a
+// custom accounts module's records (fields then read the record row).
 func (db *DB) LabelFirmographics(ctx context.Context, orgID int64, rules []LabelRule, fields map[string]AccountField, scope Filter, now time.Time, runID string) (int, error) {
+	src, err := db.accountSource(ctx, orgID)
+	if err != nil {
+		return 0, err
+	}
 	args := []any{orgID, now, runID}
 	cols := make(map[string]string, len(fields))
 	for name, f := range fields {
@@ -287,10 +294,10 @@ func (db *DB) LabelFirmographics(ctx context.Context, orgID int64, rules []Label
 	err = db.InTx(ctx, func(tx *sqlx.Tx) error {
 		if err := tx.GetContext(ctx, &n, `
 			WITH written AS (
-				INSERT INTO account_labels (org_id, technique, account_id, raw, label, computed_at, run_id)
+				INSERT INTO account_labels (org_id, technique, `+src.key+`, raw, label, computed_at, run_id)
 				SELECT $1, 'firmographics', a.id, '{}', `+expr+`, $2, $3
-				FROM accounts a WHERE a.org_id = $1 AND a.state = 'active' AND (`+scopeSQL+`)
-				ON CONFLICT (org_id, technique, account_id) DO UPDATE SET
+				FROM `+src.from("a")+` WHERE a.org_id = $1`+src.only("a")+` AND a.state = 'active' AND (`+scopeSQL+`)
+				ON CONFLICT (org_id, technique, `+src.key+`) DO UPDATE SET
 					label = EXCLUDED.label, computed_at = EXCLUDED.computed_at, run_id = EXCLUDED.run_id
 				RETURNING 1)
 			SELECT count(*) FROM written`, args...); err != nil {
@@ -306,10 +313,18 @@ func (db *DB) LabelFirmographics(ctx context.Context, orgID int64, rules []Label
 // that would read the same skips its work: the setup (global criteria,
 // mapping), and per table the newest change and the row count (a delete
 // changes the count). The UTC day is part of it: recency and
-// in_last_days move with the calendar.
+// in_last_days move with the calendar. With a custom accounts module its
+// records count too (a NULL, left out, for the built-in module).
 func (db *DB) RefreshInput(ctx context.Context, orgID int64, now time.Time) (string, error) {
+	module, custom, err := db.CustomAccounts(ctx, orgID)
+	if err != nil {
+		return "", err
+	}
+	if !custom {
+		module = ""
+	}
 	var s string
-	err := db.GetContext(ctx, &s, `
+	err = db.GetContext(ctx, &s, `
 		SELECT concat_ws('|', $2::text,
 			(SELECT md5(global_criteria::text) FROM abm_configs WHERE org_id = $1),
 			(SELECT max(updated_at)::text FROM field_mappings WHERE org_id = $1),
@@ -317,8 +332,9 @@ func (db *DB) RefreshInput(ctx context.Context, orgID int64, now time.Time) (str
 			(SELECT max(updated_at)::text FROM module_mappings WHERE org_id = $1),
 			(SELECT count(*)::text || '@' || coalesce(max(updated_at)::text, '') FROM accounts WHERE org_id = $1),
 			(SELECT count(*)::text || '@' || coalesce(max(updated_at)::text, '') FROM deals WHERE org_id = $1),
-			(SELECT count(*)::text || '@' || coalesce(max(updated_at)::text, '') FROM deal_line_items WHERE org_id = $1))`,
-		orgID, now.UTC().Format(time.DateOnly))
+			(SELECT count(*)::text || '@' || coalesce(max(updated_at)::text, '') FROM deal_line_items WHERE org_id = $1),
+			CASE WHEN $3 <> '' THEN (SELECT count(*)::text || '@' || coalesce(max(updated_at)::text, '') FROM records WHERE org_id = $1 AND module = $3) END)`,
+		orgID, now.UTC().Format(time.DateOnly), module)
 	if err != nil {
 		return "", fmt.Errorf("refresh input of org %d: %w", orgID, err)
 	}

@@ -132,6 +132,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusConflict, "export-not-ready", err.Error(), nil)
 	case errors.As(err, &enrichErrs):
 		writeProblem(w, r, http.StatusBadRequest, "validation", "the enrichment request is invalid; errors names each problem", enrichErrs)
+	case errors.Is(err, store.ErrCustomAccounts):
+		writeProblem(w, r, http.StatusConflict, "custom-accounts-unsupported", err.Error(), nil)
 	case errors.Is(err, store.ErrEnrichmentNotApplicable):
 		writeProblem(w, r, http.StatusConflict, "enrichment-not-applicable", err.Error(), nil)
 	case errors.Is(err, store.ErrUnknownScope), errors.Is(err, store.ErrNoScopes):

@@ -83,6 +83,21 @@ func (r Refresher) Run(ctx context.Context, job workers.Job[jobs.SegmentRefreshP
 			res.Techniques = append(res.Techniques, run)
 			continue
 		}
+		if behavioural(t.Name) {
+			// Activated before a custom module took the accounts role:
+			// skipped, saying why, so RFM and firmographics still refresh.
+			if err := (Setup{DB: r.Store}).behaviourReady(ctx, p.OrgID, t.Name); errors.Is(err, store.ErrCustomAccounts) {
+				run.Skipped, run.Note = true, err.Error()
+				ended[t.Name] = true
+				if err := r.Store.EndRefresh(ctx, p.OrgID, t.Name, t.Version, nil, now); err != nil {
+					return res, err
+				}
+				res.Techniques = append(res.Techniques, run)
+				continue
+			} else if err != nil {
+				return res, err
+			}
+		}
 		res.Skipped = false
 		if err := r.refresh(ctx, p.OrgID, t, now, job.ID, &run); err != nil {
 			return res, workers.Permanent(fmt.Errorf("%s: %w", t.Name, err))

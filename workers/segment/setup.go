@@ -243,6 +243,11 @@ func (s Setup) setState(ctx context.Context, orgID int64, name, state, kind stri
 	if !slices.Contains(Names, name) {
 		return View{}, nil, fmt.Errorf("%q: %w", name, ErrUnknownTechnique)
 	}
+	if state == store.TechniqueActive && behavioural(name) {
+		if err := s.behaviourReady(ctx, orgID, name); err != nil {
+			return View{}, nil, err
+		}
+	}
 	stored, err := s.DB.Techniques(ctx, orgID)
 	if err != nil {
 		return View{}, nil, err
@@ -431,6 +436,23 @@ func (s Setup) checkProducts(ctx context.Context, orgID int64, labels []Label) e
 	}
 	if len(errs) > 0 {
 		return errs
+	}
+	return nil
+}
+
+// behaviourReady refuses a behavioural technique (engagement, VoC,
+// recommendations) while a custom module plays the accounts role: they
+// reach accounts through the typed lookups of contacts, activities, cases
+// and deals (contacts.account, deals.account), which a custom module's
+// records do not have. store.ErrCustomAccounts, a 409.
+func (s Setup) behaviourReady(ctx context.Context, orgID int64, name string) error {
+	module, custom, err := s.DB.CustomAccounts(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	if custom {
+		return fmt.Errorf("%s reads accounts through the typed account lookups of contacts, activities and deals, which records of %s do not have; RFM and firmographics segment a custom accounts module: %w",
+			name, module, store.ErrCustomAccounts)
 	}
 	return nil
 }
