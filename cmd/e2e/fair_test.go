@@ -117,42 +117,46 @@ func neighbourPhase(t *testing.T, s *system, name string, load neighbourLoad, su
 		time.Sleep(300 * time.Millisecond) // every slot taken
 	}
 
+	// Each side sends its jobs one after another and keeps, per job, the
+	// span its figure measures.
+	measure := func(n int, what string, send func(i int) (string, error), span func(store.Job) *time.Duration) []time.Duration {
+		var out []time.Duration
+		for i := range n {
+			id, err := send(i)
+			if err != nil {
+				t.Errorf("%s: %v", what, err)
+				return out
+			}
+			j := s.waitJob(keyB, id, 2*time.Minute, store.JobSucceeded, store.JobFailed)
+			d := span(j)
+			if j.State != store.JobSucceeded || d == nil {
+				t.Errorf("%s %+v", what, j)
+				return out
+			}
+			out = append(out, *d)
+		}
+		return out
+	}
+	since := func(at *time.Time, from time.Time) *time.Duration {
+		if at == nil {
+			return nil
+		}
+		d := at.Sub(from)
+		return &d
+	}
 	var f neighbourFigures
-	var mu sync.Mutex
 	var side sync.WaitGroup
 	side.Go(func() {
-		for i := range summaries {
+		f.Summaries = measure(summaries, "summary", func(i int) (string, error) {
 			acc, err := b.Summarize(ctx, client.SummaryRequest{Module: "leads", RecordID: fmt.Sprintf("l-%d", i)}, client.User("user-1"))
-			if err != nil {
-				t.Errorf("summarize: %v", err)
-				return
-			}
-			j := s.waitJob(keyB, acc.JobID, 2*time.Minute, store.JobSucceeded, store.JobFailed)
-			if j.State != store.JobSucceeded || j.FinishedAt == nil {
-				t.Errorf("summary %+v", j)
-				return
-			}
-			mu.Lock()
-			f.Summaries = append(f.Summaries, j.FinishedAt.Sub(j.CreatedAt))
-			mu.Unlock()
-		}
+			return acc.JobID, err
+		}, func(j store.Job) *time.Duration { return since(j.FinishedAt, j.CreatedAt) })
 	})
 	side.Go(func() {
-		for range exports {
+		f.ExportStart = measure(exports, "export", func(int) (string, error) {
 			acc, err := b.ExportSegment(ctx, seg.ID, client.ExportRequest{}, client.User("user-1"))
-			if err != nil {
-				t.Errorf("export: %v", err)
-				return
-			}
-			j := s.waitJob(keyB, acc.JobID, 2*time.Minute, store.JobSucceeded, store.JobFailed)
-			if j.State != store.JobSucceeded || j.StartedAt == nil {
-				t.Errorf("export %+v", j)
-				return
-			}
-			mu.Lock()
-			f.ExportStart = append(f.ExportStart, j.StartedAt.Sub(j.CreatedAt))
-			mu.Unlock()
-		}
+			return acc.JobID, err
+		}, func(j store.Job) *time.Duration { return since(j.StartedAt, j.CreatedAt) })
 	})
 	side.Wait()
 	if len(f.Summaries) != summaries || len(f.ExportStart) != exports {
