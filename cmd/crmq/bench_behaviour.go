@@ -102,6 +102,8 @@ func runBenchBehaviour(ctx context.Context, c *cli, args []string) error {
 				return err
 			}
 			ms := float64(time.Since(start).Microseconds()) / 1000
+			c.logger().InfoContext(ctx, "refreshed", "technique", name, "run", i, "ms", ms, "analysed", run.Analysed,
+				"scored", max(run.Scored, run.Labelled), "written", run.Written, "recommendations", run.Recommendations, "peak_rss_mb", peakRSSMB())
 			p := &parts[k]
 			p.Name = name
 			if i == 0 {
@@ -117,6 +119,7 @@ func runBenchBehaviour(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		ms := float64(time.Since(start).Microseconds()) / 1000
+		c.logger().InfoContext(ctx, "segment recomputed", "run", i, "ms", ms, "members", members)
 		p := &parts[len(parts)-1]
 		p.Name, p.Members = "segment membership", members
 		if i == 0 {
