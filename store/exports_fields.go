@@ -27,7 +27,7 @@ type ExportField struct {
 }
 
 // exportTechniques are the techniques whose results an export can carry.
-var exportTechniques = []string{TechniqueRFM, TechniqueFirmographics}
+var exportTechniques = []string{TechniqueRFM, TechniqueFirmographics, TechniqueEngagement, TechniqueVoC, TechniqueRecommendations}
 
 // Display names of the built-in account fields and the ABM fields.
 var exportHeaders = map[string]string{
@@ -38,6 +38,9 @@ var exportHeaders = map[string]string{
 	"label.rfm": "RFM Label", "score.rfm.r": "RFM Recency Score", "score.rfm.f": "RFM Frequency Score",
 	"score.rfm.m": "RFM Monetary Score", "rfm.recency_days": "RFM Recency (days)",
 	"rfm.frequency": "RFM Frequency", "rfm.monetary": "RFM Monetary", "label.firmographics": "Firmographics Label",
+	"label.engagement": "Engagement Label", "score.engagement": "Engagement Score",
+	"label.voc": "VoC Label", "voc.texts": "VoC Texts",
+	"label.recommendations": "Recommendations Label", "score.recommendations": "Recommendations Top Probability",
 }
 
 // utcText renders a timestamptz as "2026-03-02 10:00:00", UTC to the
@@ -74,8 +77,47 @@ func builtinExportFields() []ExportField {
 		expr := strings.ReplaceAll(fmt.Sprintf(rfmValues[name], "l_rfm"), TodaySQL, segmentDay)
 		out = append(out, ExportField{Name: "rfm." + name, expr: expr, technique: TechniqueRFM})
 	}
+	// The behavioural scores, and VoC's fixed shares (its keyword and
+	// competitor counts depend on the org: vocExportFields).
+	out = append(out,
+		ExportField{Name: "score.engagement", expr: "l_engagement.score", technique: TechniqueEngagement},
+		ExportField{Name: "score.recommendations", expr: "l_recommendations.score", technique: TechniqueRecommendations},
+		vocExportField("texts", "", "VoC Texts"))
+	for _, i := range VoCIntents() {
+		out = append(out, vocExportField("intent", i, "VoC Intent "+i+" (%)"))
+	}
+	for _, x := range VoCSentiments() {
+		out = append(out, vocExportField("sentiment", x, "VoC Sentiment "+x+" (%)"))
+	}
 	for i := range out {
-		out[i].Header = exportHeaders[out[i].Name]
+		if h, ok := exportHeaders[out[i].Name]; ok {
+			out[i].Header = h
+		}
+	}
+	return out
+}
+
+// vocExportField reads one number of an account's VoC result (empty for
+// an account without one); a keyword or competitor the account's texts
+// never mention counts 0.
+func vocExportField(section, key, header string) ExportField {
+	name := "voc." + section
+	if key != "" {
+		name += "." + key
+	}
+	return ExportField{Name: name, Header: header, technique: TechniqueVoC,
+		expr: "CASE WHEN l_voc.account_id IS NOT NULL THEN " + vocValueSQL("l_voc", section, key) + " END"}
+}
+
+// vocExportFields are the keyword and competitor counts of the org's VoC
+// settings, as segments name them (voc.keyword.<key>, voc.competitor.<key>).
+func vocExportFields(s VoCSettings) []ExportField {
+	var out []ExportField
+	for _, k := range s.Keywords {
+		out = append(out, vocExportField("keyword", VoCKey(k), "VoC Keyword "+VoCKey(k)+" (mentions)"))
+	}
+	for _, c := range s.Competitors {
+		out = append(out, vocExportField("competitor", VoCKey(c), "VoC Competitor "+VoCKey(c)+" (mentions)"))
 	}
 	return out
 }
@@ -118,7 +160,11 @@ func (db *DB) ExportCatalog(ctx context.Context, orgID int64) (ExportCatalog, er
 	if src.custom() {
 		return ExportCatalog{builtin: customExportFields(m.Roles[RoleAccounts]), mapped: map[string]string{}, src: src}, nil
 	}
-	c := ExportCatalog{builtin: builtinExportFields(), mapped: map[string]string{}, src: src}
+	voc, _, err := db.VoCSettingsOf(ctx, orgID)
+	if err != nil {
+		return ExportCatalog{}, err
+	}
+	c := ExportCatalog{builtin: append(builtinExportFields(), vocExportFields(voc)...), mapped: map[string]string{}, src: src}
 	if rm, ok := m.Roles[RoleAccounts]; ok {
 		for name, f := range rm.Fields {
 			if key, ok := strings.CutPrefix(f.OrgField, attributesPrefix); ok {

@@ -51,6 +51,7 @@ func commandTable() []command {
 		{"bench enrich", "", "bulk-enrich accounts against local fixture sites with politeness on: records per second and peak memory, against bare fetching", runBenchEnrich},
 		{"eval summaries", "", "score a summary provider (offline, or gemini with a key) on the evaluation set: must-mention coverage, invented facts, repeats, length", runEvalSummaries},
 		{"bench rfm", "", "time the RFM refresh of a generated org (1M accounts, 10M deals) against a bare NTILE statement", runBenchRFM},
+		{"bench behaviour", "", "time a full refresh of the five ABM techniques and a segment over a generated org (bench rfm's, with line items, contacts, activities and cases in the demo's proportions, --scale)", runBenchBehaviour},
 		{"bench export", "", "time export:segment of a generated 1M-account segment against psql \\copy piped into zip", runBenchExport},
 	}
 }

@@ -309,6 +309,71 @@ func TestAllFieldsExportCarriesEveryFieldAndTheBOM(t *testing.T) {
 	})
 }
 
+// The behavioural techniques' labels, scores and VoC shares and counts
+// are columns like RFM's: named one by one, or in an all-fields export
+// (VoC's keyword and competitor counts for the org's own lists), and empty
+// for an account a technique did not label.
+func TestBehaviouralLabelsAndScoresAreExportColumns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, 3)
+	if _, err := f.db.WriteTechnique(ctx, f.org, store.TechniqueVoC, store.TechniqueWrite{Now: day0,
+		Settings: json.RawMessage(`{"sources": ["email"], "window_days": 365, "keywords": ["Seats", "price"], "competitors": ["Brightline"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.db.ExecContext(ctx, `
+		INSERT INTO account_labels (org_id, technique, account_id, label, score, raw, computed_at, run_id)
+		SELECT $1, t.technique, a.id, t.label, t.score, t.raw::jsonb, now(), 'run'
+		FROM accounts a, (VALUES
+			('engagement', 'Engaged', 72, '{"raw_points": 30}'),
+			('voc', 'Ready to buy', NULL, '{"texts": 10, "intent": {"purchase": 60, "query": 20}, "sentiment": {"positive": 50, "negative": 30, "neutral": 20, "net": 20},
+			  "keyword": {"seats": 6}, "competitor": {"brightline": 3}}'),
+			('recommendations', 'Hot prospect', 85, '{"recommendations": 4}')) AS t (technique, label, score, raw)
+		WHERE a.org_id = $1 AND a.external_id = 'acc-000001'`, f.org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := buckets[0].open(t)
+	names := []string{"id", "label.engagement", "score.engagement", "label.voc", "voc.texts", "voc.intent.purchase", "voc.intent.complaint",
+		"voc.sentiment.negative", "voc.sentiment.net", "voc.keyword.seats", "voc.keyword.price", "voc.competitor.brightline",
+		"label.recommendations", "score.recommendations"}
+	if _, err := f.run(t, f.exporter(b, fixed(day0)), "job-behaviour", jobs.ExportFields{Names: names}, false); err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := readExport(t, f, b, "job-behaviour")
+	recs := parseCSV(t, body)
+	wantHeader := []string{"Account ID", "Engagement Label", "Engagement Score", "VoC Label", "VoC Texts", "VoC Intent purchase (%)",
+		"VoC Intent complaint (%)", "VoC Sentiment negative (%)", "VoC Sentiment net (%)", "VoC Keyword seats (mentions)",
+		"VoC Keyword price (mentions)", "VoC Competitor brightline (mentions)", "Recommendations Label", "Recommendations Top Probability"}
+	if !slices.Equal(recs[0], wantHeader) {
+		t.Errorf("header\n %q\nwant\n %q", recs[0], wantHeader)
+	}
+	want := []string{"acc-000001", "Engaged", "72", "Ready to buy", "10", "60", "0", "30", "20", "6", "0", "3", "Hot prospect", "85"}
+	if got := byID(recs, 0, "acc-000001"); !slices.Equal(got, want) {
+		t.Errorf("acc-000001 row\n %q\nwant\n %q", got, want)
+	}
+	if got, want := byID(recs, 0, "acc-000002"), append([]string{"acc-000002"}, make([]string, len(names)-1)...); !slices.Equal(got, want) {
+		t.Errorf("an account no technique labelled: %q, want empty cells", got)
+	}
+	if _, err := f.run(t, f.exporter(b, fixed(day0)), "job-behaviour-all", jobs.ExportFields{All: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	_, _, body = readExport(t, f, b, "job-behaviour-all")
+	header := parseCSV(t, body)[0]
+	for _, h := range wantHeader {
+		if !slices.Contains(header, h) {
+			t.Errorf("the all-fields header lacks %q", h)
+		}
+	}
+	cat, err := f.db.ExportCatalog(ctx, f.org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cat.Select([]string{"voc.keyword.invoice"}); !errors.Is(err, store.ErrInvalidExportFields) {
+		t.Errorf("a keyword outside the org's list: %v, want an invalid field", err)
+	}
+}
+
 // A write that fails half way leaves nothing under its key, on both
 // kinds of bucket: a truncated file is never there to be published.
 func TestAFailedWriteLeavesNoFile(t *testing.T) {

@@ -242,6 +242,26 @@ func (r Refresher) refresh(ctx context.Context, orgID int64, t store.Technique, 
 	return permanent(fmt.Errorf("unknown technique %q", t.Name))
 }
 
+// RefreshTechnique computes one stored technique of the org as
+// segment:refresh does, without the skip check, the refreshing state or
+// the segments: benchmarks time each technique with it.
+func (r Refresher) RefreshTechnique(ctx context.Context, orgID int64, name string, now time.Time, runID string) (jobs.TechniqueRun, error) {
+	stored, err := r.Store.Techniques(ctx, orgID)
+	if err != nil {
+		return jobs.TechniqueRun{}, err
+	}
+	t, ok := stored[name]
+	if !ok {
+		return jobs.TechniqueRun{}, fmt.Errorf("%q: %w", name, ErrUnknownTechnique)
+	}
+	t.Name = name
+	run := jobs.TechniqueRun{Technique: name, Version: t.Version}
+	if err := r.refresh(ctx, orgID, t, now, runID, &run); err != nil {
+		return run, fmt.Errorf("%s: %w", name, err)
+	}
+	return run, nil
+}
+
 // behavioural tells whether a technique reads activities, cases or line
 // items beyond what RefreshInput covers.
 func behavioural(name string) bool {

@@ -178,8 +178,9 @@ func containsAny(s string, subs []string) bool {
 	return false
 }
 
-// vocBatch is how many texts one read and one write of the cache take.
-const vocBatch = 1000
+// vocBatch is how many candidate texts one read of the cache covers (and
+// so the most one write takes).
+const vocBatch = 5000
 
 // AnalyseVoC analyses the org's texts that have no analysis under the
 // analyser's key (new, changed, or analysed under other settings), in
@@ -193,22 +194,24 @@ func AnalyseVoC(ctx context.Context, db *store.DB, orgID int64, s store.VoCSetti
 			if err := ctx.Err(); err != nil {
 				return n, err
 			}
-			texts, err := db.VoCPending(ctx, orgID, s, a.Key, source, after, vocBatch, now)
+			texts, next, err := db.VoCPending(ctx, orgID, s, a.Key, source, after, vocBatch, now)
 			if err != nil {
 				return n, err
 			}
-			if len(texts) == 0 {
+			if next == 0 {
 				break
 			}
-			batch := make([]store.VoCAnalysis, len(texts))
-			for i, t := range texts {
-				batch[i] = a.Analyse(t)
+			if len(texts) > 0 {
+				batch := make([]store.VoCAnalysis, len(texts))
+				for i, t := range texts {
+					batch[i] = a.Analyse(t)
+				}
+				if err := db.SaveVoCAnalyses(ctx, orgID, a.Key, batch); err != nil {
+					return n, err
+				}
+				n += len(texts)
 			}
-			if err := db.SaveVoCAnalyses(ctx, orgID, a.Key, batch); err != nil {
-				return n, err
-			}
-			n += len(texts)
-			after = texts[len(texts)-1].ID
+			after = next
 		}
 	}
 	if _, err := db.PruneVoCTexts(ctx, orgID); err != nil {

@@ -182,3 +182,61 @@ func TestVoCSharesLabelsAndCache(t *testing.T) {
 		t.Errorf("refresh after one text changed analysed %d, want 1", r.Analysed)
 	}
 }
+
+// The cache is read by windows of candidate texts: a window whose texts
+// are all cached yields none but says where the next one starts, so the
+// texts after it are still found, each once.
+func TestVoCPendingWindowsPastCachedTexts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.ingest(t, "accounts", `{"external_id":"acme","name":"Acme"}`)
+	var acts []string
+	for i := range 7 {
+		acts = append(acts, act(fmt.Sprintf("e%d", i), "email", "signal", ago(float64(i+1)), "acc:acme", "", "Please send a quote"))
+	}
+	f.ingest(t, "activities", acts...)
+	s := segment.DefaultVoC().VoCSettings
+	a, err := segment.NewAnalyser(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := f.ref.Now()
+	pending := func() (ids []int64, windows int) {
+		after := int64(0)
+		for {
+			texts, next, err := f.db.VoCPending(ctx, f.org, s, a.Key, "activity", after, 2, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next == 0 {
+				return ids, windows
+			}
+			windows++
+			for _, tx := range texts {
+				ids = append(ids, tx.ID)
+			}
+			after = next
+		}
+	}
+	all, windows := pending()
+	if len(all) != 7 || windows != 4 {
+		t.Fatalf("pending %v in %d windows, want 7 texts in 4 windows of 2", all, windows)
+	}
+	// Cache the first four: the first two windows hold nothing pending.
+	var batch []store.VoCAnalysis
+	for _, id := range all[:4] {
+		var tx store.VoCText
+		if err := f.db.GetContext(ctx, &tx, `SELECT 'activity' AS source, id, updated_at, '' AS text FROM activities WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, a.Analyse(tx))
+	}
+	if err := f.db.SaveVoCAnalyses(ctx, f.org, a.Key, batch); err != nil {
+		t.Fatal(err)
+	}
+	rest, windows := pending()
+	if fmt.Sprint(rest) != fmt.Sprint(all[4:]) || windows != 4 {
+		t.Errorf("after caching four: pending %v in %d windows, want %v in 4", rest, windows, all[4:])
+	}
+}

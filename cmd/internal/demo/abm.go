@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/crmq/crmq/jobs"
@@ -57,6 +58,9 @@ func SeedABM(ctx context.Context, db *store.DB, orgID int64, now time.Time) (ABM
 	if err != nil {
 		return ABMResult{}, err
 	}
+	if err := seedVoCCompetitors(ctx, db, setup, orgID, views); err != nil {
+		return ABMResult{}, err
+	}
 	for _, v := range views {
 		if v.State == store.TechniqueInactive {
 			if _, _, err := setup.Activate(ctx, orgID, v.Technique); err != nil {
@@ -95,4 +99,48 @@ func SeedABM(ctx context.Context, db *store.DB, orgID int64, now time.Time) (ABM
 		res.Segments = append(res.Segments, s)
 	}
 	return res, nil
+}
+
+// seedVoCCompetitors makes the records of the demo's custom_competitors
+// module the competitor list of VoC's settings (seed 004: competitors are
+// chosen, not typed), when the list differs.
+func seedVoCCompetitors(ctx context.Context, db *store.DB, setup segment.Setup, orgID int64, views []segment.View) error {
+	var names []string
+	cursor := ""
+	for {
+		page, err := db.ListRecords(ctx, orgID, "custom_competitors", store.MaxPageSize, cursor)
+		if err != nil {
+			return fmt.Errorf("demo competitors: %w", err)
+		}
+		for _, r := range page.Records {
+			if name, ok := r["name"].(string); ok && name != "" && r["state"] == "active" {
+				names = append(names, name)
+			}
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	for _, v := range views {
+		if v.Technique != store.TechniqueVoC {
+			continue
+		}
+		var s segment.VoC
+		if err := json.Unmarshal(v.Settings, &s); err != nil {
+			return fmt.Errorf("demo voc settings: %w", err)
+		}
+		if slices.Equal(s.Competitors, names) {
+			return nil
+		}
+		s.Competitors = names
+		raw, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		v.Settings = raw
+		if _, _, err := setup.Put(ctx, orgID, store.TechniqueVoC, v); err != nil {
+			return fmt.Errorf("demo voc competitors: %w", err)
+		}
+	}
+	return nil
 }

@@ -2,8 +2,10 @@ package demo_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -82,5 +84,53 @@ func TestSeedABM(t *testing.T) {
 	techs, err := db.Techniques(ctx, org.ID)
 	if err != nil || techs["rfm"].State != store.TechniqueActive || techs["firmographics"].State != store.TechniqueActive {
 		t.Fatalf("techniques %+v, %v", techs, err)
+	}
+	checkDemoCompetitors(t, db, org.ID)
+}
+
+// VoC's competitor list is the demo's custom_competitors module, and the
+// demo's customer texts name them: accounts carry competitor counts.
+func checkDemoCompetitors(t *testing.T, db *store.DB, orgID int64) {
+	t.Helper()
+	ctx := context.Background()
+	page, err := db.ListRecords(ctx, orgID, "custom_competitors", store.MaxPageSize, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range page.Records {
+		names = append(names, r["name"].(string))
+	}
+	s, ok, err := db.VoCSettingsOf(ctx, orgID)
+	if err != nil || !ok {
+		t.Fatalf("voc settings: %v %v", ok, err)
+	}
+	if len(names) == 0 || !slices.Equal(s.Competitors, names) {
+		t.Errorf("voc competitors %q, want the custom_competitors records %q", s.Competitors, names)
+	}
+	fields, err := db.VoCFieldNames(ctx, orgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	err = db.GetContext(ctx, &raw, `SELECT coalesce(jsonb_object_agg(k, n), '{}') FROM (
+		SELECT k, sum(v::int) AS n FROM account_labels, jsonb_each_text(raw->'competitor') AS c (k, v)
+		WHERE org_id = $1 AND technique = 'voc' GROUP BY k) x`, orgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counts map[string]int
+	if err := json.Unmarshal(raw, &counts); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("competitor mentions over the demo accounts: %v", counts)
+	for _, n := range names {
+		key := store.VoCKey(n)
+		if !slices.Contains(fields, "voc.competitor."+key) {
+			t.Errorf("segments cannot name voc.competitor.%s: %q", key, fields)
+		}
+	}
+	if len(counts) < 2 {
+		t.Errorf("competitor mentions %v; the demo texts name two competitors", counts)
 	}
 }

@@ -44,6 +44,9 @@ var (
 		"They are unhappy with response time on recent tickets.",
 		"Issue was escalated to management on their side.",
 		"Sponsor left the company; churn risk if nobody picks this up.",
+		// Competitors of the custom_competitors module, which VoC counts.
+		"They are also evaluating " + competitors[1] + "; its price came up.",
+		competitors[0] + " offered them a discount at renewal.",
 	}
 	plainNotes = []string{
 		"Asked for an update on the open request.",
