@@ -49,8 +49,10 @@ func customExportFields(rm RoleMapping) []ExportField {
 		switch {
 		case f.Name == "state" || f.Name == "created_at" || f.Name == "updated_at":
 			out = append(out, f) // columns records has too
-		case f.technique != "":
-			out = append(out, f) // the ABM fields
+		case f.technique == TechniqueRFM || f.technique == TechniqueFirmographics:
+			// The ABM fields of the techniques a custom accounts module
+			// has (the behavioural ones are refused for it).
+			out = append(out, f)
 		}
 	}
 	return out
