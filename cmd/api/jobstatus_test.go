@@ -19,11 +19,7 @@ import (
 func TestJobStatusETagAnd304(t *testing.T) {
 	t.Parallel()
 	e := newAPI(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := e.db.WatchJobs(ctx, e.dbURL, quiet); err != nil {
-		t.Fatal(err)
-	}
+	ctx := e.watchJobs(t)
 	acc := decode[accepted](t, e.do(t, "POST", "/v1/jobs", e.keyA, `{"type":"system:ping","queue":"low"}`))
 
 	first := e.do(t, "GET", acc.StatusURL, e.keyA, "")
@@ -80,11 +76,7 @@ func TestJobStatusETagAnd304(t *testing.T) {
 func TestEventsFollowNotifications(t *testing.T) {
 	t.Parallel()
 	e := newAPI(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := e.db.WatchJobs(ctx, e.dbURL, quiet); err != nil {
-		t.Fatal(err)
-	}
+	ctx := e.watchJobs(t)
 	acc := decode[accepted](t, e.do(t, "POST", "/v1/jobs", e.keyA, `{"type":"system:ping","queue":"low"}`))
 	req, _ := http.NewRequest("GET", e.srv.URL+acc.EventsURL, nil)
 	req.Header.Set("Authorization", "Bearer "+e.keyA)
@@ -158,4 +150,16 @@ func otherHandle(t *testing.T, e *apiEnv) *store.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// watchJobs makes the API's store follow job notifications (as the api
+// process does) until the test ends; it returns the watch's context.
+func (e *apiEnv) watchJobs(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := e.db.WatchJobs(ctx, e.dbURL, quiet); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
 }
