@@ -122,9 +122,9 @@ func (db *DB) labelInTx(ctx context.Context, technique, query string, args []any
 // still gets one. JIT is off as for RFM: compiling costs more than it
 // saves at these sizes.
 func batchPlan(ctx context.Context, tx *sqlx.Tx) error {
-	if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
-		return err
-	}
-	_, err := tx.ExecContext(ctx, `SET LOCAL enable_nestloop = off`)
+	_, err := tx.ExecContext(ctx, batchPlanSQL)
 	return err
 }
+
+// batchPlanSQL is batchPlan's settings, for a transaction already begun.
+const batchPlanSQL = `SET LOCAL jit = off; SET LOCAL enable_nestloop = off`

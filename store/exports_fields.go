@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/lib/pq"
 )
 
 // MaxExportFields is the most fields a selected-fields export may name
@@ -72,8 +75,9 @@ func builtinExportFields() []ExportField {
 	}
 	// Recency in days as of the day the segment's membership was computed
 	// (its criteria read it so), from the stored last purchase date.
-	// $2 is ExportRows' segment id, so this runs once, not once per row.
-	segmentDay := "(SELECT (s.computed_at AT TIME ZONE 'UTC')::date FROM segments s WHERE s.id = $2)"
+	// The export's segment id is a constant of the statement, so this runs
+	// once, not once per row.
+	segmentDay := "(SELECT (s.computed_at AT TIME ZONE 'UTC')::date FROM segments s WHERE s.id = " + exportSegmentID + ")"
 	for _, name := range []string{"recency_days", "frequency", "monetary"} {
 		expr := strings.ReplaceAll(fmt.Sprintf(rfmValues[name], "l_rfm"), TodaySQL, segmentDay)
 		out = append(out, ExportField{Name: "rfm." + name, expr: expr, technique: TechniqueRFM})
@@ -254,18 +258,29 @@ func humanize(name string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// ExportRows streams the values of fields for every member of the
-// segment, by account id, to fn, one row at a time: cells[i] is field i's
-// value as text (a string), nil for none. The slice is only valid during
-// the call. Scanning into any takes the driver's string as it is, with no
-// copy into a buffer of ours.
-// Rows come from one statement, so they are one snapshot; lib/pq streams
-// them, so memory does not grow with the segment. It returns the number of
-// rows read.
+// exportSegmentID stands in a field's expression for the exported
+// segment's id; ExportCSV writes the id in its place.
+const exportSegmentID = "{segment_id}"
+
+// ExportCSV writes the values of fields for every member of the segment,
+// by account id, to w as Postgres's COPY ... TO STDOUT (FORMAT csv)
+// writes them: one record per member, LF-ended, no header; a NULL is an
+// empty field and an empty string `""`. It returns the number of rows.
 //
-// The accounts are the org's accounts source (a custom accounts module's
-// records, by record id, when one plays the role).
-func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []ExportField, fn func(cells []any) error) (int64, error) {
+// COPY is used rather than a query because it is the cheapest way out of
+// Postgres: the server formats the CSV and the client only passes bytes
+// on, where lib/pq would decode each cell into a string (a million rows
+// of ten columns cost this process about as much CPU as the compression).
+// lib/pq cannot run COPY TO, so the statement runs on a connection of its
+// own opened with pgx's pgconn, outside the pool. COPY takes no
+// parameters: the org and segment ids are integers and an attribute key
+// is quoted as a literal; everything else is this file's constants.
+//
+// Rows come from one statement, so they are one snapshot, and they
+// stream: memory does not grow with the segment. The accounts are the
+// org's accounts source (a custom accounts module's records, by record
+// id, when one plays the role).
+func (db *DB) ExportCSV(ctx context.Context, orgID, segmentID int64, fields []ExportField, w io.Writer) (int64, error) {
 	src, err := db.accountSource(ctx, orgID)
 	if err != nil {
 		return 0, err
@@ -273,16 +288,15 @@ func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []E
 	if err := checkExportSource(fields, src); err != nil {
 		return 0, err
 	}
-	args := []any{orgID, segmentID}
+	seg := strconv.FormatInt(segmentID, 10)
 	sel := make([]string, len(fields))
 	joins := map[string]bool{}
 	for i, f := range fields {
 		switch {
 		case f.attribute != "":
-			args = append(args, f.attribute)
-			sel[i] = "a.attributes->>$" + strconv.Itoa(len(args))
+			sel[i] = "a.attributes->>" + pq.QuoteLiteral(f.attribute)
 		case f.expr != "":
-			sel[i] = f.expr + "::text"
+			sel[i] = strings.ReplaceAll(f.expr, exportSegmentID, seg) + "::text"
 			if f.technique != "" {
 				joins[f.technique] = true
 			}
@@ -297,42 +311,24 @@ func (db *DB) ExportRows(ctx context.Context, orgID, segmentID int64, fields []E
 				`.technique = '` + t + `' AND l_` + t + `.` + src.key + ` = m.` + src.key
 		}
 	}
-	q += ` WHERE m.org_id = $1 AND m.segment_id = $2 ORDER BY m.` + src.key
-	// One read-only transaction planned as the behavioural techniques'
+	q += ` WHERE m.org_id = ` + strconv.FormatInt(orgID, 10) + ` AND m.segment_id = ` + seg + ` ORDER BY m.` + src.key
+
+	conn, err := pgconn.Connect(ctx, db.url)
+	if err != nil {
+		return 0, fmt.Errorf("export rows of segment %d: connect: %w", segmentID, err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	// A read-only transaction planned as the behavioural techniques'
 	// statements are (batchPlan): an export reads every member, so its
 	// label joins are hash or merge joins; planned from the statistics of
 	// tables just written, they became nested loops scanning
 	// account_labels once per member (minutes for 30,000 members).
-	tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err := conn.Exec(ctx, `BEGIN READ ONLY; `+batchPlanSQL).Close(); err != nil {
+		return 0, fmt.Errorf("export rows of segment %d: %w", segmentID, err)
+	}
+	tag, err := conn.CopyTo(ctx, w, `COPY (`+q+`) TO STDOUT WITH (FORMAT csv)`)
 	if err != nil {
 		return 0, fmt.Errorf("export rows of segment %d: %w", segmentID, err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	if err := batchPlan(ctx, tx); err != nil {
-		return 0, fmt.Errorf("export rows of segment %d: %w", segmentID, err)
-	}
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return 0, fmt.Errorf("export rows of segment %d: %w", segmentID, err)
-	}
-	defer rows.Close()
-	cells := make([]any, len(fields))
-	dest := make([]any, len(fields))
-	for i := range cells {
-		dest[i] = &cells[i]
-	}
-	var n int64
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return n, fmt.Errorf("export row: %w", err)
-		}
-		if err := fn(cells); err != nil {
-			return n, err
-		}
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("export rows of segment %d: %w", segmentID, err)
-	}
-	return n, nil
+	return tag.RowsAffected(), nil
 }

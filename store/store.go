@@ -36,6 +36,7 @@ var (
 // DB is the Postgres handle shared by the API, the workers and the CLI.
 type DB struct {
 	*sqlx.DB
+	url   string   // for the connections ExportCSV opens outside the pool
 	stmts sync.Map // query -> *sqlx.Stmt, for the statements every job runs
 	jobs  jobBatchers
 	watch atomic.Pointer[jobWatch] // set by WatchJobs (API processes)
@@ -76,7 +77,7 @@ func Open(ctx context.Context, url string, maxConns int) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
-	out := &DB{DB: db}
+	out := &DB{DB: db, url: url}
 	out.jobs = newJobBatchers(out)
 	return out, nil
 }

@@ -1,38 +1,20 @@
 package export
 
-import "fmt"
+import "errors"
 
 // The CSV is RFC 4180: fields separated by commas, records ended by CRLF,
 // a field quoted (its quotes doubled) when it holds a comma, a quote, CR
-// or LF. It is written by hand rather than with encoding/csv because the
-// cells arrive as bytes borrowed from the driver and are appended to a
-// chunk buffer without a string copy each.
+// or LF. The header is written here (appendRecord); the rows come from
+// Postgres's COPY ... TO STDOUT (FORMAT csv), which quotes the same way,
+// and pass through pgCSV, which ends records with CRLF instead of LF,
+// writes an empty string as an empty field and neutralises formulas. So a
+// row reads exactly as appendRecord would write its cells.
 
 // bom is the UTF-8 byte-order mark the excel option writes first.
 const bom = "\xEF\xBB\xBF"
 
 // text is a cell's bytes, as the driver gives them or as a header is.
 type text interface{ ~string | ~[]byte }
-
-// appendRow appends one CSV record of driver values (string, []byte or
-// nil for none) to buf.
-func appendRow(buf []byte, cells []any) []byte {
-	for i, c := range cells {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		switch v := c.(type) {
-		case string:
-			buf = appendCell(buf, v)
-		case []byte:
-			buf = appendCell(buf, v)
-		case nil:
-		default:
-			buf = appendCell(buf, fmt.Sprint(v))
-		}
-	}
-	return append(buf, '\r', '\n')
-}
 
 // appendRecord appends one CSV record of cells to buf.
 func appendRecord[C text](buf []byte, cells []C) []byte {
@@ -121,4 +103,166 @@ func isNumber[C text](c C) bool {
 		}
 	}
 	return i == len(c)
+}
+
+// errMalformedCopy: the COPY stream is not CSV as Postgres writes it.
+var errMalformedCopy = errors.New("malformed CSV from COPY")
+
+// pgCSV states, between two bytes of the COPY stream.
+const (
+	fieldStart  = iota // before a field's first byte
+	unquoted           // in an unquoted field, written as it comes
+	pending            // in an unquoted field that starts like a formula, held until its end
+	openQuote          // after a quoted field's opening quote, nothing written yet
+	openQuotes         // after `""` at a field's start: an empty field or an escaped quote
+	quoted             // in a quoted field, written as it comes
+	quotedQuote        // after a quote inside a quoted field: an escaped quote or the end
+)
+
+// pgCSV turns the bytes of COPY ... TO STDOUT (FORMAT csv) into the
+// export's CSV, appending to buf, whatever way the stream is cut into
+// pieces. Postgres quotes a field exactly when appendCell does (it holds
+// a comma, a quote, CR or LF), plus an empty string, which is written
+// here as an empty field; records end with LF, written here as CRLF (a
+// quoted LF stays as it is, as appendCell leaves it). A field a
+// spreadsheet would run as a formula gets appendCell's apostrophe: an
+// unquoted one is held until its end to see whether it is a plain number;
+// a quoted one never is.
+type pgCSV struct {
+	buf   []byte
+	state int
+	held  []byte // the pending field
+	rows  int64  // records ended
+	mid   bool   // bytes of a record not yet ended were seen
+}
+
+func (c *pgCSV) write(p []byte) error {
+	buf, st := c.buf, c.state
+	for i := 0; i < len(p); i++ {
+		b := p[i]
+		switch st {
+		case fieldStart:
+			switch {
+			case b == '"':
+				st = openQuote
+			case b == ',':
+				buf = append(buf, ',')
+			case b == '\n':
+				buf = append(buf, '\r', '\n')
+				c.rows++
+			case formulaStart(b):
+				c.held = append(c.held[:0], b)
+				st = pending
+			default:
+				// Copy the field's run up to its end in one append.
+				j := i
+				for j < len(p) && p[j] != ',' && p[j] != '\n' {
+					j++
+				}
+				buf = append(buf, p[i:j]...)
+				i = j - 1
+				st = unquoted
+			}
+		case unquoted:
+			j := i
+			for j < len(p) && p[j] != ',' && p[j] != '\n' {
+				j++
+			}
+			buf = append(buf, p[i:j]...)
+			if j == len(p) {
+				i = j
+				break
+			}
+			i = j
+			if p[j] == ',' {
+				buf = append(buf, ',')
+			} else {
+				buf = append(buf, '\r', '\n')
+				c.rows++
+			}
+			st = fieldStart
+		case pending:
+			if b != ',' && b != '\n' {
+				c.held = append(c.held, b)
+				continue
+			}
+			if !isNumber(c.held) {
+				buf = append(buf, '\'')
+			}
+			buf = append(buf, c.held...)
+			if b == ',' {
+				buf = append(buf, ',')
+			} else {
+				buf = append(buf, '\r', '\n')
+				c.rows++
+			}
+			st = fieldStart
+		case openQuote:
+			if b == '"' {
+				st = openQuotes
+				continue
+			}
+			buf = append(buf, '"')
+			if formulaStart(b) {
+				buf = append(buf, '\'')
+			}
+			buf = append(buf, b)
+			st = quoted
+		case openQuotes:
+			switch b {
+			case '"': // the field starts with an escaped quote
+				buf = append(buf, '"', '"', '"')
+				st = quoted
+			case ',': // an empty string
+				buf = append(buf, ',')
+				st = fieldStart
+			case '\n':
+				buf = append(buf, '\r', '\n')
+				c.rows++
+				st = fieldStart
+			default:
+				return errMalformedCopy
+			}
+		case quoted:
+			j := i
+			for j < len(p) && p[j] != '"' {
+				j++
+			}
+			buf = append(buf, p[i:j]...)
+			if j < len(p) {
+				buf = append(buf, '"')
+				st = quotedQuote
+			}
+			i = j
+		case quotedQuote:
+			switch b {
+			case '"':
+				buf = append(buf, '"')
+				st = quoted
+			case ',':
+				buf = append(buf, ',')
+				st = fieldStart
+			case '\n':
+				buf = append(buf, '\r', '\n')
+				c.rows++
+				st = fieldStart
+			default:
+				return errMalformedCopy
+			}
+		}
+	}
+	c.buf, c.state = buf, st
+	if len(p) > 0 {
+		c.mid = !(st == fieldStart && p[len(p)-1] == '\n')
+	}
+	return nil
+}
+
+// end checks that the stream ended between two records: a COPY cut short
+// never reads as a complete file.
+func (c *pgCSV) end() error {
+	if c.state != fieldStart || c.mid {
+		return errMalformedCopy
+	}
+	return nil
 }

@@ -141,8 +141,8 @@ func (x Exporter) export(ctx context.Context, job workers.Job[jobs.ExportSegment
 		return job.Progress(ctx, int(min(99, rows*100/int64(seg.MemberCount))))
 	}
 	file, err := Write(ctx, x.Bucket, tmp, Source{
-		Rows: func(ctx context.Context, fn func([]any) error) (int64, error) {
-			return x.Store.ExportRows(ctx, p.OrgID, p.SegmentID, cols, fn)
+		Copy: func(ctx context.Context, w io.Writer) (int64, error) {
+			return x.Store.ExportCSV(ctx, p.OrgID, p.SegmentID, cols, w)
 		},
 		Headers:  headers(cols),
 		Entry:    SafeName(seg.Name, now) + ".csv",
@@ -235,11 +235,13 @@ func SafeName(segment string, at time.Time) string {
 	return name + "-" + at.UTC().Format("2006-01-02")
 }
 
-// Source is what Write reads: the rows (a function streaming them to fn),
-// the header, the ZIP entry's name and time, the excel option, and a
-// progress callback called every progressEvery rows.
+// Source is what Write reads: the rows (a function writing them to w as
+// Postgres's COPY ... TO STDOUT (FORMAT csv) does, without a header, and
+// returning how many it wrote), the header, the ZIP entry's name and
+// time, the excel option, and a progress callback called about every
+// progressEvery rows.
 type Source struct {
-	Rows     func(ctx context.Context, fn func(cells []any) error) (int64, error)
+	Copy     func(ctx context.Context, w io.Writer) (int64, error)
 	Headers  [][]byte
 	Entry    string
 	Excel    bool
@@ -247,8 +249,8 @@ type Source struct {
 	Progress func(rows int64) error
 }
 
-// Write streams src as one CSV inside a ZIP to key. Reading (Postgres,
-// CSV encoding) runs in its own goroutine and hands chunks of CSV to the
+// Write streams src as one CSV inside a ZIP to key. Reading (Postgres's
+// COPY, the CSV's conversion) runs in its own goroutine and hands chunks of CSV to the
 // compressor over a channel, so the two overlap. The blob is written
 // under ctx's child: on any error that context is cancelled before the
 // writer is closed, which aborts the write (no object appears under key).
@@ -341,49 +343,68 @@ func writeZip(ctx context.Context, w io.Writer, src Source) (int64, error) {
 	return r.rows, nil
 }
 
-// readCSV runs the query and encodes its rows into chunks.
+// readCSV runs the COPY and turns its stream into chunks of the export's
+// CSV, after the header.
 func readCSV(ctx context.Context, src Source, full chan<- []byte, free <-chan []byte) (int64, error) {
-	buf := <-free
+	w := &chunkWriter{ctx: ctx, full: full, free: free, progress: src.Progress}
+	w.csv.buf = <-free
 	if src.Excel {
-		buf = append(buf, bom...)
+		w.csv.buf = append(w.csv.buf, bom...)
 	}
-	buf = appendRecord(buf, src.Headers)
-	send := func() error {
-		select {
-		case full <- buf:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		select {
-		case buf = <-free:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		return nil
-	}
-	var rows int64
-	n, err := src.Rows(ctx, func(cells []any) error {
-		buf = appendRow(buf, cells)
-		rows++
-		if len(buf) >= chunkSize {
-			if err := send(); err != nil {
-				return err
-			}
-		}
-		if src.Progress != nil && rows%progressEvery == 0 {
-			return src.Progress(rows)
-		}
-		return nil
-	})
+	w.csv.buf = appendRecord(w.csv.buf, src.Headers)
+	n, err := src.Copy(ctx, w)
 	if err != nil {
 		return n, err
 	}
-	if len(buf) > 0 {
+	if err := w.csv.end(); err != nil {
+		return n, fmt.Errorf("export rows: %w", err)
+	}
+	if w.csv.rows != n {
+		return n, fmt.Errorf("export rows: %d records in the CSV for %d rows copied: %w", w.csv.rows, n, errMalformedCopy)
+	}
+	if len(w.csv.buf) > 0 {
 		select {
-		case full <- buf:
+		case full <- w.csv.buf:
 		case <-ctx.Done():
 			return n, ctx.Err()
 		}
 	}
 	return n, nil
+}
+
+// chunkWriter is the io.Writer a COPY writes to: it converts the stream
+// (pgCSV) into the current chunk and hands each full chunk to the
+// compressor, reporting progress every progressEvery records.
+type chunkWriter struct {
+	ctx      context.Context
+	csv      pgCSV
+	full     chan<- []byte
+	free     <-chan []byte
+	progress func(rows int64) error
+	reported int64
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	if err := w.csv.write(p); err != nil {
+		return 0, err
+	}
+	if len(w.csv.buf) >= chunkSize {
+		select {
+		case w.full <- w.csv.buf:
+		case <-w.ctx.Done():
+			return 0, w.ctx.Err()
+		}
+		select {
+		case w.csv.buf = <-w.free:
+		case <-w.ctx.Done():
+			return 0, w.ctx.Err()
+		}
+	}
+	if w.progress != nil && w.csv.rows-w.reported >= progressEvery {
+		w.reported = w.csv.rows
+		if err := w.progress(w.csv.rows); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
 }

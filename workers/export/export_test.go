@@ -383,9 +383,9 @@ func TestAFailedWriteLeavesNoFile(t *testing.T) {
 		big := strings.Repeat("x", 1000)
 		_, err := export.Write(context.Background(), b, "exports/1/9.zip.part", export.Source{
 			Headers: [][]byte{[]byte("a")}, Entry: "a.csv", Modified: day0,
-			Rows: func(ctx context.Context, fn func([]any) error) (int64, error) {
+			Copy: func(ctx context.Context, w io.Writer) (int64, error) {
 				for i := range 20000 { // ~20 MB of CSV: several chunks and upload parts
-					if err := fn([]any{big}); err != nil {
+					if _, err := io.WriteString(w, big+"\n"); err != nil {
 						return int64(i), err
 					}
 				}
@@ -613,6 +613,11 @@ func TestDataCellsFollowTheHeaderRule(t *testing.T) {
 	recs := parseCSV(t, body)
 	if len(recs) != len(ids)+2 {
 		t.Fatalf("%d records for %d accounts", len(recs)-1, len(ids)+1)
+	}
+	// No cell holds CRLF, so every CRLF ends a record, and every record
+	// ends with one.
+	if n := bytes.Count(body, []byte("\r\n")); n != len(recs) {
+		t.Errorf("%d CRLFs for %d records", n, len(recs))
 	}
 	for _, r := range recs[1:] {
 		if r[0] == "cell-null" {

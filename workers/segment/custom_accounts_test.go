@@ -1,6 +1,8 @@
 package segment_test
 
 import (
+	"bytes"
+	"encoding/csv"
 	"context"
 	"encoding/json"
 	"errors"
@@ -236,16 +238,17 @@ func TestCustomAccountsModuleIsSegmented(t *testing.T) {
 	if _, err := cat.Select([]string{"website"}); !errors.Is(err, store.ErrInvalidExportFields) {
 		t.Errorf("an unmapped built-in column: %v", err)
 	}
-	var rows []string
-	if _, err := f.db.ExportRows(ctx, f.org, seg.ID, sel, func(cells []any) error {
-		var s []string
-		for _, c := range cells {
-			s = append(s, fmt.Sprint(c))
-		}
-		rows = append(rows, strings.Join(s, "|"))
-		return nil
-	}); err != nil {
+	var out bytes.Buffer
+	if _, err := f.db.ExportCSV(ctx, f.org, seg.ID, sel, &out); err != nil {
 		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&out).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for _, r := range recs {
+		rows = append(rows, strings.Join(r, "|"))
 	}
 	if got := strings.Join(rows, "\n"); got != "C1|Acme Clinics|Healthcare|gold|Champions|Enterprise|5|5|4000\n"+
 		"C2|Beta Care|Healthcare|gold|Potential loyalists|Mid-market|5|5|500" {
