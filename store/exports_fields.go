@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lib/pq"
 )
 
@@ -271,8 +270,8 @@ const exportSegmentID = "{segment_id}"
 // Postgres: the server formats the CSV and the client only passes bytes
 // on, where lib/pq would decode each cell into a string (a million rows
 // of ten columns cost this process about as much CPU as the compression).
-// lib/pq cannot run COPY TO, so the statement runs on a connection of its
-// own opened with pgx's pgconn, outside the pool. COPY takes no
+// lib/pq cannot run COPY TO, so the statement runs on a connection of a
+// small pgx pool of its own (copyConns). COPY takes no
 // parameters: the org and segment ids are integers and an attribute key
 // is quoted as a literal; everything else is this file's constants.
 //
@@ -313,11 +312,18 @@ func (db *DB) ExportCSV(ctx context.Context, orgID, segmentID int64, fields []Ex
 	}
 	q += ` WHERE m.org_id = ` + strconv.FormatInt(orgID, 10) + ` AND m.segment_id = ` + seg + ` ORDER BY m.` + src.key
 
-	conn, err := pgconn.Connect(ctx, db.url)
+	pool, err := db.copyConns(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("export rows of segment %d: %w", segmentID, err)
+	}
+	c, err := pool.Acquire(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("export rows of segment %d: connect: %w", segmentID, err)
 	}
-	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	// A connection left in the transaction (an error before ROLLBACK) or
+	// closed by a cancelled COPY is dropped by the pool on release.
+	defer c.Release()
+	conn := c.Conn().PgConn()
 	// A read-only transaction planned as the behavioural techniques'
 	// statements are (batchPlan): an export reads every member, so its
 	// label joins are hash or merge joins; planned from the statistics of
@@ -328,6 +334,9 @@ func (db *DB) ExportCSV(ctx context.Context, orgID, segmentID int64, fields []Ex
 	}
 	tag, err := conn.CopyTo(ctx, w, `COPY (`+q+`) TO STDOUT WITH (FORMAT csv)`)
 	if err != nil {
+		return 0, fmt.Errorf("export rows of segment %d: %w", segmentID, err)
+	}
+	if err := conn.Exec(ctx, `ROLLBACK`).Close(); err != nil {
 		return 0, fmt.Errorf("export rows of segment %d: %w", segmentID, err)
 	}
 	return tag.RowsAffected(), nil

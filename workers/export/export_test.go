@@ -632,3 +632,58 @@ func TestDataCellsFollowTheHeaderRule(t *testing.T) {
 		}
 	}
 }
+
+// failingWriter takes n bytes, then fails.
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		return 0, errors.New("disk full")
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// cancelWriter cancels its context at the first write.
+type cancelWriter context.CancelFunc
+
+func (w cancelWriter) Write(p []byte) (int, error) {
+	w()
+	return len(p), nil
+}
+
+// The COPY runs on kept connections: one that failed half way (its
+// writer failed, its context was cancelled) is not handed to the next
+// export, which reads every row, and none is held after its export.
+func TestAFailedCopyDoesNotSpoilTheNext(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, 3000)
+	cat, err := f.db.ExportCatalog(ctx, f.org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, err := cat.Select([]string{"id", "name", "attributes.tier"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := func() {
+		t.Helper()
+		var out bytes.Buffer
+		n, err := f.db.ExportCSV(ctx, f.org, f.seg.ID, cols, &out)
+		if err != nil || n != 3001 || bytes.Count(out.Bytes(), []byte("\n")) != 3001 {
+			t.Fatalf("whole export after a failed one: %d rows, %d lines, %v", n, bytes.Count(out.Bytes(), []byte("\n")), err)
+		}
+	}
+	for range 5 { // more than the connections kept
+		if _, err := f.db.ExportCSV(ctx, f.org, f.seg.ID, cols, &failingWriter{n: 2000}); err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("writer failing: %v", err)
+		}
+		whole()
+		cctx, cancel := context.WithCancel(ctx)
+		if _, err := f.db.ExportCSV(cctx, f.org, f.seg.ID, cols, cancelWriter(cancel)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled half way: %v", err)
+		}
+		whole()
+	}
+}

@@ -2,8 +2,8 @@ package segment_test
 
 import (
 	"bytes"
-	"encoding/csv"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
