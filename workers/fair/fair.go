@@ -11,6 +11,11 @@
 //     enqueue (Marking wraps the asynq client) or when it is refused a slot,
 //     and leaves when it gets one. Members older than Stale (a task deleted
 //     from its queue) are dropped.
+//   - started:<queue>:<org> ZSET task id -> start (ms), for Lease: tasks
+//     that got a slot. A mark arriving after its task started (the
+//     enqueuer marks after asynq's enqueue, and a polling worker may take
+//     the task in between) is ignored, so it cannot leave a waiting task
+//     that never starts, and its org in demand, for Stale.
 //   - demand             ZSET org -> "wants slots until" (ms). Raised to
 //     now+Stale while the org has tasks waiting; set to now+Linger when its
 //     last waiting task starts, so a busy org's neighbour stays capped for a
@@ -156,11 +161,14 @@ func runKey(queue string, org int64) string {
 func waitKey(queue string, org int64) string {
 	return prefix + "wait:" + queue + ":" + strconv.FormatInt(org, 10)
 }
+func startedKey(queue string, org int64) string {
+	return prefix + "started:" + queue + ":" + strconv.FormatInt(org, 10)
+}
 
 const demandKey = prefix + "demand"
 
-// acquire: KEYS[1] run key, KEYS[2] wait key, KEYS[3] demand, KEYS[4..]
-// the org's wait keys on every queue. ARGV: cap, task id, lease ms, org,
+// acquire: KEYS[1] run key, KEYS[2] wait key, KEYS[3] demand, KEYS[4]
+// started key, KEYS[5..] the org's wait keys on every queue. ARGV: cap, task id, lease ms, org,
 // stale ms, linger ms, mark (1: a refused task enters the wait set).
 // Returns {admitted (0/1), how (0 free, 1 alone)}.
 var acquire = redis.NewScript(`
@@ -183,8 +191,11 @@ if how >= 0 then
   redis.call("ZADD", KEYS[1], now + lease, ARGV[2])
   redis.call("PEXPIRE", KEYS[1], lease * 2)
   redis.call("ZREM", KEYS[2], ARGV[2])
+  redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", now - lease)
+  redis.call("ZADD", KEYS[4], now, ARGV[2])
+  redis.call("PEXPIRE", KEYS[4], lease)
   local waiting = 0
-  for i = 4, #KEYS do
+  for i = 5, #KEYS do
     redis.call("ZREMRANGEBYSCORE", KEYS[i], "-inf", now - stale)
     waiting = waiting + redis.call("ZCARD", KEYS[i])
   end
@@ -203,8 +214,12 @@ end
 return {0, -1}
 `)
 
-// mark: KEYS[1] wait key, KEYS[2] demand. ARGV: task id, org, stale ms.
+// mark: KEYS[1] wait key, KEYS[2] demand, KEYS[3] started key. ARGV:
+// task id, org, stale ms. A task already started is not marked.
 var mark = redis.NewScript(`
+if redis.call("ZSCORE", KEYS[3], ARGV[1]) then
+  return 0
+end
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local stale = tonumber(ARGV[3])
@@ -241,7 +256,7 @@ func (l *Limiter) TryAcquire(ctx context.Context, queue string, org int64, taskI
 	if l.Caps[queue] <= 0 {
 		return Free, nil
 	}
-	keys := []string{runKey(queue, org), waitKey(queue, org), demandKey}
+	keys := []string{runKey(queue, org), waitKey(queue, org), demandKey, startedKey(queue, org)}
 	for _, q := range l.Queues {
 		keys = append(keys, waitKey(q, org))
 	}
@@ -291,7 +306,7 @@ func (l *Limiter) Mark(ctx context.Context, queue string, org int64, taskID stri
 	if !l.enabled() || org <= 0 || l.Caps[queue] <= 0 {
 		return nil
 	}
-	if err := mark.Run(ctx, l.RDB, []string{waitKey(queue, org), demandKey}, taskID, org, l.stale().Milliseconds()).Err(); err != nil {
+	if err := mark.Run(ctx, l.RDB, []string{waitKey(queue, org), demandKey, startedKey(queue, org)}, taskID, org, l.stale().Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("fair mark: %w", err)
 	}
 	return nil

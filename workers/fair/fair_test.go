@@ -184,3 +184,38 @@ func TestRefusedTaskMarksItsOrg(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A task a worker started before its enqueuer's mark arrived (the mark
+// follows asynq's enqueue, and a polling worker may take the task in
+// between) leaves no waiting task behind: its org is not in demand, so a
+// lone neighbour still uses every slot. Before, the late mark made the
+// org look busy for the whole Stale period (10 minutes).
+func TestAMarkAfterTheStartIsIgnored(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r1, _ := newRedis(t)
+	l := limiter(r1, map[string]int{"default": 1})
+	l.Linger = 200 * time.Millisecond
+	if a := try(t, l, "default", 2, "b-1"); a != fair.Free { // started before its mark
+		t.Fatal(a)
+	}
+	if err := l.Release("default", 2, "b-1"); err != nil { // and finished
+		t.Fatal(err)
+	}
+	if err := l.Mark(ctx, "default", 2, "b-1"); err != nil { // the late mark
+		t.Fatal(err)
+	}
+	if n, err := r1.ZCard(ctx, "crmq:fair:wait:default:2").Result(); err != nil || n != 0 {
+		t.Fatalf("a started task left waiting: %d (%v)", n, err)
+	}
+	time.Sleep(300 * time.Millisecond) // org 2's linger after its start
+	for i := range 3 {
+		want := fair.Free
+		if i >= 1 {
+			want = fair.Alone
+		}
+		if a := try(t, l, "default", 1, "a-"+string(rune('0'+i))); a != want {
+			t.Fatalf("task %d of the org now alone: %v, want %v", i, a, want)
+		}
+	}
+}
