@@ -126,8 +126,18 @@ func vocExportFields(s VoCSettings) []ExportField {
 	return out
 }
 
+// attributeExportField reads an attribute; its header is the key, or the
+// enrichment catalog's label for a key enrichment writes ("LinkedIn
+// profile" for attributes.linkedin).
 func attributeExportField(name, key string) ExportField {
-	return ExportField{Name: name, Header: key, attribute: key}
+	header := key
+	for _, f := range EnrichFields {
+		if f.Attribute == key {
+			header = f.Label
+			break
+		}
+	}
+	return ExportField{Name: name, Header: header, attribute: key}
 }
 
 // ErrInvalidExportFields matches (errors.Is) every ExportFieldErrors.

@@ -230,7 +230,7 @@ func TestSelectedFieldsExportIsACompleteCSVInAZIP(t *testing.T) {
 	t.Parallel()
 	forEachBucket(t, func(t *testing.T, b *blob.Bucket) {
 		f := newFixture(t, 1500)
-		fields := jobs.ExportFields{Names: []string{"label.rfm", "name", "id", "annual_revenue", "attributes.note", "attributes.tier", "country", "score.rfm.r", "rfm.monetary", "attributes.cmd"}}
+		fields := jobs.ExportFields{Names: []string{"label.rfm", "name", "id", "annual_revenue", "attributes.note", "attributes.tier", "country", "score.rfm.r", "rfm.monetary", "attributes.cmd", "attributes.linkedin"}}
 		res, err := f.run(t, f.exporter(b, fixed(day0)), "job-sel", fields, false)
 		if err != nil {
 			t.Fatal(err)
@@ -243,7 +243,7 @@ func TestSelectedFieldsExportIsACompleteCSVInAZIP(t *testing.T) {
 			t.Error("byte-order mark without the excel option")
 		}
 		recs := parseCSV(t, body)
-		wantHeader := []string{"RFM Label", "Account Name", "Account ID", "Annual Revenue", "note", "tier", "Country", "RFM Recency Score", "RFM Monetary", "cmd"}
+		wantHeader := []string{"RFM Label", "Account Name", "Account ID", "Annual Revenue", "note", "tier", "Country", "RFM Recency Score", "RFM Monetary", "cmd", "LinkedIn profile"}
 		if !slices.Equal(recs[0], wantHeader) {
 			t.Errorf("header %q, want %q", recs[0], wantHeader)
 		}
@@ -254,12 +254,12 @@ func TestSelectedFieldsExportIsACompleteCSVInAZIP(t *testing.T) {
 			t.Error("an account outside the segment was exported")
 		}
 		evil := byID(recs, 2, "acc-evil")
-		want := []string{"At risk", "'" + evilName, "acc-evil", "-1500.50", oddNote, "'@gold", "'+49 30", "2", "950.5", "'-2+3"}
+		want := []string{"At risk", "'" + evilName, "acc-evil", "-1500.50", oddNote, "'@gold", "'+49 30", "2", "950.5", "'-2+3", ""}
 		if !slices.Equal(evil, want) {
 			t.Errorf("acc-evil row\n %q\nwant\n %q", evil, want)
 		}
 		plain := byID(recs, 2, "acc-000002")
-		if want := []string{"", "Account 2", "acc-000002", "21.00", "", "gold", "DE", "", "", ""}; !slices.Equal(plain, want) {
+		if want := []string{"", "Account 2", "acc-000002", "21.00", "", "gold", "DE", "", "", "", ""}; !slices.Equal(plain, want) {
 			t.Errorf("acc-000002 row %q, want %q", plain, want)
 		}
 		if ex.DownloadUntil == nil || !ex.DownloadUntil.Equal(day0.Add(14*24*time.Hour)) {
