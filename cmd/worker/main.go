@@ -67,7 +67,10 @@ func main() {
 		proc.Fatal(log, "llm provider", err)
 	}
 
-	lim := &fair.Limiter{RDB: rdb, Caps: cfg.OrgConcurrency, Queues: jobs.Queues, Log: log, M: fairMetrics}
+	lim := &fair.Limiter{RDB: rdb, Caps: cfg.OrgConcurrency, Shares: cfg.OrgShares, Queues: jobs.Queues, Log: log, M: fairMetrics}
+	// This worker's slots count in the fleet the caps are shares of.
+	unregister := lim.Register(ctx, cfg.Concurrency)
+	defer unregister()
 
 	srv := asynq.NewServer(redisOpt, asynq.Config{
 		Concurrency:       cfg.Concurrency,

@@ -36,7 +36,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -92,6 +94,7 @@ type Metrics struct {
 	Admitted *prometheus.CounterVec // how: free, alone, waited, overcap, failopen
 	Bounced  *prometheus.CounterVec
 	Held     *prometheus.GaugeVec
+	Cap      *prometheus.GaugeVec
 }
 
 // NewMetrics creates the limiter's metrics.
@@ -99,7 +102,7 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		Admitted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmq_fair_admitted_total",
-			Help: "Tasks the per-org limiter let start, by queue and how: free (under the cap), alone (over the cap, no other org waiting), waited (a slot freed during the short wait), overcap (last attempt, run over the cap), failopen (Redis error: run without the cap).",
+			Help: "Tasks the per-org limiter let start, by queue and how: free (under the cap), alone (over the cap, no other org waiting), idle (over the cap, every other org waiting at its own caps), waited (a slot freed during the short wait), overcap (last attempt, run over the cap), failopen (Redis error: run without the cap).",
 		}, []string{"queue", "how"}),
 		Bounced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmq_fair_bounced_total",
@@ -109,20 +112,28 @@ func NewMetrics() *Metrics {
 			Name: "crmq_fair_held_slots",
 			Help: "Slots this worker process holds in the per-org limiter, by queue.",
 		}, []string{"queue"}),
+		Cap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "crmq_fair_cap",
+			Help: "Per-org cap of each queue at this worker's last admission: a share of the fleet's registered slots, or the fixed cap.",
+		}, []string{"queue"}),
 	}
 }
 
 // Collectors lists the metrics for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Admitted, m.Bounced, m.Held}
+	return []prometheus.Collector{m.Admitted, m.Bounced, m.Held, m.Cap}
 }
 
 // Limiter is the per-org cap. A nil *Limiter or one with no caps lets
 // every task run.
 type Limiter struct {
-	RDB    redis.UniversalClient
-	Caps   map[string]int // queue -> slots one org may hold while others wait; 0 or absent: no cap
-	Queues []string       // every queue an org's work may wait on (for its demand)
+	RDB  redis.UniversalClient
+	Caps map[string]int // queue -> slots one org may hold while others wait; 0 or absent: no cap
+	// Shares: queue -> the cap as a share of the fleet's slots (the live
+	// worker processes' concurrency, see Register); Caps[queue] is used
+	// while no worker is registered. 0 or absent: the cap is Caps[queue].
+	Shares map[string]float64
+	Queues []string // every queue an org's work may wait on (for its demand)
 	Log    *slog.Logger
 	M      *Metrics // may be nil
 
@@ -133,13 +144,16 @@ func (l *Limiter) enabled() bool {
 	if l == nil || l.RDB == nil {
 		return false
 	}
-	for _, c := range l.Caps {
-		if c > 0 {
+	for _, q := range l.Queues {
+		if l.capped(q) {
 			return true
 		}
 	}
 	return false
 }
+
+// capped: the queue has a per-org cap.
+func (l *Limiter) capped(queue string) bool { return l.Caps[queue] > 0 || l.Shares[queue] > 0 }
 
 func or(d, def time.Duration) time.Duration {
 	if d <= 0 {
@@ -165,27 +179,76 @@ func startedKey(queue string, org int64) string {
 	return prefix + "started:" + queue + ":" + strconv.FormatInt(org, 10)
 }
 
-const demandKey = prefix + "demand"
+const (
+	demandKey     = prefix + "demand"
+	fleetKey      = prefix + "fleet" // ZSET worker process -> registration end (ms)
+	fleetSlotsKey = prefix + "fleet:slots"
+)
 
 // acquire: KEYS[1] run key, KEYS[2] wait key, KEYS[3] demand, KEYS[4]
-// started key, KEYS[5..] the org's wait keys on every queue. ARGV: cap, task id, lease ms, org,
-// stale ms, linger ms, mark (1: a refused task enters the wait set).
-// Returns {admitted (0/1), how (0 free, 1 alone)}.
+// started key, KEYS[5] fleet, KEYS[6] fleet slots, KEYS[7..] the org's
+// wait keys on every queue. ARGV: queue, task id, lease ms, org, stale ms,
+// linger ms, mark (1: a refused task enters the wait set), then for every
+// queue its name, fixed cap and fleet share.
+// Returns {admitted (0/1), how (0 free, 1 alone, 2 idle), cap}.
+//
+// A cap given as a share is taken of the fleet's slots: the sum of the
+// live worker processes' concurrency (registered by Register), or the
+// fixed cap while none is registered. An org over its cap is refused only
+// while another org in demand could use the slot: one lingering after its
+// last start (a reservation for its next task), or one with a task waiting
+// on a queue where it holds less than its cap. When every other org in
+// demand is at its own caps the slot would stay idle: admitted ("idle").
+// The other orgs' run and wait keys are named inside the script (Redis
+// and Sentinel, not Cluster).
 var acquire = redis.NewScript(`
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local cap, lease, stale, linger = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local queue, lease, stale, linger = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local fleet = -1
+local function cap_of(i)
+  local fixed, share = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  if share <= 0 then return fixed end
+  if fleet < 0 then
+    fleet = 0
+    redis.call("ZREMRANGEBYSCORE", KEYS[5], "-inf", now)
+    for _, w in ipairs(redis.call("ZRANGE", KEYS[5], 0, -1)) do
+      fleet = fleet + (tonumber(redis.call("HGET", KEYS[6], w)) or 0)
+    end
+  end
+  if fleet <= 0 then return fixed end
+  return math.max(1, math.floor(share * fleet + 0.5))
+end
+local caps = {}
+for i = 8, #ARGV, 3 do caps[ARGV[i]] = cap_of(i) end
+local cap = caps[queue] or 0
 redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", now)
 redis.call("ZREMRANGEBYSCORE", KEYS[3], "-inf", now)
 local how = -1
 if redis.call("ZSCORE", KEYS[1], ARGV[2]) or redis.call("ZCARD", KEYS[1]) < cap then
   how = 0
 else
-  local others = false
-  for _, o in ipairs(redis.call("ZRANGEBYSCORE", KEYS[3], "(" .. now, "+inf", "LIMIT", 0, 2)) do
-    if o ~= ARGV[4] then others = true end
+  how = 1
+  for _, o in ipairs(redis.call("ZRANGEBYSCORE", KEYS[3], "(" .. now, "+inf")) do
+    if o ~= ARGV[4] then
+      local waiting, usable = false, false
+      for q, c in pairs(caps) do
+        local wk = "crmq:fair:wait:" .. q .. ":" .. o
+        redis.call("ZREMRANGEBYSCORE", wk, "-inf", now - stale)
+        if redis.call("ZCARD", wk) > 0 then
+          waiting = true
+          if c <= 0 or redis.call("ZCOUNT", "crmq:fair:run:" .. q .. ":" .. o, "(" .. now, "+inf") < c then
+            usable = true
+          end
+        end
+      end
+      if usable or not waiting then
+        how = -1
+        break
+      end
+      how = 2
+    end
   end
-  if not others then how = 1 end
 end
 if how >= 0 then
   redis.call("ZADD", KEYS[1], now + lease, ARGV[2])
@@ -195,7 +258,7 @@ if how >= 0 then
   redis.call("ZADD", KEYS[4], now, ARGV[2])
   redis.call("PEXPIRE", KEYS[4], lease)
   local waiting = 0
-  for i = 5, #KEYS do
+  for i = 7, #KEYS do
     redis.call("ZREMRANGEBYSCORE", KEYS[i], "-inf", now - stale)
     waiting = waiting + redis.call("ZCARD", KEYS[i])
   end
@@ -203,7 +266,7 @@ if how >= 0 then
     redis.call("ZADD", KEYS[3], now + linger, ARGV[4])
     redis.call("PEXPIRE", KEYS[3], stale)
   end
-  return {1, how}
+  return {1, how, cap}
 end
 if ARGV[7] == "1" then
   redis.call("ZADD", KEYS[2], "NX", now, ARGV[2])
@@ -211,7 +274,7 @@ if ARGV[7] == "1" then
   redis.call("ZADD", KEYS[3], "GT", now + stale, ARGV[4])
   redis.call("PEXPIRE", KEYS[3], stale)
 end
-return {0, -1}
+return {0, -1, cap}
 `)
 
 // mark: KEYS[1] wait key, KEYS[2] demand, KEYS[3] started key. ARGV:
@@ -247,16 +310,26 @@ const (
 	Refused Admission = iota
 	Free              // the org is under its cap
 	Alone             // over the cap, but no other org waits
+	Idle              // over the cap, but every other org waiting is at its own caps
 )
 
 // TryAcquire asks once for a slot of queue for the org's task. mark puts a
 // refused task in the org's wait set (it will be handed back). A queue
 // with no cap answers Free and holds nothing.
 func (l *Limiter) TryAcquire(ctx context.Context, queue string, org int64, taskID string, mark bool) (Admission, error) {
-	if l.Caps[queue] <= 0 {
-		return Free, nil
+	a, c, err := l.tryAcquire(ctx, queue, org, taskID, mark)
+	if err == nil && l.M != nil && l.M.Cap != nil {
+		l.M.Cap.WithLabelValues(queue).Set(float64(c))
 	}
-	keys := []string{runKey(queue, org), waitKey(queue, org), demandKey, startedKey(queue, org)}
+	return a, err
+}
+
+// tryAcquire is TryAcquire, also returning the queue's cap as it stood.
+func (l *Limiter) tryAcquire(ctx context.Context, queue string, org int64, taskID string, mark bool) (Admission, int64, error) {
+	if !l.capped(queue) {
+		return Free, 0, nil
+	}
+	keys := []string{runKey(queue, org), waitKey(queue, org), demandKey, startedKey(queue, org), fleetKey, fleetSlotsKey}
 	for _, q := range l.Queues {
 		keys = append(keys, waitKey(q, org))
 	}
@@ -264,20 +337,128 @@ func (l *Limiter) TryAcquire(ctx context.Context, queue string, org int64, taskI
 	if mark {
 		m = "1"
 	}
-	r, err := acquire.Run(ctx, l.RDB, keys, l.Caps[queue], taskID, l.lease().Milliseconds(), org,
-		l.stale().Milliseconds(), l.linger().Milliseconds(), m).Int64Slice()
+	args := []any{queue, taskID, l.lease().Milliseconds(), org, l.stale().Milliseconds(), l.linger().Milliseconds(), m}
+	for _, q := range l.Queues {
+		if l.capped(q) {
+			args = append(args, q, l.Caps[q], strconv.FormatFloat(l.Shares[q], 'f', -1, 64))
+		}
+	}
+	r, err := acquire.Run(ctx, l.RDB, keys, args...).Int64Slice()
 	if err != nil {
-		return Refused, fmt.Errorf("fair acquire: %w", err)
+		return Refused, 0, fmt.Errorf("fair acquire: %w", err)
+	}
+	if len(r) != 3 {
+		return Refused, 0, fmt.Errorf("fair acquire: unexpected answer %v", r)
 	}
 	switch {
-	case len(r) != 2:
-		return Refused, fmt.Errorf("fair acquire: unexpected answer %v", r)
 	case r[0] == 0:
-		return Refused, nil
+		return Refused, r[2], nil
 	case r[1] == 1:
-		return Alone, nil
+		return Alone, r[2], nil
+	case r[1] == 2:
+		return Idle, r[2], nil
 	default:
-		return Free, nil
+		return Free, r[2], nil
+	}
+}
+
+// Cap is the queue's per-org cap as it stands: its share of the fleet's
+// registered slots, or the fixed cap (acquire computes the same).
+func (l *Limiter) Cap(ctx context.Context, queue string) (int, error) {
+	share := l.Shares[queue]
+	if share <= 0 {
+		return l.Caps[queue], nil
+	}
+	n, err := l.FleetSlots(ctx)
+	if err != nil || n <= 0 {
+		return l.Caps[queue], err
+	}
+	return max(1, int(math.Floor(share*float64(n)+0.5))), nil
+}
+
+// FleetSlots is the sum of the live registered worker processes' slots.
+func (l *Limiter) FleetSlots(ctx context.Context) (int, error) {
+	now, err := l.RDB.Time(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("fleet slots: %w", err)
+	}
+	ids, err := l.RDB.ZRangeByScore(ctx, fleetKey, &redis.ZRangeBy{Min: "(" + strconv.FormatInt(now.UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	vals, err := l.RDB.HMGet(ctx, fleetSlotsKey, ids...).Result()
+	if err != nil {
+		return 0, fmt.Errorf("fleet slots: %w", err)
+	}
+	n := 0
+	for _, v := range vals {
+		if s, ok := v.(string); ok {
+			x, _ := strconv.Atoi(s)
+			n += x
+		}
+	}
+	return n, nil
+}
+
+// register: KEYS[1] fleet, KEYS[2] fleet slots. ARGV: process, slots,
+// lease ms.
+var register = redis.NewScript(`
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call("ZADD", KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call("HSET", KEYS[2], ARGV[1], ARGV[2])
+for _, w in ipairs(redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now)) do
+  redis.call("ZREM", KEYS[1], w)
+  redis.call("HDEL", KEYS[2], w)
+end
+return 1
+`)
+
+// Register counts this worker process's slots in the fleet that shares
+// are taken of, until stop is called or ctx ends: renewed every Lease/3,
+// so a process that dies drops out within Lease (30 s). stop removes it
+// at once.
+func (l *Limiter) Register(ctx context.Context, slots int) (stop func()) {
+	if !l.enabled() || slots <= 0 {
+		return func() {}
+	}
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s:%d:%08x", host, os.Getpid(), rand.Uint32())
+	renew := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err := register.Run(rctx, l.RDB, []string{fleetKey, fleetSlotsKey}, id, slots, l.lease().Milliseconds()).Err()
+		if err != nil && l.Log != nil {
+			l.Log.WarnContext(ctx, "worker not registered in the per-org limiter's fleet; caps given as shares may be smaller", "err", err)
+		}
+	}
+	renew()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(l.lease() / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				renew()
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			l.RDB.ZRem(rctx, fleetKey, id)
+			l.RDB.HDel(rctx, fleetSlotsKey, id)
+		})
 	}
 }
 
@@ -303,7 +484,7 @@ func (l *Limiter) Renew(ctx context.Context, queue string, org int64, taskID str
 // Mark records that the org has a task waiting on queue (called when it
 // is enqueued). Tasks of no org are not marked.
 func (l *Limiter) Mark(ctx context.Context, queue string, org int64, taskID string) error {
-	if !l.enabled() || org <= 0 || l.Caps[queue] <= 0 {
+	if !l.enabled() || org <= 0 || !l.capped(queue) {
 		return nil
 	}
 	if err := mark.Run(ctx, l.RDB, []string{waitKey(queue, org), demandKey, startedKey(queue, org)}, taskID, org, l.stale().Milliseconds()).Err(); err != nil {
@@ -345,7 +526,7 @@ func (l *Limiter) Middleware() asynq.MiddlewareFunc {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			queue, _ := asynq.GetQueueName(ctx)
 			org := OrgOf(t.Payload())
-			if org <= 0 || l.Caps[queue] <= 0 {
+			if org <= 0 || !l.capped(queue) {
 				return next.ProcessTask(ctx, t)
 			}
 			id, _ := asynq.GetTaskID(ctx)
@@ -422,6 +603,8 @@ func (l *Limiter) admit(ctx context.Context, queue string, org int64, id string,
 		switch {
 		case a == Alone:
 			return "alone", nil
+		case a == Idle:
+			return "idle", nil
 		case a == Free && waited:
 			return "waited", nil
 		case a == Free:

@@ -2,6 +2,7 @@ package fair_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -173,9 +174,18 @@ func TestRefusedTaskMarksItsOrg(t *testing.T) {
 	if a := try(t, l, "default", 2, "b-2"); a != fair.Refused {
 		t.Fatalf("org 1 started a task within its linger: %v", a)
 	}
-	// b-2 is now waiting: org 1 is capped too.
-	if a := try(t, l, "default", 1, "a-2"); a != fair.Refused {
-		t.Fatalf("org 2 has a refused task waiting: %v", a)
+	// b-2 is now waiting, but org 2 holds its cap: it could not take a
+	// slot org 1 leaves, so org 1 takes it rather than let it idle.
+	if a := try(t, l, "default", 1, "a-2"); a != fair.Idle {
+		t.Fatalf("org 2 waits at its cap: %v, want idle", a)
+	}
+	// Org 2's running task ends: its waiting b-2 could take a slot now,
+	// so org 1 is capped.
+	if err := l.Release("default", 2, "b-1"); err != nil {
+		t.Fatal(err)
+	}
+	if a := try(t, l, "default", 1, "a-3"); a != fair.Refused {
+		t.Fatalf("org 2 has a refused task waiting under its cap: %v", a)
 	}
 	if fair.OrgOf([]byte(`{"org_id":42,"queue":"low"}`)) != 42 || fair.OrgOf([]byte(`{}`)) != 0 || fair.OrgOf([]byte(`x`)) != 0 {
 		t.Fatal("OrgOf")
@@ -217,5 +227,79 @@ func TestAMarkAfterTheStartIsIgnored(t *testing.T) {
 		if a := try(t, l, "default", 1, "a-"+string(rune('0'+i))); a != want {
 			t.Fatalf("task %d of the org now alone: %v, want %v", i, a, want)
 		}
+	}
+}
+
+// A cap given as a share is taken of the slots of every live worker
+// process: two workers of 10 slots and a 40% share make a cap of 8; when
+// one leaves, 4.
+func TestShareOfTheFleet(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r1, r2 := newRedis(t)
+	w1, w2 := limiter(r1, map[string]int{"default": 4}), limiter(r2, map[string]int{"default": 4})
+	w1.Shares = map[string]float64{"default": 0.4}
+	w2.Shares = w1.Shares
+	if c, err := w1.Cap(ctx, "default"); err != nil || c != 4 {
+		t.Fatalf("cap with no worker registered: %d, %v; want the fixed 4", c, err)
+	}
+	stop1 := w1.Register(ctx, 10)
+	defer stop1()
+	stop2 := w2.Register(ctx, 10)
+	if c, err := w2.Cap(ctx, "default"); err != nil || c != 8 {
+		t.Fatalf("cap of two workers: %d, %v; want 8", c, err)
+	}
+	if err := w1.Mark(ctx, "default", 2, "b-1"); err != nil { // org 2 waits, under its cap
+		t.Fatal(err)
+	}
+	for i := range 9 {
+		want := fair.Free
+		if i == 8 {
+			want = fair.Refused
+		}
+		if a := try(t, []*fair.Limiter{w1, w2}[i%2], "default", 1, fmt.Sprintf("a-%d", i)); a != want {
+			t.Fatalf("org 1's task %d with a cap of 8: %v, want %v", i, a, want)
+		}
+	}
+	stop2()
+	if c, err := w1.Cap(ctx, "default"); err != nil || c != 4 {
+		t.Fatalf("cap after a worker left: %d, %v; want 4", c, err)
+	}
+}
+
+// Two orgs backlogged on one queue use every slot between them: once each
+// holds its cap, neither could take a slot the other leaves, so over-cap
+// tasks are admitted ("idle") rather than leave slots empty; a third org
+// with a task waiting under its cap stops that.
+func TestTwoBackloggedOrgsLeaveNoSlotIdle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r1, _ := newRedis(t)
+	l := limiter(r1, map[string]int{"default": 4})
+	for i := range 10 {
+		for _, org := range []int64{1, 2} {
+			if err := l.Mark(ctx, "default", org, fmt.Sprintf("%d-%d", org, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	admitted := map[fair.Admission]int{}
+	for i := range 5 { // ten slots, taken in turn
+		for _, org := range []int64{1, 2} {
+			a := try(t, l, "default", org, fmt.Sprintf("%d-%d", org, i))
+			if a == fair.Refused {
+				t.Fatalf("task %d of org %d refused with slots free and the other org at its cap", i, org)
+			}
+			admitted[a]++
+		}
+	}
+	if admitted[fair.Free] != 8 || admitted[fair.Idle] != 2 {
+		t.Fatalf("admissions %v, want 8 free and 2 idle", admitted)
+	}
+	if err := l.Mark(ctx, "default", 3, "3-0"); err != nil {
+		t.Fatal(err)
+	}
+	if a := try(t, l, "default", 1, "1-5"); a != fair.Refused {
+		t.Fatalf("with org 3 waiting under its cap: %v, want refused", a)
 	}
 }

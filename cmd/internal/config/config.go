@@ -35,8 +35,12 @@ type Config struct {
 	Concurrency  int
 	QueueWeights map[string]int
 	// OrgConcurrency is the per-org cap of each queue's slots while
-	// another org waits (see workers/fair); 0 or absent: no cap.
+	// another org waits (see workers/fair); 0 or absent: no cap. A cap
+	// given as a percentage is also in OrgShares, taken of the whole
+	// fleet's slots (OrgConcurrency then holds this worker's own share,
+	// used until the fleet is known).
 	OrgConcurrency  map[string]int
+	OrgShares       map[string]float64
 	PollInterval    time.Duration
 	ShutdownTimeout time.Duration
 	MetricsInterval time.Duration
@@ -187,7 +191,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		LogLevel:            p.level("CRMQ_LOG_LEVEL"),
 		LogFormat:           p.oneOf("CRMQ_LOG_FORMAT", "json", "text"),
 	}
-	c.OrgConcurrency = p.orgCaps("CRMQ_ORG_CONCURRENCY", c.Concurrency)
+	c.OrgConcurrency, c.OrgShares = p.orgCaps("CRMQ_ORG_CONCURRENCY", c.Concurrency)
 	c.EnrichBulkConcurrency = p.int("CRMQ_ENRICH_BULK_CONCURRENCY", 1, 500)
 	if _, err := fetch.ParseAllow(c.EnrichAllowHosts); p.err == nil && err != nil {
 		p.fail("CRMQ_ENRICH_ALLOW_HOSTS", "%v", err)
@@ -366,43 +370,44 @@ func (p *parser) weights(name string) map[string]int {
 // orgCaps parses "critical=8,default=40%,low=2" (a percentage is of the
 // worker's concurrency, rounded, at least 1); "off" or "0" is no cap at
 // all, a queue left out has none either.
-func (p *parser) orgCaps(name string, concurrency int) map[string]int {
+func (p *parser) orgCaps(name string, concurrency int) (map[string]int, map[string]float64) {
 	v := strings.TrimSpace(p.str(name))
-	caps := map[string]int{}
+	caps, shares := map[string]int{}, map[string]float64{}
 	if v == "off" || v == "0" {
-		return caps
+		return caps, shares
 	}
 	for _, part := range strings.Split(v, ",") {
 		q, n, ok := strings.Cut(strings.TrimSpace(part), "=")
 		q, n = strings.TrimSpace(q), strings.TrimSpace(n)
 		if !ok || !validQueue(q) {
 			p.fail(name, "want queue=N or queue=P%% pairs for critical, default and low, or off; got %q", v)
-			return nil
+			return nil, nil
 		}
 		if _, dup := caps[q]; dup {
 			p.fail(name, "queue %q given twice in %q", q, v)
-			return nil
+			return nil, nil
 		}
 		if pct, isPct := strings.CutSuffix(n, "%"); isPct {
 			x, err := strconv.Atoi(pct)
 			if err != nil || x < 0 || x > 100 {
 				p.fail(name, "want a percentage in [0, 100] for %s, got %q", q, n)
-				return nil
+				return nil, nil
 			}
 			caps[q] = 0
 			if x > 0 {
 				caps[q] = max(1, (concurrency*x+50)/100)
+				shares[q] = float64(x) / 100
 			}
 			continue
 		}
 		x, err := strconv.Atoi(n)
 		if err != nil || x < 0 || x > 100000 {
 			p.fail(name, "want a number of slots in [0, 100000] for %s, got %q", q, n)
-			return nil
+			return nil, nil
 		}
 		caps[q] = x
 	}
-	return caps
+	return caps, shares
 }
 
 func validQueue(q string) bool { return q == "critical" || q == "default" || q == "low" }

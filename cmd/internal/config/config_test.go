@@ -82,26 +82,28 @@ func TestEveryVariableIsRead(t *testing.T) {
 	}
 }
 
-// CRMQ_ORG_CONCURRENCY: percentages of the worker's concurrency by
-// default, numbers, a queue left out uncapped, off.
+// CRMQ_ORG_CONCURRENCY: percentages by default (of the fleet's slots, and
+// of this worker's until the fleet is known), numbers, a queue left out
+// uncapped, off.
 func TestOrgConcurrency(t *testing.T) {
 	for _, c := range []struct {
-		env  map[string]string
-		want map[string]int
+		env    map[string]string
+		want   map[string]int
+		shares map[string]float64
 	}{
-		{nil, map[string]int{"critical": 8, "default": 4, "low": 2}},
-		{map[string]string{"CRMQ_WORKER_CONCURRENCY": "3"}, map[string]int{"critical": 2, "default": 1, "low": 1}},
-		{map[string]string{"CRMQ_ORG_CONCURRENCY": "critical=8,default=4,low=2"}, map[string]int{"critical": 8, "default": 4, "low": 2}},
-		{map[string]string{"CRMQ_ORG_CONCURRENCY": "default=50%, low=0"}, map[string]int{"default": 5, "low": 0}},
-		{map[string]string{"CRMQ_ORG_CONCURRENCY": "off"}, map[string]int{}},
-		{map[string]string{"CRMQ_ORG_CONCURRENCY": "0"}, map[string]int{}},
+		{nil, map[string]int{"critical": 8, "default": 4, "low": 2}, map[string]float64{"critical": 0.8, "default": 0.4, "low": 0.2}},
+		{map[string]string{"CRMQ_WORKER_CONCURRENCY": "3"}, map[string]int{"critical": 2, "default": 1, "low": 1}, map[string]float64{"critical": 0.8, "default": 0.4, "low": 0.2}},
+		{map[string]string{"CRMQ_ORG_CONCURRENCY": "critical=8,default=4,low=2"}, map[string]int{"critical": 8, "default": 4, "low": 2}, map[string]float64{}},
+		{map[string]string{"CRMQ_ORG_CONCURRENCY": "default=50%, low=0"}, map[string]int{"default": 5, "low": 0}, map[string]float64{"default": 0.5}},
+		{map[string]string{"CRMQ_ORG_CONCURRENCY": "off"}, map[string]int{}, map[string]float64{}},
+		{map[string]string{"CRMQ_ORG_CONCURRENCY": "0"}, map[string]int{}, map[string]float64{}},
 	} {
 		got, err := load(env(c.env), false)
 		if err != nil {
 			t.Fatalf("%v: %v", c.env, err)
 		}
-		if fmt.Sprint(got.OrgConcurrency) != fmt.Sprint(c.want) {
-			t.Errorf("%v: %v, want %v", c.env, got.OrgConcurrency, c.want)
+		if fmt.Sprint(got.OrgConcurrency) != fmt.Sprint(c.want) || fmt.Sprint(got.OrgShares) != fmt.Sprint(c.shares) {
+			t.Errorf("%v: %v %v, want %v %v", c.env, got.OrgConcurrency, got.OrgShares, c.want, c.shares)
 		}
 	}
 	for _, bad := range []string{"critical=8,urgent=2", "default=-1", "default=120%", "default", "default=4,default=5"} {

@@ -20,5 +20,5 @@ func Fair(cfg config.Config, redisOpt asynq.RedisConnOpt, log *slog.Logger, m *f
 	if !ok {
 		return nil, nil, fmt.Errorf("unexpected redis client for %T", redisOpt)
 	}
-	return &fair.Limiter{RDB: rdb, Caps: cfg.OrgConcurrency, Queues: jobs.Queues, Log: log, M: m}, rdb, nil
+	return &fair.Limiter{RDB: rdb, Caps: cfg.OrgConcurrency, Shares: cfg.OrgShares, Queues: jobs.Queues, Log: log, M: m}, rdb, nil
 }
