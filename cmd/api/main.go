@@ -65,7 +65,7 @@ func main() {
 	s := &server{
 		cfg: cfg,
 		db:  db,
-		enq: &jobs.Enqueuer{DB: db, Client: fair.Marking{TaskEnqueuer: client, L: lim}, Queue: insp, Log: log,
+		enq: &jobs.Enqueuer{DB: db, Client: fair.NewMarking(client, lim), Queue: insp, Log: log,
 			Enqueued: func(t string) { enqueued.WithLabelValues(t).Inc() }},
 		pingRedis:  client.Ping,
 		log:        log,

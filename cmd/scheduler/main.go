@@ -25,7 +25,7 @@ func main() {
 		proc.Fatal(log, "per-org limiter", err)
 	}
 	defer limRDB.Close()
-	s, err := scheduler.New(Table(cfg, db), &jobs.Enqueuer{DB: db, Client: fair.Marking{TaskEnqueuer: client, L: lim}, Log: log}, db, log)
+	s, err := scheduler.New(Table(cfg, db), &jobs.Enqueuer{DB: db, Client: fair.NewMarking(client, lim), Log: log}, db, log)
 	if err != nil {
 		proc.Fatal(log, "cron table", err)
 	}

@@ -58,7 +58,7 @@ func (d deps) queue() jobs.TaskEnqueuer {
 	if d.fair == nil {
 		return d.client
 	}
-	return fair.Marking{TaskEnqueuer: d.client, L: d.fair}
+	return fair.NewMarking(d.client, d.fair)
 }
 
 // newProvider builds the configured LLM provider behind the shared rate limiter.

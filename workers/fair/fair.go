@@ -662,6 +662,23 @@ type TaskEnqueuer interface {
 type Marking struct {
 	TaskEnqueuer
 	L *Limiter
+	// inFlight bounds the marks sent in the background (NewMarking); nil:
+	// each mark is sent before EnqueueContext returns.
+	inFlight chan struct{}
+}
+
+// asyncMarks bounds the marks one process has in flight; past it a mark
+// is sent before EnqueueContext returns, which slows the enqueuer down to
+// what Redis takes.
+const asyncMarks = 256
+
+// NewMarking is a Marking that sends each mark in the background, so an
+// enqueue waits for one Redis round trip (asynq's) instead of two. A mark
+// that arrives after its task started is ignored (the started set), so
+// the order does not matter; a process that stops drops the marks still
+// in flight, and their tasks mark themselves when first refused.
+func NewMarking(c TaskEnqueuer, l *Limiter) Marking {
+	return Marking{TaskEnqueuer: c, L: l, inFlight: make(chan struct{}, asyncMarks)}
 }
 
 // EnqueueContext enqueues, then marks.
@@ -670,8 +687,25 @@ func (m Marking) EnqueueContext(ctx context.Context, task *asynq.Task, opts ...a
 	if err != nil || !m.L.enabled() {
 		return info, err
 	}
-	if merr := m.L.Mark(ctx, info.Queue, OrgOf(task.Payload()), info.ID); merr != nil && m.L.Log != nil {
-		m.L.Log.WarnContext(ctx, "org not marked as waiting", "task_id", info.ID, "err", merr)
+	org := OrgOf(task.Payload())
+	if org <= 0 || !m.L.capped(info.Queue) {
+		return info, nil
+	}
+	mark := func(ctx context.Context) {
+		if merr := m.L.Mark(ctx, info.Queue, org, info.ID); merr != nil && m.L.Log != nil {
+			m.L.Log.WarnContext(ctx, "org not marked as waiting", "task_id", info.ID, "err", merr)
+		}
+	}
+	select {
+	case m.inFlight <- struct{}{}:
+		go func() {
+			defer func() { <-m.inFlight }()
+			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			mark(mctx)
+		}()
+	default: // none in the background (nil), or as many as allowed
+		mark(ctx)
 	}
 	return info, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/crmq/crmq/jobs"
@@ -301,5 +302,45 @@ func TestTwoBackloggedOrgsLeaveNoSlotIdle(t *testing.T) {
 	}
 	if a := try(t, l, "default", 1, "1-5"); a != fair.Refused {
 		t.Fatalf("with org 3 waiting under its cap: %v, want refused", a)
+	}
+}
+
+// fakeEnqueuer answers as asynq's client does, without Redis.
+type fakeEnqueuer struct{ queue string }
+
+func (f fakeEnqueuer) EnqueueContext(_ context.Context, task *asynq.Task, _ ...asynq.Option) (*asynq.TaskInfo, error) {
+	return &asynq.TaskInfo{ID: "t-" + string(task.Payload()[10:11]), Queue: f.queue}, nil
+}
+
+// NewMarking's marks are sent in the background and land: the enqueued
+// task's org is waiting, and its neighbour is capped.
+func TestBackgroundMarksLand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r1, _ := newRedis(t)
+	l := limiter(r1, map[string]int{"default": 1})
+	m := fair.NewMarking(fakeEnqueuer{queue: "default"}, l)
+	if _, err := m.EnqueueContext(ctx, asynq.NewTask("system:ping", []byte(`{"org_id":7}`))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := r1.ZCard(ctx, "crmq:fair:wait:default:7").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background mark never landed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a := try(t, l, "default", 1, "a-1"); a != fair.Free {
+		t.Fatal(a)
+	}
+	if a := try(t, l, "default", 1, "a-2"); a != fair.Refused {
+		t.Fatalf("org 7 marked as waiting: %v, want refused", a)
 	}
 }
