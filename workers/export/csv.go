@@ -138,6 +138,16 @@ type pgCSV struct {
 
 func (c *pgCSV) write(p []byte) error {
 	buf, st := c.buf, c.state
+	// delim writes the comma or record end b that ends a field.
+	delim := func(b byte) {
+		if b == ',' {
+			buf = append(buf, ',')
+		} else {
+			buf = append(buf, '\r', '\n')
+			c.rows++
+		}
+		st = fieldStart
+	}
 	for i := 0; i < len(p); i++ {
 		b := p[i]
 		switch st {
@@ -145,42 +155,24 @@ func (c *pgCSV) write(p []byte) error {
 			switch {
 			case b == '"':
 				st = openQuote
-			case b == ',':
-				buf = append(buf, ',')
-			case b == '\n':
-				buf = append(buf, '\r', '\n')
-				c.rows++
+			case b == ',' || b == '\n':
+				delim(b)
 			case formulaStart(b):
 				c.held = append(c.held[:0], b)
 				st = pending
 			default:
-				// Copy the field's run up to its end in one append.
-				j := i
-				for j < len(p) && p[j] != ',' && p[j] != '\n' {
-					j++
-				}
-				buf = append(buf, p[i:j]...)
-				i = j - 1
 				st = unquoted
+				i-- // the unquoted run starts at b
 			}
-		case unquoted:
+		case unquoted: // copy the run up to the field's end in one append
 			j := i
 			for j < len(p) && p[j] != ',' && p[j] != '\n' {
 				j++
 			}
 			buf = append(buf, p[i:j]...)
-			if j == len(p) {
-				i = j
-				break
+			if i = j; j < len(p) {
+				delim(p[j])
 			}
-			i = j
-			if p[j] == ',' {
-				buf = append(buf, ',')
-			} else {
-				buf = append(buf, '\r', '\n')
-				c.rows++
-			}
-			st = fieldStart
 		case pending:
 			if b != ',' && b != '\n' {
 				c.held = append(c.held, b)
@@ -190,13 +182,7 @@ func (c *pgCSV) write(p []byte) error {
 				buf = append(buf, '\'')
 			}
 			buf = append(buf, c.held...)
-			if b == ',' {
-				buf = append(buf, ',')
-			} else {
-				buf = append(buf, '\r', '\n')
-				c.rows++
-			}
-			st = fieldStart
+			delim(b)
 		case openQuote:
 			if b == '"' {
 				st = openQuotes
@@ -208,18 +194,16 @@ func (c *pgCSV) write(p []byte) error {
 			}
 			buf = append(buf, b)
 			st = quoted
-		case openQuotes:
-			switch b {
-			case '"': // the field starts with an escaped quote
+		case openQuotes, quotedQuote:
+			switch {
+			case b == '"' && st == openQuotes: // the field starts with an escaped quote
 				buf = append(buf, '"', '"', '"')
 				st = quoted
-			case ',': // an empty string
-				buf = append(buf, ',')
-				st = fieldStart
-			case '\n':
-				buf = append(buf, '\r', '\n')
-				c.rows++
-				st = fieldStart
+			case b == '"': // an escaped quote
+				buf = append(buf, '"')
+				st = quoted
+			case b == ',' || b == '\n': // the field's end (after `""`: an empty string)
+				delim(b)
 			default:
 				return errMalformedCopy
 			}
@@ -234,21 +218,6 @@ func (c *pgCSV) write(p []byte) error {
 				st = quotedQuote
 			}
 			i = j
-		case quotedQuote:
-			switch b {
-			case '"':
-				buf = append(buf, '"')
-				st = quoted
-			case ',':
-				buf = append(buf, ',')
-				st = fieldStart
-			case '\n':
-				buf = append(buf, '\r', '\n')
-				c.rows++
-				st = fieldStart
-			default:
-				return errMalformedCopy
-			}
 		}
 	}
 	c.buf, c.state = buf, st

@@ -433,27 +433,11 @@ func (l *Limiter) Register(ctx context.Context, slots int) (stop func()) {
 		}
 	}
 	renew()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(l.lease() / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				renew()
-			}
-		}
-	})
+	stopRenew := every(l.lease()/3, renew)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			close(done)
-			wg.Wait()
+			stopRenew()
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			l.RDB.ZRem(rctx, fleetKey, id)
@@ -628,26 +612,32 @@ func (l *Limiter) admit(ctx context.Context, queue string, org int64, id string,
 
 // heartbeat renews the task's lease every Lease/3 until stopped.
 func (l *Limiter) heartbeat(ctx context.Context, queue string, org int64, id string) func() {
+	return every(l.lease()/3, func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := l.Renew(rctx, queue, org, id); err != nil && l.Log != nil {
+			l.Log.WarnContext(ctx, "per-org slot lease not renewed", "task_id", id, "err", err)
+		}
+	})
+}
+
+// every runs fn every d until stop is called; stop waits for a run in
+// progress.
+func every(d time.Duration, fn func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(l.lease() / 3)
+	wg.Go(func() {
+		tick := time.NewTicker(d)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				if err := l.Renew(rctx, queue, org, id); err != nil && l.Log != nil {
-					l.Log.WarnContext(ctx, "per-org slot lease not renewed", "task_id", id, "err", err)
-				}
-				cancel()
+				fn()
 			}
 		}
-	}()
+	})
 	return func() { close(done); wg.Wait() }
 }
 
