@@ -61,6 +61,38 @@ type TechniqueRun struct {
 	// Recommendations counts the recommendations computed.
 	Recommendations int    `json:"recommendations,omitempty"`
 	Note            string `json:"note,omitempty"`
+	// Intents says how VoC gave the analysed texts their intent.
+	Intents *IntentRun `json:"intents,omitempty"`
+}
+
+// IntentRun is how a VoC refresh classified the intents of the texts it
+// analysed.
+type IntentRun struct {
+	// Classifier is the one that ran: "rules" (the rule table) or "llm"
+	// (the model); Asked the org's setting, when it differs.
+	Classifier string `json:"classifier"`
+	Asked      string `json:"asked,omitempty"`
+	// Requests are the model requests sent; ByModel the texts whose
+	// intent the model gave; Reused the texts analysed again (other
+	// keywords or competitors) that kept the model's intent of the same
+	// text without a request.
+	Requests int `json:"model_requests,omitempty"`
+	ByModel  int `json:"by_model,omitempty"`
+	Reused   int `json:"reused,omitempty"`
+	// Fallbacks are texts the model's answer did not cover (missing,
+	// unknown or repeated ids, an intent outside the six, an answer that
+	// is not the JSON asked for, a blocked batch): their intent is the
+	// rule table's, recorded as a fallback. Deferred are texts over the
+	// refresh's budget of model texts: the rule table's intent for now,
+	// sent to the model by the next refresh.
+	Fallbacks int `json:"fallbacks,omitempty"`
+	Deferred  int `json:"deferred,omitempty"`
+	// Model is the model that answered; the tokens are as it counted
+	// them (thinking included in the output).
+	Model        string `json:"model,omitempty"`
+	PromptTokens int    `json:"prompt_tokens,omitempty"`
+	OutputTokens int    `json:"output_tokens,omitempty"`
+	Note         string `json:"note,omitempty"`
 }
 
 // SegmentRefreshResult is the result of a segment:refresh job.

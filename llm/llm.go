@@ -37,11 +37,23 @@ type Request struct {
 	// Classify is set when the request is a classification (see
 	// ClassifyRequest); the offline provider answers it by keywords.
 	Classify *Classification
+
+	// Raw asks for the answer's JSON as the model gave it, in
+	// Response.Raw, instead of an Answer: for answers of another shape
+	// than sections (Schema still constrains it); the caller checks it.
+	// The offline provider does not answer raw requests.
+	Raw bool
+	// MaxOutputTokens, when > 0, bounds this answer instead of the
+	// provider's configured budget; ThinkingBudget, when set, replaces
+	// the configured thinking budget (0: no thinking).
+	MaxOutputTokens int
+	ThinkingBudget  *int
 }
 
 // Response is a parsed answer.
 type Response struct {
 	Answer Answer
+	Raw    string // the answer's JSON text, for a Raw request
 	Usage  Usage
 	Model  string
 }

@@ -35,13 +35,41 @@ func VoCIntents() []string {
 }
 func VoCSentiments() []string { return []string{"positive", "negative", "neutral", "net"} }
 
-// VoCSettings: which sources count, the window of texts, and the org's
-// keyword and competitor lists (keys compared lower-cased).
+// VoCSettings: which sources count, the window of texts, the org's
+// keyword and competitor lists (keys compared lower-cased), and which
+// classifier gives texts their intent.
 type VoCSettings struct {
 	Sources     []string `json:"sources"`
 	WindowDays  int      `json:"window_days"`
 	Keywords    []string `json:"keywords"`
 	Competitors []string `json:"competitors"`
+	// IntentClassifier is VoCIntentRules (the default; "" reads as it) or
+	// VoCIntentLLM: the model, when the worker's provider is gemini.
+	IntentClassifier string `json:"intent_classifier"`
+}
+
+// Intent classifiers an org may choose, and what a cached text records as
+// the maker of its intent (voc_texts.intent_by): the rule table, the
+// model, or the rule table because the model's answer left the text out.
+const (
+	VoCIntentRules    = "rules"
+	VoCIntentLLM      = "llm"
+	VoCIntentFallback = "fallback"
+)
+
+// VoCIntentClassifiers are the values of VoCSettings.IntentClassifier.
+func VoCIntentClassifiers() []string { return []string{VoCIntentRules, VoCIntentLLM} }
+
+// intentMakers are the makers of a cached intent that count as analysed
+// under the settings' classifier: a text whose intent another made is
+// analysed again, so switching the classifier re-analyses every text. A
+// fallback counts under the model: its text is sent again only when it
+// changes (or the analysis key does).
+func (s VoCSettings) intentMakers() []string {
+	if s.IntentClassifier == VoCIntentLLM {
+		return []string{VoCIntentLLM, VoCIntentFallback}
+	}
+	return []string{VoCIntentRules}
 }
 
 // VoCKey is a keyword's or competitor's key: trimmed, lower-cased.
@@ -53,6 +81,11 @@ type VoCText struct {
 	ID        int64     `db:"id" json:"source_id"`
 	UpdatedAt time.Time `db:"updated_at" json:"source_updated_at"`
 	Text      string    `db:"text" json:"-"`
+	// The cached analysis of the same version of the text, if any (it is
+	// pending for another analysis key or classifier): its intent and
+	// who made it; "" when there is none.
+	CachedIntent   string `db:"cached_intent" json:"-"`
+	CachedIntentBy string `db:"cached_intent_by" json:"-"`
 }
 
 // VoCAnalysis is what the analyser made of one text.
@@ -61,6 +94,7 @@ type VoCAnalysis struct {
 	Sentiment   string   `json:"sentiment"`
 	Compound    float64  `json:"compound"`
 	Intent      string   `json:"intent"`
+	IntentBy    string   `json:"intent_by"`   // VoCIntentRules, VoCIntentLLM or VoCIntentFallback
 	Keywords    []string `json:"keywords"`    // one entry per mention, keys
 	Competitors []string `json:"competitors"` // one entry per mention, keys
 }
@@ -82,7 +116,8 @@ func (s VoCSettings) since(now time.Time) time.Time {
 // VoCPending reads the texts of source ("activity" or "case") among the
 // next limit candidate texts with ids above after (in the window, from
 // the chosen sources) that have no analysis under key, or one of an older
-// version of the text: the cache is keyed by the text's row and its
+// version of the text, or one whose intent another classifier made than
+// the settings name: the cache is keyed by the text's row and its
 // updated_at. next is the id of the last candidate, where the next call
 // starts; 0 when there was none left. A batch may hold no pending text at
 // all (every candidate cached).
@@ -110,13 +145,15 @@ func (db *DB) VoCPending(ctx context.Context, orgID int64, s VoCSettings, key, s
 			  AND x.occurred_at > $3 AND x.occurred_at <= $4 AND x.id > $2
 			ORDER BY x.id LIMIT $6) c`
 		q = `SELECT 'activity' AS source, x.id, x.updated_at,
-				concat_ws('. ', nullif(btrim(x.subject), ''), nullif(btrim(x.notes), '')) AS text
+				concat_ws('. ', nullif(btrim(x.subject), ''), nullif(btrim(x.notes), '')) AS text,
+				CASE WHEN v.source_updated_at = x.updated_at THEN v.intent ELSE '' END AS cached_intent,
+				CASE WHEN v.source_updated_at = x.updated_at THEN v.intent_by ELSE '' END AS cached_intent_by
 			FROM activities x
 			LEFT JOIN voc_texts v ON v.org_id = $1 AND v.source = 'activity' AND v.source_id = x.id
 			  AND v.source_id > $2 AND v.source_id <= $7
 			WHERE x.org_id = $1 AND x.state = 'active' AND x.direction = 'signal' AND x.medium = ANY($5)
 			  AND x.occurred_at > $3 AND x.occurred_at <= $4 AND x.id > $2 AND x.id <= $7
-			  AND (v.source_id IS NULL OR v.source_updated_at <> x.updated_at OR v.analysis_key <> $6)
+			  AND (v.source_id IS NULL OR v.source_updated_at <> x.updated_at OR v.analysis_key <> $6 OR v.intent_by <> ALL($8))
 			ORDER BY x.id`
 	case "case":
 		if !slices.Contains(s.Sources, VoCSourceCases) {
@@ -126,13 +163,15 @@ func (db *DB) VoCPending(ctx context.Context, orgID int64, s VoCSettings, key, s
 			WHERE k.org_id = $1 AND k.state = 'active' AND btrim(k.subject) <> ''
 			  AND coalesce(k.opened_at, k.created_at) > $3 AND coalesce(k.opened_at, k.created_at) <= $4 AND k.id > $2
 			ORDER BY k.id LIMIT $5) c`
-		q = `SELECT 'case' AS source, k.id, k.updated_at, k.subject AS text
+		q = `SELECT 'case' AS source, k.id, k.updated_at, k.subject AS text,
+				CASE WHEN v.source_updated_at = k.updated_at THEN v.intent ELSE '' END AS cached_intent,
+				CASE WHEN v.source_updated_at = k.updated_at THEN v.intent_by ELSE '' END AS cached_intent_by
 			FROM cases k
 			LEFT JOIN voc_texts v ON v.org_id = $1 AND v.source = 'case' AND v.source_id = k.id
 			  AND v.source_id > $2 AND v.source_id <= $6
 			WHERE k.org_id = $1 AND k.state = 'active' AND btrim(k.subject) <> ''
 			  AND coalesce(k.opened_at, k.created_at) > $3 AND coalesce(k.opened_at, k.created_at) <= $4 AND k.id > $2 AND k.id <= $6
-			  AND (v.source_id IS NULL OR v.source_updated_at <> k.updated_at OR v.analysis_key <> $5)
+			  AND (v.source_id IS NULL OR v.source_updated_at <> k.updated_at OR v.analysis_key <> $5 OR v.intent_by <> ALL($7))
 			ORDER BY k.id`
 	default:
 		return nil, 0, fmt.Errorf("voc source %q: %w", source, ErrInvalidQuery)
@@ -149,7 +188,7 @@ func (db *DB) VoCPending(ctx context.Context, orgID int64, s VoCSettings, key, s
 			return nil
 		}
 		next = upto.Int64
-		return tx.SelectContext(ctx, &texts, q, append(args, key, next)...)
+		return tx.SelectContext(ctx, &texts, q, append(args, key, next, pq.StringArray(s.intentMakers()))...)
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("pending voc texts of org %d: %w", orgID, err)
@@ -169,20 +208,23 @@ func (db *DB) SaveVoCAnalyses(ctx context.Context, orgID int64, key string, batc
 		if batch[i].Competitors == nil {
 			batch[i].Competitors = []string{}
 		}
+		if batch[i].IntentBy == "" {
+			batch[i].IntentBy = VoCIntentRules
+		}
 	}
 	raw, err := json.Marshal(batch)
 	if err != nil {
 		return err
 	}
 	_, err = db.ExecContext(ctx, `
-		INSERT INTO voc_texts (org_id, source, source_id, source_updated_at, analysis_key, sentiment, compound, intent, keywords, competitors, analysed_at)
-		SELECT $1, r.source, r.source_id, r.source_updated_at, $2, r.sentiment, r.compound, r.intent,
+		INSERT INTO voc_texts (org_id, source, source_id, source_updated_at, analysis_key, sentiment, compound, intent, intent_by, keywords, competitors, analysed_at)
+		SELECT $1, r.source, r.source_id, r.source_updated_at, $2, r.sentiment, r.compound, r.intent, r.intent_by,
 			ARRAY(SELECT jsonb_array_elements_text(r.keywords)), ARRAY(SELECT jsonb_array_elements_text(r.competitors)), now()
 		FROM jsonb_to_recordset($3::jsonb) AS r (source text, source_id bigint, source_updated_at timestamptz, sentiment text,
-			compound real, intent text, keywords jsonb, competitors jsonb)
+			compound real, intent text, intent_by text, keywords jsonb, competitors jsonb)
 		ON CONFLICT (org_id, source, source_id) DO UPDATE SET
 			source_updated_at = EXCLUDED.source_updated_at, analysis_key = EXCLUDED.analysis_key, sentiment = EXCLUDED.sentiment,
-			compound = EXCLUDED.compound, intent = EXCLUDED.intent, keywords = EXCLUDED.keywords,
+			compound = EXCLUDED.compound, intent = EXCLUDED.intent, intent_by = EXCLUDED.intent_by, keywords = EXCLUDED.keywords,
 			competitors = EXCLUDED.competitors, analysed_at = EXCLUDED.analysed_at`, orgID, key, string(raw))
 	if err != nil {
 		return fmt.Errorf("save voc analyses of org %d: %w", orgID, err)
@@ -209,14 +251,14 @@ func (db *DB) PruneVoCTexts(ctx context.Context, orgID int64) (int, error) {
 // that hold the activity media and whether cases count.
 func vocTextsSQL(key, since, media, cases string) string {
 	return `SELECT coalesce(x.account_id, c.account_id) AS account_id, v.source, v.source_id, x.occurred_at AS at,
-			v.sentiment, v.compound, v.intent, v.keywords, v.competitors
+			v.sentiment, v.compound, v.intent, v.intent_by, v.keywords, v.competitors
 		FROM voc_texts v JOIN activities x ON x.id = v.source_id LEFT JOIN contacts c ON c.id = x.contact_id
 		WHERE v.org_id = $1 AND v.source = 'activity' AND v.analysis_key = ` + key + ` AND x.state = 'active'
 		  AND x.direction = 'signal' AND x.medium = ANY(` + media + `) AND x.occurred_at > ` + since + ` AND x.occurred_at <= $2
 		  AND v.source_updated_at = x.updated_at
 		UNION ALL
 		SELECT coalesce(k.account_id, c.account_id), v.source, v.source_id, coalesce(k.opened_at, k.created_at),
-			v.sentiment, v.compound, v.intent, v.keywords, v.competitors
+			v.sentiment, v.compound, v.intent, v.intent_by, v.keywords, v.competitors
 		FROM voc_texts v JOIN cases k ON k.id = v.source_id LEFT JOIN contacts c ON c.id = k.contact_id
 		WHERE ` + cases + ` AND v.org_id = $1 AND v.source = 'case' AND v.analysis_key = ` + key + ` AND k.state = 'active'
 		  AND coalesce(k.opened_at, k.created_at) > ` + since + ` AND coalesce(k.opened_at, k.created_at) <= $2
@@ -355,6 +397,7 @@ type VoCQuote struct {
 	Text        string         `db:"text" json:"text"`
 	Sentiment   string         `db:"sentiment" json:"sentiment"`
 	Intent      string         `db:"intent" json:"intent"`
+	IntentBy    string         `db:"intent_by" json:"intent_by"` // rules, llm or fallback
 	Keywords    pq.StringArray `db:"keywords" json:"keywords"`
 	Competitors pq.StringArray `db:"competitors" json:"competitors"`
 }
@@ -378,7 +421,7 @@ func (db *DB) VoCQuotes(ctx context.Context, orgID int64, account string, s VoCS
 		WITH t AS (`+vocTextsSQL("$3", "$4", "$5", "$6")+`)
 		SELECT t.source, coalesce(x.external_id, k.external_id) AS external_id, t.at,
 			CASE WHEN t.source = 'case' THEN k.subject ELSE concat_ws('. ', nullif(btrim(x.subject), ''), nullif(btrim(x.notes), '')) END AS text,
-			t.sentiment, t.intent, t.keywords, t.competitors
+			t.sentiment, t.intent, t.intent_by, t.keywords, t.competitors
 		FROM t
 		LEFT JOIN activities x ON t.source = 'activity' AND x.id = t.source_id
 		LEFT JOIN cases k ON t.source = 'case' AND k.id = t.source_id
@@ -388,6 +431,32 @@ func (db *DB) VoCQuotes(ctx context.Context, orgID int64, account string, s VoCS
 		all, pq.StringArray(f.Intents), pq.StringArray(f.Sentiments), pq.StringArray(f.Keywords), pq.StringArray(f.Competitors), limit)
 	if err != nil {
 		return nil, fmt.Errorf("voc quotes of account %s: %w", account, err)
+	}
+	return out, nil
+}
+
+// VoCIntentMakers counts the account's analysed texts (under key, in the
+// window, from the chosen sources) by the maker of their intent: rules,
+// llm or fallback.
+func (db *DB) VoCIntentMakers(ctx context.Context, orgID int64, account string, s VoCSettings, key string, now time.Time) (map[string]int, error) {
+	id, err := db.accountID(ctx, orgID, account)
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		By string `db:"intent_by"`
+		N  int    `db:"n"`
+	}
+	err = db.SelectContext(ctx, &rows, `
+		WITH t AS (`+vocTextsSQL("$3", "$4", "$5", "$6")+`)
+		SELECT t.intent_by, count(*) AS n FROM t WHERE t.account_id = $7 GROUP BY 1`,
+		orgID, now, key, s.since(now), pq.StringArray(s.activityMedia()), slices.Contains(s.Sources, VoCSourceCases), id)
+	if err != nil {
+		return nil, fmt.Errorf("voc intent makers of account %s: %w", account, err)
+	}
+	out := map[string]int{}
+	for _, r := range rows {
+		out[r.By] = r.N
 	}
 	return out, nil
 }

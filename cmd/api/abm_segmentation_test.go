@@ -240,6 +240,12 @@ func TestBehaviourLimitsOverHTTP(t *testing.T) {
 	if p.Errors["labels[0].criteria"] == "" {
 		t.Errorf("errors %v, want labels[0].criteria", p.Errors)
 	}
+	badClassifier := `{"settings": {"sources": ["email"], "window_days": 30, "keywords": [], "competitors": [], "intent_classifier": "gpt"},
+		"labels": [{"name": "Buyers", "criteria": {"conditions": [{"field": "intent.purchase", "op": "gte", "value": 50}]}}]}`
+	p = wantProblem(t, e.do(t, "PUT", "/v1/abm/techniques/voc", e.keyA, badClassifier), 400, "validation")
+	if p.Errors["settings.intent_classifier"] == "" {
+		t.Errorf("errors %v, want settings.intent_classifier", p.Errors)
+	}
 	oneType := `{"settings": {"min_support_count": 2, "max_per_type": 5}, "labels": [
 		{"name": "a", "preferences": {"types": [{"type": "next_buy"}], "min_probability": 50}},
 		{"name": "b", "preferences": {"types": [{"type": "next_buy"}, {"type": "bundle"}], "min_probability": 1}}]}`

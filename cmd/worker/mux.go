@@ -97,7 +97,8 @@ func registry(d deps) []workers.Registration {
 				}
 			},
 		}),
-		workers.Register(jobs.SegmentRefreshSpec, d.db, segment.Refresher{Store: d.db, Segments: d.db, Now: time.Now, Log: d.log}),
+		workers.Register(jobs.SegmentRefreshSpec, d.db, segment.Refresher{Store: d.db, Segments: d.db, Now: time.Now, Log: d.log,
+			IntentModel: d.intentModel(), IntentBudget: d.cfg.VoCLLMTexts}),
 		workers.Register(jobs.ExportSegmentSpec, d.db, export.Exporter{Store: d.db, Bucket: d.bucket, Now: time.Now, Log: d.log}),
 		workers.Register(jobs.ExportsExpireSpec, d.db, export.Expirer{Store: d.db, Bucket: d.bucket, Now: time.Now}),
 		workers.Register(jobs.EnrichRecordSpec, d.db, enrich.Record{Enricher: en, Queue: d.queue()}),
@@ -106,6 +107,16 @@ func registry(d deps) []workers.Registration {
 			Store: d.db, Queue: d.inspector, Client: d.queue(), Margin: d.cfg.ReconcileMargin, Now: time.Now, Log: d.log,
 		}),
 	}
+}
+
+// intentModel is the provider VoC may ask for intents: the worker's when
+// it is Gemini (behind the same rate limits and metrics as summaries);
+// none with the offline provider, whose answers are summaries only.
+func (d deps) intentModel() llm.Provider {
+	if d.cfg.LLMProvider != "gemini" {
+		return nil
+	}
+	return d.provider
 }
 
 // enricher builds the enrichment handlers' shared part: one guarded

@@ -119,11 +119,18 @@ func (p *Provider) Generate(ctx context.Context, req llm.Request) (llm.Response,
 	if req.Schema != nil {
 		cfg.ResponseJsonSchema = req.Schema
 	}
-	if p.maxOut > 0 {
-		cfg.MaxOutputTokens = int32(p.maxOut)
+	maxOut, thinking := p.maxOut, p.thinking
+	if req.MaxOutputTokens > 0 {
+		maxOut = req.MaxOutputTokens
 	}
-	if p.thinking != nil {
-		cfg.ThinkingConfig = &genai.ThinkingConfig{ThinkingBudget: genai.Ptr(int32(*p.thinking))}
+	if req.ThinkingBudget != nil {
+		thinking = req.ThinkingBudget
+	}
+	if maxOut > 0 {
+		cfg.MaxOutputTokens = int32(maxOut)
+	}
+	if thinking != nil {
+		cfg.ThinkingConfig = &genai.ThinkingConfig{ThinkingBudget: genai.Ptr(int32(*thinking))}
 	}
 	if req.System != "" {
 		cfg.SystemInstruction = genai.NewContentFromText(req.System, genai.RoleUser)
@@ -152,6 +159,10 @@ func (p *Provider) Generate(ctx context.Context, req llm.Request) (llm.Response,
 	if err != nil {
 		return llm.Response{}, err
 	}
+	if req.Raw { // the caller checks the answer against its schema
+		out.Raw = text
+		return out, nil
+	}
 	answer, err := parseAnswer(text, req.Sections)
 	if err != nil {
 		return llm.Response{}, err
@@ -171,7 +182,7 @@ func answerText(resp *genai.GenerateContentResponse) (string, error) {
 		if fb.BlockReasonMessage != "" {
 			msg += ": " + fb.BlockReasonMessage
 		}
-		return "", fmt.Errorf("gemini: %w: %s", llm.ErrPermanent, msg)
+		return "", fmt.Errorf("gemini: %w", llm.Blocked(fmt.Errorf("%w: %s", llm.ErrPermanent, msg)))
 	}
 	if len(resp.Candidates) == 0 || resp.Candidates[0] == nil {
 		return "", fmt.Errorf("gemini: %w: no candidates in the response", llm.ErrTransient)
@@ -188,7 +199,7 @@ func answerText(resp *genai.GenerateContentResponse) (string, error) {
 		genai.FinishReasonProhibitedContent, genai.FinishReasonSPII, genai.FinishReasonLanguage,
 		genai.FinishReasonImageSafety, genai.FinishReasonImageProhibitedContent, genai.FinishReasonImageRecitation:
 		// A policy refusal: at temperature 0 the same prompt is refused again.
-		return "", fmt.Errorf("gemini: %w: answer blocked: %s%s", llm.ErrPermanent, r, suffix(cand.FinishMessage))
+		return "", fmt.Errorf("gemini: %w", llm.Blocked(fmt.Errorf("%w: answer blocked: %s%s", llm.ErrPermanent, r, suffix(cand.FinishMessage))))
 	default:
 		// OTHER, MALFORMED_FUNCTION_CALL and reasons newer than this code:
 		// nothing says a second attempt fails too.

@@ -165,10 +165,12 @@ type VoC struct {
 }
 
 // DefaultVoC: every source over a year, a few keywords, no competitors
-// (the org chooses them from its competitor list).
+// (the org chooses them from its competitor list), intents from the rule
+// table.
 func DefaultVoC() VoC {
 	return VoC{store.VoCSettings{Sources: store.VoCSources(), WindowDays: 365,
-		Keywords: []string{"price", "renewal", "support", "invoice", "seats"}, Competitors: []string{}}}
+		Keywords: []string{"price", "renewal", "support", "invoice", "seats"}, Competitors: []string{},
+		IntentClassifier: store.VoCIntentRules}}
 }
 
 // DefaultVoCLabels: ready to buy (purchase intent of at least half the
@@ -222,6 +224,9 @@ func CheckVoC(s VoC, labels []Label) ([]store.LabelRule, error) {
 	}
 	terms("keywords", s.Keywords)
 	terms("competitors", s.Competitors)
+	if c := s.IntentClassifier; c != "" && !slices.Contains(store.VoCIntentClassifiers(), c) {
+		errs["settings.intent_classifier"] = "rules (the rule table, the default) or llm (the model, when the worker's LLM provider is gemini)"
+	}
 	if len(labels) > MaxVoCLabels {
 		errs["labels"] = fmt.Sprintf("at most %d labels", MaxVoCLabels)
 	}

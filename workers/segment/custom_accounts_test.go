@@ -129,7 +129,7 @@ func TestCustomAccountsModuleIsSegmented(t *testing.T) {
 	f.ref.Segments = f.db
 	customClients(t, f)
 	res := f.refresh(t, jobs.SegmentRefreshPayload{})
-	if fmt.Sprint(res.Techniques[3:]) != "[{rfm 1 false 4 0 4 0 0 } {firmographics 1 false 0 5 0 0 0 }]" {
+	if fmt.Sprint(res.Techniques[3:]) != "[{rfm 1 false 4 0 4 0 0  <nil>} {firmographics 1 false 0 5 0 0 0  <nil>}]" {
 		t.Fatalf("refresh: %+v", res)
 	}
 	wantMap(t, "rfm", f.recordResults(t, store.TechniqueRFM), map[string]string{

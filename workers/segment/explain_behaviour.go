@@ -77,7 +77,14 @@ func (s Setup) explainBehaviour(ctx context.Context, orgID int64, account string
 		if err != nil {
 			return err
 		}
-		e.Details = map[string]any{"quotes": quotes}
+		makers, err := s.DB.VoCIntentMakers(ctx, orgID, account, settings.VoCSettings, a.Key, s.Now())
+		if err != nil {
+			return err
+		}
+		// Which classifier the org chose, and which made the intents of
+		// the account's texts: rules, llm, or fallback (the rule table
+		// where the model's answer left a text out).
+		e.Details = map[string]any{"quotes": quotes, "intent_classifier": settings.IntentClassifier, "intents_by": makers}
 	case store.TechniqueRecommendations:
 		_, ls, err := DecodeRecommendations(t)
 		if err != nil {

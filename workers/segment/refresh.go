@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crmq/crmq/jobs"
+	"github.com/crmq/crmq/llm"
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/store/criteria"
 	"github.com/crmq/crmq/workers"
@@ -28,6 +29,14 @@ type Refresher struct {
 	Segments Segments // nil: memberships are not recomputed
 	Now      func() time.Time
 	Log      *slog.Logger
+	// IntentModel is the provider VoC asks for intents when the org
+	// chose intent_classifier "llm": the worker's, when
+	// CRMQ_LLM_PROVIDER=gemini. nil: the rule table, and the result says
+	// so.
+	IntentModel llm.Provider
+	// IntentBudget is the most texts one refresh sends to the model;
+	// <= 0: IntentTextsPerRefresh.
+	IntentBudget int
 }
 
 // Run implements workers.Handler. Each requested active technique shows
@@ -214,7 +223,21 @@ func (r Refresher) refresh(ctx context.Context, orgID int64, t store.Technique, 
 		if err != nil {
 			return permanent(err)
 		}
-		if run.Analysed, err = AnalyseVoC(ctx, r.Store, orgID, settings.VoCSettings, a, now); err != nil {
+		vs, m := settings.VoCSettings, (*IntentModel)(nil)
+		run.Intents = &jobs.IntentRun{Classifier: store.VoCIntentRules}
+		if vs.IntentClassifier == store.VoCIntentLLM {
+			if r.IntentModel != nil {
+				run.Intents.Classifier = store.VoCIntentLLM
+				m = &IntentModel{Provider: r.IntentModel, OrgID: orgID, Budget: r.IntentBudget, Log: r.Log, Run: run.Intents}
+			} else {
+				// The texts are analysed as under "rules" and cached so:
+				// a worker with a model later sends them all.
+				vs.IntentClassifier = store.VoCIntentRules
+				run.Intents.Asked = store.VoCIntentLLM
+				run.Intents.Note = "intent_classifier is llm but this worker has no model for it (CRMQ_LLM_PROVIDER is not gemini): intents from the rule table"
+			}
+		}
+		if run.Analysed, err = AnalyseVoC(ctx, r.Store, orgID, vs, a, m, now); err != nil {
 			return err
 		}
 		lr, err := r.Store.LabelVoC(ctx, orgID, settings.VoCSettings, a.Key, rules, scope, now, runID)

@@ -173,6 +173,9 @@ func (s Setup) Put(ctx context.Context, orgID int64, name string, in View) (View
 		if voc.Keywords == nil {
 			voc.Keywords = []string{}
 		}
+		if voc.IntentClassifier == "" {
+			voc.IntentClassifier = store.VoCIntentRules
+		}
 		if _, err := CheckVoC(voc, in.Labels); err != nil {
 			return View{}, nil, err
 		}

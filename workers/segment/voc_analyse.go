@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -140,7 +141,7 @@ const (
 
 // Analyse classifies one text.
 func (a *Analyser) Analyse(t store.VoCText) store.VoCAnalysis {
-	out := store.VoCAnalysis{VoCText: t, Intent: "other", Sentiment: "neutral", Keywords: []string{}, Competitors: []string{}}
+	out := store.VoCAnalysis{VoCText: t, Intent: "other", IntentBy: store.VoCIntentRules, Sentiment: "neutral", Keywords: []string{}, Competitors: []string{}}
 	out.Compound = vader.PolarityScores(t.Text).Compound
 	switch {
 	case out.Compound >= positiveFrom:
@@ -183,10 +184,16 @@ func containsAny(s string, subs []string) bool {
 const vocBatch = 5000
 
 // AnalyseVoC analyses the org's texts that have no analysis under the
-// analyser's key (new, changed, or analysed under other settings), in
-// batches, and drops the analyses of deleted texts. It returns how many
-// texts it analysed.
-func AnalyseVoC(ctx context.Context, db *store.DB, orgID int64, s store.VoCSettings, a *Analyser, now time.Time) (int, error) {
+// analyser's key (new, changed, or analysed under other settings or by
+// another intent classifier than s names), in batches, and drops the
+// analyses of deleted texts. With s.IntentClassifier "llm", m gives the
+// texts their intent (m must then be set). It returns how many texts it
+// analysed.
+func AnalyseVoC(ctx context.Context, db *store.DB, orgID int64, s store.VoCSettings, a *Analyser, m *IntentModel, now time.Time) (int, error) {
+	if s.IntentClassifier == store.VoCIntentLLM && m == nil {
+		return 0, errors.New("voc: the llm intent classifier needs a model")
+	}
+	save := func(batch []store.VoCAnalysis) error { return db.SaveVoCAnalyses(ctx, orgID, a.Key, batch) }
 	n := 0
 	for _, source := range []string{"activity", "case"} {
 		after := int64(0)
@@ -206,7 +213,11 @@ func AnalyseVoC(ctx context.Context, db *store.DB, orgID int64, s store.VoCSetti
 				for i, t := range texts {
 					batch[i] = a.Analyse(t)
 				}
-				if err := db.SaveVoCAnalyses(ctx, orgID, a.Key, batch); err != nil {
+				if s.IntentClassifier == store.VoCIntentLLM {
+					if err := m.classify(ctx, texts, batch, save); err != nil {
+						return n, err
+					}
+				} else if err := save(batch); err != nil {
 					return n, err
 				}
 				n += len(texts)

@@ -68,6 +68,7 @@ type Config struct {
 	LLMTimeout    time.Duration
 	LLMOrgRPM     int
 	LLMGlobalRPM  int
+	VoCLLMTexts   int // VoC texts one refresh sends to the model
 	SummaryLimit  int
 	SummaryBudget int
 
@@ -126,6 +127,7 @@ var Vars = []Var{
 	{"CRMQ_LLM_TIMEOUT", "60s", "time limit of one model call"},
 	{"CRMQ_LLM_RPM_ORG", "60", "model requests per minute per org, shared by all workers (0: no limit)"},
 	{"CRMQ_LLM_RPM_GLOBAL", "600", "model requests per minute for all orgs together, shared by all workers (0: no limit)"},
+	{"CRMQ_VOC_LLM_TEXTS", "10000", "most VoC texts one segment:refresh sends to the model for their intent, for an org that chose intent_classifier llm (with CRMQ_LLM_PROVIDER=gemini); the rest keep the rule table's intent until a later refresh sends them"},
 	{"CRMQ_SUMMARY_DAILY_LIMIT", "100", "summaries a user may generate per UTC day (seed 000)"},
 	{"CRMQ_SUMMARY_TOKEN_BUDGET", "24000", "largest prompt, in estimated tokens, a summary sends"},
 	{"CRMQ_ENRICH_ALLOW_HOSTS", "", "comma-separated host names and CIDRs the enrichment fetcher may reach although they are not public (tests, private deployments; `make run` names the demo sites' loopback address); the address guard stays on for everything else, and cloud-metadata addresses are never allowed"},
@@ -182,6 +184,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		LLMTimeout:          p.duration("CRMQ_LLM_TIMEOUT", time.Second, 10*time.Minute),
 		LLMOrgRPM:           p.int("CRMQ_LLM_RPM_ORG", 0, 1000000),
 		LLMGlobalRPM:        p.int("CRMQ_LLM_RPM_GLOBAL", 0, 1000000),
+		VoCLLMTexts:         p.int("CRMQ_VOC_LLM_TEXTS", 1, 10000000),
 		SummaryLimit:        p.int("CRMQ_SUMMARY_DAILY_LIMIT", 1, 1000000),
 		SummaryBudget:       p.int("CRMQ_SUMMARY_TOKEN_BUDGET", 1000, 2000000),
 		EnrichAllowHosts:    p.str("CRMQ_ENRICH_ALLOW_HOSTS"),
