@@ -62,6 +62,21 @@ type phaseResult struct {
 	ObservedP50MS float64 `json:"observed_p50_ms,omitempty"`
 	ObservedP99MS float64 `json:"observed_p99_ms,omitempty"`
 	FirstError    string  `json:"first_error,omitempty"`
+	// crmq: where the latency went, each part's p50 and p99 in ms.
+	Parts *latencyParts `json:"parts,omitempty"`
+}
+
+func (p *latencyParts) String() string {
+	return fmt.Sprintf("POST %.1f/%.1fms, created -> started %.1f/%.1fms, started -> finished %.1f/%.1fms",
+		p.Post[0], p.Post[1], p.Queued[0], p.Queued[1], p.Run[0], p.Run[1])
+}
+
+// latencyParts splits crmq's latency: the POST round trip, the job row's
+// created_at -> started_at and started_at -> finished_at (Postgres' clock).
+type latencyParts struct {
+	Post   [2]float64 `json:"post_ms"`
+	Queued [2]float64 `json:"created_to_started_ms"`
+	Run    [2]float64 `json:"started_to_finished_ms"`
 }
 
 // benchReport is what bench e2e prints, as a table or as JSON.
@@ -250,6 +265,9 @@ func printReport(w io.Writer, r benchReport) error {
 	fmt.Fprintf(w, "latency: raw = Enqueue call -> handler entry; crmq = POST round trip + job row finished_at - created_at\n")
 	fmt.Fprintf(w, "crmq as seen by status polls (%s, %d GETs): p50 %.1fms, p99 %.1fms\n",
 		r.StatusPoll, r.CRMQ.StatusPolls, r.CRMQ.ObservedP50MS, r.CRMQ.ObservedP99MS)
+	if pt := r.CRMQ.Parts; pt != nil {
+		fmt.Fprintf(w, "crmq's parts, p50/p99: %s\n", pt)
+	}
 	for _, p := range []phaseResult{r.Raw, r.CRMQ} {
 		if p.FirstError != "" {
 			fmt.Fprintf(w, "first error (%s): %s\n", p.Name, p.FirstError)

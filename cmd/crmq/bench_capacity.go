@@ -470,6 +470,9 @@ func printCapacity(w io.Writer, r capacityReport) error {
 			fmt.Fprintf(w, "%6s api CPU per POST %.3f ms, per status read %.3f ms; %.2f status reads per job\n",
 				"", s.APIMSPerPost, s.APIMSPerRead, s.ReadsPerJob)
 		}
+		if pt := s.CRMQ.Parts; pt != nil {
+			fmt.Fprintf(w, "%6s crmq's parts, p50/p99: %s\n", "", pt)
+		}
 		raw := fmt.Sprintf("%6s %17s %17s %6s %6s", "", "", "raw phase:", "", "")
 		for _, n := range names {
 			raw += fmt.Sprintf(" %9s", fmt.Sprintf("%.3f", s.RawCPU[n]))

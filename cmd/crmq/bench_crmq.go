@@ -142,6 +142,7 @@ func (a *apiDriver) post(ctx context.Context) (string, error) {
 type jobStatus struct {
 	State      string     `json:"state"`
 	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`
 }
 
@@ -223,7 +224,11 @@ func (a *apiDriver) poll(ctx context.Context, queue chan *flight) {
 			f.end(sample{}, err)
 		case job.State == store.JobSucceeded:
 			row, err := job.rowLatency()
-			f.end(sample{lat: f.posted + row, observed: observed}, err)
+			s := sample{lat: f.posted + row, observed: observed}
+			if err == nil && job.StartedAt != nil {
+				s.parts = &[3]time.Duration{f.posted, job.StartedAt.Sub(job.CreatedAt), job.FinishedAt.Sub(*job.StartedAt)}
+			}
+			f.end(s, err)
 		case store.JobFinal(job.State):
 			f.end(sample{}, fmt.Errorf("job %s ended %s", f.id, job.State))
 		case observed > a.jobTimeout:

@@ -13,12 +13,17 @@ import (
 // when it differs from the latency (crmq phase only).
 type sample struct {
 	lat, observed time.Duration
+	// crmq's parts of lat, when known: the POST round trip, the row's
+	// created_at -> started_at (enqueue, queue wait, admission, start)
+	// and started_at -> finished_at (the handler and the finish).
+	parts *[3]time.Duration
 }
 
 // tally collects one phase's outcomes from many goroutines.
 type tally struct {
 	mu       sync.Mutex
 	lat, obs []time.Duration
+	parts    [3][]time.Duration
 	errors   int
 	firstErr string
 }
@@ -28,6 +33,11 @@ func (t *tally) ok(s sample) {
 	t.lat = append(t.lat, s.lat)
 	if s.observed > 0 {
 		t.obs = append(t.obs, s.observed)
+	}
+	if s.parts != nil {
+		for i, d := range s.parts {
+			t.parts[i] = append(t.parts[i], d)
+		}
 	}
 	t.mu.Unlock()
 }
@@ -56,6 +66,13 @@ func (t *tally) result(name string, sent, dropped int, window time.Duration) pha
 	if len(t.obs) > 0 {
 		slices.Sort(t.obs)
 		r.ObservedP50MS, r.ObservedP99MS = ms(percentile(t.obs, 0.50)), ms(percentile(t.obs, 0.99))
+	}
+	if len(t.parts[0]) > 0 {
+		r.Parts = &latencyParts{}
+		for i, p := range []*[2]float64{&r.Parts.Post, &r.Parts.Queued, &r.Parts.Run} {
+			slices.Sort(t.parts[i])
+			*p = [2]float64{ms(percentile(t.parts[i], 0.50)), ms(percentile(t.parts[i], 0.99))}
+		}
 	}
 	return r
 }

@@ -48,6 +48,17 @@ func TestBenchE2EAgainstRealBinaries(t *testing.T) {
 		if o := rep.CRMQ; !(0 < o.ObservedP50MS && o.ObservedP50MS <= o.ObservedP99MS) {
 			t.Errorf("observed by polling: p50 %.1f, p99 %.1f; want 0 < p50 <= p99", o.ObservedP50MS, o.ObservedP99MS)
 		}
+		// The parts of crmq's latency: each positive, none above the whole
+		// (a part's p50 is at most the whole's p99).
+		if pt := rep.CRMQ.Parts; pt == nil {
+			t.Error("no parts of crmq's latency")
+		} else {
+			for i, part := range [][2]float64{pt.Post, pt.Queued, pt.Run} {
+				if !(0 < part[0] && part[0] <= part[1] && part[0] <= rep.CRMQ.P99MS) {
+					t.Errorf("part %d of crmq's latency: p50/p99 %v, whole p99 %.1f", i, part, rep.CRMQ.P99MS)
+				}
+			}
+		}
 		// Warm-up and preflight jobs are polled too, but never fewer than one GET per job.
 		if rep.CRMQ.StatusPolls < int64(rep.CRMQ.Count) {
 			t.Errorf("%d status polls for %d jobs", rep.CRMQ.StatusPolls, rep.CRMQ.Count)
