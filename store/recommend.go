@@ -401,6 +401,10 @@ func (db *DB) Recommend(ctx context.Context, orgID int64, s RecommendSettings, l
 		if err := batchPlan(ctx, tx); err != nil {
 			return err
 		}
+		// A chunk's sorts fit in this; the chunks bound it.
+		if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '32MB'`); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM account_recommendations WHERE org_id = $1`, orgID); err != nil {
 			return err
 		}
