@@ -20,6 +20,15 @@ type RecRow struct {
 	Evidence    string `db:"evidence"`
 }
 
+// String shows the basis by value.
+func (r RecRow) String() string {
+	basis := "-"
+	if r.Basis != nil {
+		basis = fmt.Sprint(*r.Basis)
+	}
+	return fmt.Sprintf("account %d %s product %d basis %s at %d: %s", r.AccountID, r.Kind, r.ProductID, basis, r.Probability, r.Evidence)
+}
+
 // RecommendRows lists the org's stored recommendations in a fixed order.
 func (db *DB) RecommendRows(ctx context.Context, orgID int64) ([]RecRow, error) {
 	var out []RecRow

@@ -123,7 +123,7 @@ func TestRecommendChunksMatchTheSingleStatement(t *testing.T) {
 					s, chunk, steps, len(got), n, len(want), kinds)
 				for i := range min(len(got), len(want)) {
 					if !reflect.DeepEqual(got[i], want[i]) {
-						t.Errorf("first difference: got %+v, want %+v", got[i], want[i])
+						t.Errorf("first difference: got %v, want %v", got[i], want[i])
 						break
 					}
 				}
