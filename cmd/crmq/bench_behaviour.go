@@ -4,9 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/crmq/crmq/store"
@@ -50,9 +49,11 @@ func runBenchBehaviour(ctx context.Context, c *cli, args []string) error {
 	deals := fs.Int("deals", 10_000_000, "deals of the bench org (as bench rfm)")
 	scale := fs.Float64("scale", 0.1, "the demo's proportions of contacts, activities and cases per account and line items per deal, times this")
 	items := fs.Float64("items-per-deal", demoItemsPerDeal, "line items per deal (the demo's 2 by default: recommendations read them)")
-	runs := fs.Int("runs", 3, "timed runs, after one first (cold) run; the median is reported")
+	runs := fs.Int("runs", 3, "timed runs, after one first (cold) run; the median is reported (0: the first run alone)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fillOnly := fs.Bool("fill-only", false, "fill the bench org and stop")
+	only := fs.String("only", "", "time only these techniques (comma-separated; the segment's membership is then not timed)")
+	recChunk := fs.Int("rec-chunk", 0, "accounts per chunk of the recommendations refresh (0: the worker's default)")
 	c.detail = "Fills the org " + rfmBenchOrg + " as bench rfm does, then adds (in SQL, once; kept for later runs) 20 products,\n" +
 		"line items, contacts, activities (signals and follow-ups over the eleven mediums, customer texts) and cases\n" +
 		"in the demo's proportions times --scale (per account: 4.7 contacts, 99 activities over 540 days, 1.6 cases)\n" +
@@ -63,8 +64,17 @@ func runBenchBehaviour(ctx context.Context, c *cli, args []string) error {
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	if *accounts < 10 || *deals < *accounts || *runs < 1 || *runs > 20 || !(*scale > 0 && *scale <= 1) || !(*items >= 0 && *items <= 10) {
-		return usagef(c.cmd, "want --accounts >= 10, --deals >= --accounts, --runs in [1, 20], --scale in (0, 1] and --items-per-deal in [0, 10]")
+	techs := behaviourTechniques
+	if *only != "" {
+		techs = strings.Split(*only, ",")
+		for _, t := range techs {
+			if !slices.Contains(behaviourTechniques, t) {
+				return usagef(c.cmd, "--only: %q is not one of %s", t, strings.Join(behaviourTechniques, ", "))
+			}
+		}
+	}
+	if *accounts < 10 || *deals < *accounts || *runs < 0 || *runs > 20 || !(*scale > 0 && *scale <= 1) || !(*items >= 0 && *items <= 10) {
+		return usagef(c.cmd, "want --accounts >= 10, --deals >= --accounts, --runs in [0, 20], --scale in (0, 1] and --items-per-deal in [0, 10]")
 	}
 	db, err := c.openDB(ctx)
 	if err != nil {
@@ -89,12 +99,12 @@ func runBenchBehaviour(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ref := segment.Refresher{Store: db, Now: func() time.Time { return now }, Log: quiet}
-	parts := make([]techniqueTimes, len(behaviourTechniques)+1)
+	// The refresher's log shows a long refresh's heartbeat.
+	ref := segment.Refresher{Store: db, Now: func() time.Time { return now }, Log: c.logger(), RecommendChunk: *recChunk}
+	parts := make([]techniqueTimes, len(techs)+1)
 	for i := 0; i <= *runs; i++ {
 		runID := fmt.Sprintf("bench-%d", time.Now().UnixNano())
-		for k, name := range behaviourTechniques {
+		for k, name := range techs {
 			c.logger().InfoContext(ctx, "refresh", "technique", name, "run", i)
 			start := time.Now()
 			run, err := ref.RefreshTechnique(ctx, org, name, now, runID)
@@ -113,6 +123,9 @@ func runBenchBehaviour(ctx context.Context, c *cli, args []string) error {
 			}
 			p.Scored, p.Written, p.Recommendations = max(run.Scored, run.Labelled), run.Written, run.Recommendations
 		}
+		if *only != "" {
+			continue
+		}
 		start := time.Now()
 		members, err := db.RecomputeSegment(ctx, org, segID, now)
 		if err != nil {
@@ -128,6 +141,9 @@ func runBenchBehaviour(ctx context.Context, c *cli, args []string) error {
 		} else {
 			p.RunsMS = append(p.RunsMS, ms)
 		}
+	}
+	if *only != "" {
+		parts = parts[:len(techs)]
 	}
 	for i := range parts {
 		parts[i].MedianMS = median(parts[i].RunsMS)

@@ -37,6 +37,9 @@ type Refresher struct {
 	// IntentBudget is the most texts one refresh sends to the model;
 	// <= 0: IntentTextsPerRefresh.
 	IntentBudget int
+	// RecommendChunk is the accounts per chunk of a recommendations
+	// refresh (0: store.DefaultRecommendChunk).
+	RecommendChunk int
 }
 
 // Run implements workers.Handler. Each requested active technique shows
@@ -108,7 +111,12 @@ func (r Refresher) Run(ctx context.Context, job workers.Job[jobs.SegmentRefreshP
 			}
 		}
 		res.Skipped = false
-		if err := r.refresh(ctx, p.OrgID, t, now, job.ID, &run); err != nil {
+		// A long technique (recommendations, in chunks) moves the job's
+		// progress within its share; a cancelled job stops it.
+		progress := func(done, total int) error {
+			return job.Progress(ctx, 80*i/max(len(techs), 1)+80*done/(max(total, 1)*max(len(techs), 1)))
+		}
+		if err := r.refresh(ctx, p.OrgID, t, now, job.ID, &run, progress); err != nil {
 			return res, workers.Permanent(fmt.Errorf("%s: %w", t.Name, err))
 		}
 		ended[t.Name] = true
@@ -161,8 +169,9 @@ func (r Refresher) notBegun(ctx context.Context, p jobs.SegmentRefreshPayload, b
 	return nil
 }
 
-// refresh computes one technique.
-func (r Refresher) refresh(ctx context.Context, orgID int64, t store.Technique, now time.Time, runID string, run *jobs.TechniqueRun) error {
+// refresh computes one technique; progress (done and total steps) is
+// reported by the techniques that run in steps.
+func (r Refresher) refresh(ctx context.Context, orgID int64, t store.Technique, now time.Time, runID string, run *jobs.TechniqueRun, progress func(done, total int) error) error {
 	scope, err := r.Store.ScopeFilter(ctx, orgID, now)
 	if err != nil {
 		return err
@@ -258,7 +267,16 @@ func (r Refresher) refresh(ctx context.Context, orgID int64, t store.Technique, 
 		if err != nil {
 			return err
 		}
-		lr, n, err := r.Store.Recommend(ctx, orgID, settings.RecommendSettings, resolveRecommendLabels(labels, ids), scope, now, runID)
+		started, last := time.Now(), time.Now()
+		opt := store.RecommendRun{ChunkAccounts: r.RecommendChunk, Progress: func(done, total int) error {
+			if time.Since(last) >= 30*time.Second { // a heartbeat in the log of a long refresh
+				last = time.Now()
+				r.Log.InfoContext(ctx, "recommendations refreshing", "org_id", orgID, "step", done, "steps", total,
+					"elapsed", time.Since(started).Round(time.Second).String())
+			}
+			return progress(done, total)
+		}}
+		lr, n, err := r.Store.Recommend(ctx, orgID, settings.RecommendSettings, resolveRecommendLabels(labels, ids), scope, now, runID, opt)
 		run.Scored, run.Written, run.Recommendations = lr.Scored, lr.Written, n
 		return err
 	}
@@ -279,7 +297,7 @@ func (r Refresher) RefreshTechnique(ctx context.Context, orgID int64, name strin
 	}
 	t.Name = name
 	run := jobs.TechniqueRun{Technique: name, Version: t.Version}
-	if err := r.refresh(ctx, orgID, t, now, runID, &run); err != nil {
+	if err := r.refresh(ctx, orgID, t, now, runID, &run, func(int, int) error { return ctx.Err() }); err != nil {
 		return run, fmt.Errorf("%s: %w", name, err)
 	}
 	return run, nil
