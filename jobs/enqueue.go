@@ -151,9 +151,17 @@ func (e *Enqueuer) Enqueue(ctx context.Context, req Request) (store.Job, bool, e
 	}
 	if _, err := e.Client.EnqueueContext(ctx, req.Task.Asynq(asynq.TaskID(id))); err != nil {
 		// Keep no row for a task that is not on a queue; the delete must
-		// run even if the caller's context is gone.
-		if derr := e.DB.DeleteQueuedJob(context.WithoutCancel(ctx), id); derr != nil {
+		// run even if the caller's context is gone. A row a worker has
+		// already started shows the task did reach Redis (its answer was
+		// lost, as in a failover): the job is accepted, not refused.
+		started, derr := e.DB.DeleteQueuedJob(context.WithoutCancel(ctx), id)
+		if derr != nil {
 			e.Log.ErrorContext(ctx, "job row left after failed enqueue", "job_id", id, "err", derr)
+		}
+		if started {
+			e.Log.WarnContext(ctx, "enqueue reported an error but a worker started the task; accepted", "job_id", id, "err", err)
+			e.enqueued(req.Task.Spec.Type)
+			return stored, false, nil
 		}
 		if errors.Is(err, asynq.ErrTaskIDConflict) {
 			return store.Job{}, false, fmt.Errorf("job %s: %w", id, ErrAlreadyEnqueued)

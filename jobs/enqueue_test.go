@@ -165,3 +165,35 @@ func TestPayloadValidation(t *testing.T) {
 		t.Fatalf("unknown payload field must not be retried, got %v", err)
 	}
 }
+
+// lostAnswer is a queue whose enqueue reaches Redis and a worker, but
+// whose answer is lost (a failover): a worker starts the row, then the
+// enqueue reports an error.
+type lostAnswer struct {
+	db *store.DB
+}
+
+func (l lostAnswer) EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	if _, err := l.db.ExecContext(ctx, `UPDATE jobs SET state = 'running', attempts = 1, started_at = now() WHERE state = 'queued'`); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("READONLY You can't write against a read only replica")
+}
+
+// An enqueue that reports an error after a worker already started the
+// task was accepted: the job is returned and its row kept, not a 503 for
+// a job that runs anyway.
+func TestAnEnqueueWhoseTaskStartedIsAccepted(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	enq := &jobs.Enqueuer{DB: f.db, Client: lostAnswer{f.db}, Log: f.enq.Log}
+	j, _, err := enq.Enqueue(ctx, jobs.Request{OrgID: f.org.ID, Task: ping(t, f.org.ID, "")})
+	if err != nil || j.ID == "" {
+		t.Fatalf("enqueue whose task started: job %q, err %v", j.ID, err)
+	}
+	var state string
+	if err := f.db.GetContext(ctx, &state, `SELECT state FROM jobs WHERE id = $1`, j.ID); err != nil || state != "running" {
+		t.Fatalf("row of the started job: %q (%v)", state, err)
+	}
+}

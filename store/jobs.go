@@ -138,14 +138,19 @@ func (db *DB) InsertJobSingle(ctx context.Context, j Job) (Job, bool, error) {
 	return out, true, nil
 }
 
-// DeleteQueuedJob removes a job row that never reached the queue.
-func (db *DB) DeleteQueuedJob(ctx context.Context, id string) error {
-	_, err := db.ExecContext(ctx, `DELETE FROM jobs WHERE id = $1 AND state = 'queued' AND attempts = 0`, id)
+// DeleteQueuedJob removes a job row that never reached the queue. started
+// is true when the row was kept because a worker has already started it:
+// the enqueue that reported an error did reach Redis (an answer lost in a
+// failover), so the job is accepted after all.
+func (db *DB) DeleteQueuedJob(ctx context.Context, id string) (started bool, err error) {
+	err = db.GetContext(ctx, &started, `
+		WITH d AS (DELETE FROM jobs WHERE id = $1 AND state = 'queued' AND attempts = 0 RETURNING 1)
+		SELECT NOT EXISTS (SELECT 1 FROM d) AND EXISTS (SELECT 1 FROM jobs WHERE id = $1)`, id)
 	db.forgetJob(id)
 	if err != nil {
-		return fmt.Errorf("delete job %s: %w", id, err)
+		return false, fmt.Errorf("delete job %s: %w", id, err)
 	}
-	return nil
+	return started, nil
 }
 
 // Job reads one job of an org; another org's job is ErrNotFound.
