@@ -222,3 +222,66 @@ func TestBatcherGroupsAndFallsBack(t *testing.T) {
 		t.Errorf("single calls %v, want %v", singles, want)
 	}
 }
+
+// A start or finish, batched or not, looks its rows up by id however small
+// the jobs table was when the statement first ran: a plan fixed while the
+// table was small would read every row of the grown table at each run.
+func TestBatchedStartAndFinishDoNotScanJobs(t *testing.T) {
+	ctx := context.Background()
+	_, url := storetest.NewDB(t)
+	// One connection: every statement, and the statistics it flushes, in
+	// one backend.
+	db, err := store.Open(ctx, url, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	org, _ := storetest.NewOrg(t, db, "acme")
+	if _, err := db.ExecContext(ctx, `INSERT INTO jobs (id, org_id, type, queue) SELECT 's' || g, $1, 't', 'low' FROM generate_series(1, 20) g`, org.ID); err != nil {
+		t.Fatal(err)
+	}
+	batch := func(round int) {
+		t.Helper()
+		run := fmt.Sprintf("run-%d", round)
+		if _, _, err := db.StartJobsBatch(ctx, []store.JobStartIn{store.NewJobStartIn("s1", 1, run), store.NewJobStartIn("s2", 1, run)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.FinishJobsBatch(ctx, []store.JobFinishIn{
+			store.NewJobFinishIn("s1", run, store.JobFailed, nil, "x"), store.NewJobFinishIn("s2", run, store.JobFailed, nil, "x"),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.StartJob(ctx, "s3", 1, run); err != nil { // and the single-row statements
+			t.Fatal(err)
+		}
+		if err := db.FinishJob(ctx, "s3", run, store.JobFailed, nil, "x"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Job(ctx, org.ID, "s3"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 { // enough runs for a prepared statement to settle on a generic plan
+		batch(i)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO jobs (id, org_id, type, queue) SELECT 'b' || g, $1, 't', 'low' FROM generate_series(1, 20000) g`, org.ID); err != nil {
+		t.Fatal(err)
+	}
+	scanned := func() int64 {
+		t.Helper()
+		// Flush this backend's counts, then read them in a new transaction.
+		if _, err := db.ExecContext(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := db.GetContext(ctx, &n, `SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'jobs'`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := scanned()
+	batch(10)
+	if read := scanned() - before; read > 1000 {
+		t.Fatalf("starts and finishes of 3 jobs read %d rows of a 20,020-row jobs table by sequential scan", read)
+	}
+}
