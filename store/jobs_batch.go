@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/lib/pq"
 )
@@ -205,4 +206,11 @@ func (db *DB) JobWriteStats() JobWriteStats {
 		s.Statements += c.statements.Load()
 	}
 	return s
+}
+
+// SetJobBatchDelay makes the job-row writes (insert, start, finish) that
+// arrive steadily wait up to d for others to share their statement (see
+// batcher); 0, the default, never waits. Call it before the DB is used.
+func (db *DB) SetJobBatchDelay(d time.Duration) {
+	db.jobs.insert.linger, db.jobs.start.linger, db.jobs.finish.linger = d, d, d
 }

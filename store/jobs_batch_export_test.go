@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // The batched statements, for tests that check them against the single ones.
 
@@ -47,3 +50,6 @@ func (b *Batcher) Pending() int {
 	defer b.b.mu.Unlock()
 	return len(b.b.pending)
 }
+
+// SetLinger sets the batcher's linger (see batcher); before use.
+func (b *Batcher) SetLinger(d time.Duration) { b.b.linger = d }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/store/storetest"
@@ -283,5 +284,55 @@ func TestBatchedStartAndFinishDoNotScanJobs(t *testing.T) {
 	batch(10)
 	if read := scanned() - before; read > 1000 {
 		t.Fatalf("starts and finishes of 3 jobs read %d rows of a 20,020-row jobs table by sequential scan", read)
+	}
+}
+
+// With a linger, a call that follows another closely waits for company, and
+// a call after a quiet spell runs at once.
+func TestBatcherLingersOnlyWhileCallsComeSteadily(t *testing.T) {
+	ctx := context.Background()
+	const linger = 500 * time.Millisecond
+	var mu sync.Mutex
+	var statements [][]string
+	record := func(in ...string) {
+		mu.Lock()
+		statements = append(statements, in)
+		mu.Unlock()
+	}
+	b := store.NewBatcher(10,
+		func(_ context.Context, s string) (string, error) { record(s); return s, nil },
+		func(_ context.Context, in []string) ([]string, []error, error) {
+			record(in...)
+			return in, make([]error, len(in)), nil
+		})
+	b.SetLinger(linger)
+	alone := func(s string) {
+		t.Helper()
+		start := time.Now()
+		if _, err := b.Do(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d >= linger/2 {
+			t.Errorf("call %s after a quiet spell took %s: it waited for company", s, d)
+		}
+	}
+	alone("a")
+	done := make(chan struct{}, 2)
+	for i, s := range []string{"b", "c"} { // b follows a closely: it waits, and c joins it
+		go func() { _, _ = b.Do(ctx, s); done <- struct{}{} }()
+		for deadline := time.Now().Add(5 * time.Second); b.Pending() < i+1; runtime.Gosched() {
+			if time.Now().After(deadline) {
+				t.Fatalf("call %s did not wait: %d pending", s, b.Pending())
+			}
+		}
+	}
+	<-done
+	<-done
+	time.Sleep(2*linger + 50*time.Millisecond)
+	alone("d")
+	mu.Lock()
+	defer mu.Unlock()
+	if want := [][]string{{"a"}, {"b", "c"}, {"d"}}; !slices.EqualFunc(statements, want, slices.Equal) {
+		t.Fatalf("statements %v, want %v", statements, want)
 	}
 }

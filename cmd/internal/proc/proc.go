@@ -122,6 +122,7 @@ func Start(name string, requireAdmin bool, maxConns int) *Process {
 	if err != nil {
 		Fatal(log, "postgres", err)
 	}
+	db.SetJobBatchDelay(cfg.DBBatchWait)
 	redisOpt, err := RedisOpt(cfg)
 	if err != nil {
 		Fatal(log, "redis", err)
