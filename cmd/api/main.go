@@ -62,10 +62,11 @@ func main() {
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redisOpt, ReadOnly: cfg.MonitoringReadOnly})
 	defer mon.Close()
 
+	marking := fair.NewMarking(client, lim)
 	s := &server{
 		cfg: cfg,
 		db:  db,
-		enq: &jobs.Enqueuer{DB: db, Client: fair.NewMarking(client, lim), Queue: insp, Log: log,
+		enq: &jobs.Enqueuer{DB: db, Client: marking, Queue: insp, Log: log,
 			Enqueued: func(t string) { enqueued.WithLabelValues(t).Inc() }},
 		pingRedis:  client.Ping,
 		log:        log,
@@ -109,5 +110,6 @@ func main() {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("api shutdown", "err", err)
 	}
+	marking.Flush()
 	log.Info("api stopped")
 }

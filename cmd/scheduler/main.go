@@ -25,7 +25,8 @@ func main() {
 		proc.Fatal(log, "per-org limiter", err)
 	}
 	defer limRDB.Close()
-	s, err := scheduler.New(Table(cfg, db), &jobs.Enqueuer{DB: db, Client: fair.NewMarking(client, lim), Log: log}, db, log)
+	marking := fair.NewMarking(client, lim)
+	s, err := scheduler.New(Table(cfg, db), &jobs.Enqueuer{DB: db, Client: marking, Log: log}, db, log)
 	if err != nil {
 		proc.Fatal(log, "cron table", err)
 	}
@@ -34,6 +35,7 @@ func main() {
 	<-ctx.Done()
 	log.Info("scheduler stopping")
 	s.Stop()
+	marking.Flush()
 }
 
 // Table is the cron table from config; an empty spec disables its entry.

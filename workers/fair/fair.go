@@ -138,6 +138,9 @@ type Limiter struct {
 	M      *Metrics // may be nil
 
 	Lease, Stale, Linger, Wait, LastWait, RetryIn time.Duration
+
+	bgOnce sync.Once
+	bg     *sender // releases sent in the background (Middleware)
 }
 
 func (l *Limiter) enabled() bool {
@@ -457,6 +460,26 @@ func (l *Limiter) Release(queue string, org int64, taskID string) error {
 	return nil
 }
 
+// releaseLater frees the task's slot in the background, in one round trip
+// with other releases (see sender): the worker's slot is free for its next
+// task without waiting for Redis, and the org's lease goes a few
+// milliseconds later.
+func (l *Limiter) releaseLater(queue string, org int64, taskID string) {
+	l.bgOnce.Do(func() { l.bg = newSender(l.RDB, l.Log, "release") })
+	key := runKey(queue, org)
+	l.bg.send(context.Background(), func(ctx context.Context, c redis.Cmdable) redis.Cmder {
+		return c.ZRem(ctx, key, taskID)
+	})
+}
+
+// Flush waits until the releases sent in the background are done (before
+// a worker process exits).
+func (l *Limiter) Flush() {
+	if l.bg != nil {
+		l.bg.flush()
+	}
+}
+
 // Renew moves the task's lease end to now+Lease.
 func (l *Limiter) Renew(ctx context.Context, queue string, org int64, taskID string) error {
 	if err := renew.Run(ctx, l.RDB, []string{runKey(queue, org)}, taskID, l.lease().Milliseconds()).Err(); err != nil {
@@ -471,10 +494,16 @@ func (l *Limiter) Mark(ctx context.Context, queue string, org int64, taskID stri
 	if !l.enabled() || org <= 0 || !l.capped(queue) {
 		return nil
 	}
-	if err := mark.Run(ctx, l.RDB, []string{waitKey(queue, org), demandKey, startedKey(queue, org)}, taskID, org, l.stale().Milliseconds()).Err(); err != nil {
+	keys, args := l.markArgs(queue, org, taskID)
+	if err := mark.Run(ctx, l.RDB, keys, args...).Err(); err != nil {
 		return fmt.Errorf("fair mark: %w", err)
 	}
 	return nil
+}
+
+// markArgs are the keys and arguments of the mark script.
+func (l *Limiter) markArgs(queue string, org int64, taskID string) ([]string, []any) {
+	return []string{waitKey(queue, org), demandKey, startedKey(queue, org)}, []any{taskID, org, l.stale().Milliseconds()}
 }
 
 // Held counts the live slots of queue the org holds (for tests and
@@ -538,11 +567,7 @@ func (l *Limiter) Middleware() asynq.MiddlewareFunc {
 			if how == "overcap" {
 				return next.ProcessTask(ctx, t)
 			}
-			defer func() {
-				if err := l.Release(queue, org, id); err != nil && l.Log != nil {
-					l.Log.WarnContext(ctx, "per-org slot not released; its lease frees it", "task_id", id, "err", err)
-				}
-			}()
+			defer l.releaseLater(queue, org, id)
 			if l.M != nil {
 				g := l.M.Held.WithLabelValues(queue)
 				g.Inc()
@@ -652,23 +677,30 @@ type TaskEnqueuer interface {
 type Marking struct {
 	TaskEnqueuer
 	L *Limiter
-	// inFlight bounds the marks sent in the background (NewMarking); nil:
-	// each mark is sent before EnqueueContext returns.
-	inFlight chan struct{}
+	// bg sends the marks in the background (NewMarking); nil: each mark
+	// is sent before EnqueueContext returns.
+	bg *sender
 }
 
-// asyncMarks bounds the marks one process has in flight; past it a mark
-// is sent before EnqueueContext returns, which slows the enqueuer down to
-// what Redis takes.
-const asyncMarks = 256
-
-// NewMarking is a Marking that sends each mark in the background, so an
-// enqueue waits for one Redis round trip (asynq's) instead of two. A mark
-// that arrives after its task started is ignored (the started set), so
-// the order does not matter; a process that stops drops the marks still
-// in flight, and their tasks mark themselves when first refused.
+// NewMarking is a Marking that sends the marks in the background, many in
+// one round trip (see sender), so an enqueue waits for one Redis round
+// trip (asynq's) instead of two. A mark that arrives after its task
+// started is ignored (the started set), so the order does not matter; a
+// process that stops without Flush drops the marks still queued, and
+// their tasks mark themselves when first refused.
 func NewMarking(c TaskEnqueuer, l *Limiter) Marking {
-	return Marking{TaskEnqueuer: c, L: l, inFlight: make(chan struct{}, asyncMarks)}
+	m := Marking{TaskEnqueuer: c, L: l}
+	if l.enabled() {
+		m.bg = newSender(l.RDB, l.Log, "mark")
+	}
+	return m
+}
+
+// Flush waits until the marks sent in the background are done.
+func (m Marking) Flush() {
+	if m.bg != nil {
+		m.bg.flush()
+	}
 }
 
 // EnqueueContext enqueues, then marks.
@@ -681,21 +713,15 @@ func (m Marking) EnqueueContext(ctx context.Context, task *asynq.Task, opts ...a
 	if org <= 0 || !m.L.capped(info.Queue) {
 		return info, nil
 	}
-	mark := func(ctx context.Context) {
+	if m.bg == nil {
 		if merr := m.L.Mark(ctx, info.Queue, org, info.ID); merr != nil && m.L.Log != nil {
 			m.L.Log.WarnContext(ctx, "org not marked as waiting", "task_id", info.ID, "err", merr)
 		}
+		return info, nil
 	}
-	select {
-	case m.inFlight <- struct{}{}:
-		go func() {
-			defer func() { <-m.inFlight }()
-			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			mark(mctx)
-		}()
-	default: // none in the background (nil), or as many as allowed
-		mark(ctx)
-	}
+	keys, args := m.L.markArgs(info.Queue, org, info.ID)
+	m.bg.send(ctx, func(ctx context.Context, c redis.Cmdable) redis.Cmder {
+		return mark.Run(ctx, c, keys, args...)
+	})
 	return info, nil
 }

@@ -3,6 +3,7 @@ package fair_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -343,4 +344,54 @@ func TestBackgroundMarksLand(t *testing.T) {
 	if a := try(t, l, "default", 1, "a-2"); a != fair.Refused {
 		t.Fatalf("org 7 marked as waiting: %v, want refused", a)
 	}
+}
+
+// countTrips counts the round trips a client makes (a pipeline is one).
+type countTrips struct{ n atomic.Int64 }
+
+func (c *countTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *countTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+}
+func (c *countTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
+}
+
+// Marks sent in a burst share round trips, and every one lands, also
+// after Redis forgot the limiter's scripts (a restart, SCRIPT FLUSH).
+func TestBackgroundMarksShareRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r1, _ := newRedis(t)
+	trips := &countTrips{}
+	r1.AddHook(trips)
+	l := limiter(r1, map[string]int{"default": 1})
+	m := fair.NewMarking(idEnqueuer{queue: "default"}, l)
+	send := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if _, err := m.EnqueueContext(ctx, asynq.NewTask("system:ping", fmt.Appendf(nil, `{"org_id":7,"n":%d}`, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m.Flush()
+	}
+	send(0, 100)
+	if n := trips.n.Load(); n > 20 {
+		t.Errorf("100 marks took %d round trips", n)
+	}
+	if err := r1.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	send(100, 200)
+	if n, err := r1.ZCard(ctx, "crmq:fair:wait:default:7").Result(); err != nil || n != 200 {
+		t.Fatalf("%d marks landed (%v), want 200", n, err)
+	}
+}
+
+// idEnqueuer answers as asynq's client does, a task id per payload.
+type idEnqueuer struct{ queue string }
+
+func (f idEnqueuer) EnqueueContext(_ context.Context, task *asynq.Task, _ ...asynq.Option) (*asynq.TaskInfo, error) {
+	return &asynq.TaskInfo{ID: string(task.Payload()), Queue: f.queue}, nil
 }
