@@ -15,7 +15,7 @@ import (
 const TypeExportSegment = "export:segment"
 
 // ExportSegmentSpec: a rerun writes the same file over its own keys.
-var ExportSegmentSpec = Spec{Type: TypeExportSegment, Queue: QueueDefault, MaxRetry: 3, Timeout: 2 * time.Hour, Retention: 2 * time.Hour}
+var ExportSegmentSpec = Spec{Type: TypeExportSegment, Queue: QueueDefault, MaxRetry: 3, Timeout: 2 * time.Hour, Retention: 2 * time.Hour, PerWorker: 4}
 
 // TypeExportsExpire removes an org's export files past their two weeks,
 // the files of invalid exports and the history rows past 90 days.

@@ -57,6 +57,11 @@ type Spec struct {
 	// System tasks work for the whole deployment, not for one org: they
 	// have no job row, and their deterministic TaskID alone dedupes them.
 	System bool
+	// PerWorker, when above 0, bounds the tasks of this type one worker
+	// process runs at once (families heavy on Postgres); a task over it is
+	// handed back for a second, not failed. 0: only the worker's
+	// concurrency bounds them.
+	PerWorker int
 }
 
 // Options are the asynq options of the spec, with the queue overridable.

@@ -12,7 +12,7 @@ import (
 const TypeOrphansRecompute = "orphans:recompute"
 
 // OrphansSpec: set-based SQL over the org's activities; a rerun is harmless.
-var OrphansSpec = Spec{Type: TypeOrphansRecompute, Queue: QueueLow, MaxRetry: 5, Timeout: 10 * time.Minute, Retention: 2 * time.Hour}
+var OrphansSpec = Spec{Type: TypeOrphansRecompute, Queue: QueueLow, MaxRetry: 5, Timeout: 10 * time.Minute, Retention: 2 * time.Hour, PerWorker: 2}
 
 // OrphansResult is the result of an orphans:recompute job: per module the
 // average response gap used, how many records were looked at and found

@@ -7,7 +7,7 @@ import "time"
 const TypeSummariesPrune = "summaries:prune"
 
 // PruneSpec: batched deletes; a rerun deletes what is left.
-var PruneSpec = Spec{Type: TypeSummariesPrune, Queue: QueueLow, MaxRetry: 3, Timeout: 10 * time.Minute, Retention: 2 * time.Hour}
+var PruneSpec = Spec{Type: TypeSummariesPrune, Queue: QueueLow, MaxRetry: 3, Timeout: 10 * time.Minute, Retention: 2 * time.Hour, PerWorker: 2}
 
 // PruneResult is the result of a summaries:prune job.
 type PruneResult struct {

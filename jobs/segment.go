@@ -11,7 +11,7 @@ const TypeSegmentRefresh = "segment:refresh"
 
 // SegmentRefreshSpec: set-based SQL over the org's accounts and deals; a
 // rerun writes the same rows.
-var SegmentRefreshSpec = Spec{Type: TypeSegmentRefresh, Queue: QueueDefault, MaxRetry: 3, Timeout: 30 * time.Minute, Retention: 2 * time.Hour}
+var SegmentRefreshSpec = Spec{Type: TypeSegmentRefresh, Queue: QueueDefault, MaxRetry: 3, Timeout: 30 * time.Minute, Retention: 2 * time.Hour, PerWorker: 4}
 
 // Techniques a refresh may name.
 var refreshTechniques = []string{"rfm", "firmographics", "engagement", "voc", "recommendations"}

@@ -30,6 +30,9 @@ func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if d, ok := fair.RetryDelay(err); ok {
 		return d // handed back for its org's cap: a second or so
 	}
+	if IsFull(err) {
+		return fullDelay() // handed back for its type's per-worker limit
+	}
 	if IsUnavailable(err) || errors.Is(err, context.Canceled) {
 		return unavailableDelay()
 	}
@@ -101,9 +104,10 @@ func IsUnavailable(err error) bool {
 // ends without running.
 //
 // A task handed back because its org holds its share of the queue while
-// another org waits (*fair.Busy) is not a failure either.
+// another org waits (*fair.Busy), or because its worker runs as many of
+// its type as Spec.PerWorker allows (*Full), is not a failure either.
 func IsFailure(err error) bool {
-	return !IsUnavailable(err) && !errors.Is(err, context.Canceled) && !fair.IsBusy(err)
+	return !IsUnavailable(err) && !errors.Is(err, context.Canceled) && !fair.IsBusy(err) && !IsFull(err)
 }
 
 // unavailableDelay is the wait before an attempt that found Postgres away

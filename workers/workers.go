@@ -103,9 +103,10 @@ func Handle[P jobs.Payload, R any](st JobStore, fn func(ctx context.Context, job
 
 // Metrics of task execution, registered by the worker process.
 type Metrics struct {
-	Started  *prometheus.CounterVec
-	Duration *prometheus.HistogramVec
-	Outcomes *prometheus.CounterVec
+	Started    *prometheus.CounterVec
+	Duration   *prometheus.HistogramVec
+	Outcomes   *prometheus.CounterVec
+	HandedBack *prometheus.CounterVec // by PerWorker
 }
 
 // NewMetrics creates the task metrics; register them with a registry.
@@ -124,6 +125,10 @@ func NewMetrics() *Metrics {
 			Name: "crmq_tasks_total",
 			Help: "Task attempts by type and outcome (succeeded, retrying, failed, queued: handed back by a stopping worker, skipped: already final, unrecorded: ran but its success could not be written).",
 		}, []string{"type", "outcome"}),
+		HandedBack: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmq_tasks_handed_back_total",
+			Help: "Tasks a worker handed back unrun because it already ran as many of their type as the type allows per worker (segment refreshes, exports, orphan recomputes, prunes), by type.",
+		}, []string{"type"}),
 	}
 }
 

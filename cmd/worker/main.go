@@ -45,7 +45,7 @@ func main() {
 		Name: "crmq_llm_tokens_total",
 		Help: "Tokens model calls used, by provider, model and kind (prompt, output), as the provider reports them.",
 	}, []string{"provider", "model", "kind"})
-	reg.MustRegister(metrics.Started, metrics.Duration, metrics.Outcomes, dropped, llmCalls, llmTokens)
+	reg.MustRegister(metrics.Started, metrics.Duration, metrics.Outcomes, metrics.HandedBack, dropped, llmCalls, llmTokens)
 	observeLLM := func(c llm.Call) {
 		llmCalls.WithLabelValues(c.Provider, c.Model, c.Outcome).Inc()
 		if c.Usage.PromptTokens+c.Usage.OutputTokens > 0 {
@@ -125,6 +125,7 @@ func main() {
 	if !inflight.Wait(5 * time.Second) {
 		log.Warn("some running attempts did not record their state before exit; their jobs show running until picked up again")
 	}
+	lim.Flush() // the slots of the tasks that ended
 	if metricsSrv != nil {
 		_ = metricsSrv.Close()
 	}

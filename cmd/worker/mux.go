@@ -138,5 +138,10 @@ func (d deps) enricher() enrich.Enricher {
 // the job-state middleware, in that order: a task handed back for its
 // org's cap leaves its job row untouched.
 func newMux(d deps) (*asynq.ServeMux, error) {
-	return workers.NewMux(registry(d), d.fair.Middleware(), workers.JobState(d.db, d.log, d.metrics, d.inflight))
+	var bounced func(string)
+	if d.metrics != nil {
+		bounced = func(t string) { d.metrics.HandedBack.WithLabelValues(t).Inc() }
+	}
+	return workers.NewMux(registry(d), d.fair.Middleware(), workers.PerWorker(jobs.Specs, d.log, bounced),
+		workers.JobState(d.db, d.log, d.metrics, d.inflight))
 }

@@ -91,10 +91,10 @@ func TestOrgConcurrency(t *testing.T) {
 		want   map[string]int
 		shares map[string]float64
 	}{
-		{nil, map[string]int{"critical": 8, "default": 4, "low": 2}, map[string]float64{"critical": 0.8, "default": 0.4, "low": 0.2}},
+		{nil, map[string]int{"critical": 32, "default": 16, "low": 8}, map[string]float64{"critical": 0.8, "default": 0.4, "low": 0.2}},
 		{map[string]string{"CRMQ_WORKER_CONCURRENCY": "3"}, map[string]int{"critical": 2, "default": 1, "low": 1}, map[string]float64{"critical": 0.8, "default": 0.4, "low": 0.2}},
 		{map[string]string{"CRMQ_ORG_CONCURRENCY": "critical=8,default=4,low=2"}, map[string]int{"critical": 8, "default": 4, "low": 2}, map[string]float64{}},
-		{map[string]string{"CRMQ_ORG_CONCURRENCY": "default=50%, low=0"}, map[string]int{"default": 5, "low": 0}, map[string]float64{"default": 0.5}},
+		{map[string]string{"CRMQ_ORG_CONCURRENCY": "default=50%, low=0"}, map[string]int{"default": 20, "low": 0}, map[string]float64{"default": 0.5}},
 		{map[string]string{"CRMQ_ORG_CONCURRENCY": "off"}, map[string]int{}, map[string]float64{}},
 		{map[string]string{"CRMQ_ORG_CONCURRENCY": "0"}, map[string]int{}, map[string]float64{}},
 	} {
