@@ -197,7 +197,9 @@ const (
 //
 // A cap given as a share is taken of the fleet's slots: the sum of the
 // live worker processes' concurrency (registered by Register), or the
-// fixed cap while none is registered. An org over its cap is refused only
+// fixed cap while none is registered. The sum is kept for a second in
+// <fleet>:total (a registration drops it), so an admission reads one key
+// rather than every worker's. An org over its cap is refused only
 // while another org in demand could use the slot: one lingering after its
 // last start (a reservation for its next task), or one with a task waiting
 // on a queue where it holds less than its cap. When every other org in
@@ -213,10 +215,14 @@ local function cap_of(i)
   local fixed, share = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if share <= 0 then return fixed end
   if fleet < 0 then
-    fleet = 0
-    redis.call("ZREMRANGEBYSCORE", KEYS[5], "-inf", now)
-    for _, w in ipairs(redis.call("ZRANGE", KEYS[5], 0, -1)) do
-      fleet = fleet + (tonumber(redis.call("HGET", KEYS[6], w)) or 0)
+    fleet = tonumber(redis.call("GET", KEYS[5] .. ":total") or "")
+    if not fleet then
+      fleet = 0
+      redis.call("ZREMRANGEBYSCORE", KEYS[5], "-inf", now)
+      for _, w in ipairs(redis.call("ZRANGE", KEYS[5], 0, -1)) do
+        fleet = fleet + (tonumber(redis.call("HGET", KEYS[6], w)) or 0)
+      end
+      redis.call("SET", KEYS[5] .. ":total", fleet, "PX", 1000)
     end
   end
   if fleet <= 0 then return fixed end
@@ -262,8 +268,7 @@ if how >= 0 then
   redis.call("PEXPIRE", KEYS[4], lease)
   local waiting = 0
   for i = 7, #KEYS do
-    redis.call("ZREMRANGEBYSCORE", KEYS[i], "-inf", now - stale)
-    waiting = waiting + redis.call("ZCARD", KEYS[i])
+    waiting = waiting + redis.call("ZCOUNT", KEYS[i], "(" .. (now - stale), "+inf")
   end
   if waiting == 0 then
     redis.call("ZADD", KEYS[3], now + linger, ARGV[4])
@@ -414,6 +419,7 @@ for _, w in ipairs(redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now)) do
   redis.call("ZREM", KEYS[1], w)
   redis.call("HDEL", KEYS[2], w)
 end
+redis.call("DEL", KEYS[1] .. ":total")
 return 1
 `)
 
@@ -445,6 +451,7 @@ func (l *Limiter) Register(ctx context.Context, slots int) (stop func()) {
 			defer cancel()
 			l.RDB.ZRem(rctx, fleetKey, id)
 			l.RDB.HDel(rctx, fleetSlotsKey, id)
+			l.RDB.Del(rctx, fleetKey+":total")
 		})
 	}
 }

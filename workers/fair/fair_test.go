@@ -247,6 +247,12 @@ func TestShareOfTheFleet(t *testing.T) {
 	}
 	stop1 := w1.Register(ctx, 10)
 	defer stop1()
+	if a := try(t, w1, "default", 3, "c-1"); a != fair.Free { // the admission script now knows a fleet of 10
+		t.Fatal(a)
+	}
+	if err := w1.Release("default", 3, "c-1"); err != nil {
+		t.Fatal(err)
+	}
 	stop2 := w2.Register(ctx, 10)
 	if c, err := w2.Cap(ctx, "default"); err != nil || c != 8 {
 		t.Fatalf("cap of two workers: %d, %v; want 8", c, err)
@@ -266,6 +272,14 @@ func TestShareOfTheFleet(t *testing.T) {
 	stop2()
 	if c, err := w1.Cap(ctx, "default"); err != nil || c != 4 {
 		t.Fatalf("cap after a worker left: %d, %v; want 4", c, err)
+	}
+	for i := range 4 {
+		if err := w1.Release("default", 1, fmt.Sprintf("a-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a := try(t, w1, "default", 1, "a-9"); a != fair.Refused { // holds 4 of a cap of 4 again
+		t.Fatalf("org 1's task after a worker left: %v, want refused", a)
 	}
 }
 
