@@ -472,19 +472,19 @@ func (l *Limiter) Release(queue string, org int64, taskID string) error {
 // task without waiting for Redis, and the org's lease goes a few
 // milliseconds later.
 func (l *Limiter) releaseLater(queue string, org int64, taskID string) {
-	l.bgOnce.Do(func() { l.bg = newSender(l.RDB, l.Log, "release") })
 	key := runKey(queue, org)
-	l.bg.send(context.Background(), func(ctx context.Context, c redis.Cmdable) redis.Cmder {
+	l.releases().send(context.Background(), func(ctx context.Context, c redis.Cmdable) redis.Cmder {
 		return c.ZRem(ctx, key, taskID)
 	})
 }
 
 // Flush waits until the releases sent in the background are done (before
 // a worker process exits).
-func (l *Limiter) Flush() {
-	if l.bg != nil {
-		l.bg.flush()
-	}
+func (l *Limiter) Flush() { l.releases().flush() }
+
+func (l *Limiter) releases() *sender {
+	l.bgOnce.Do(func() { l.bg = newSender(l.RDB, l.Log, "release") })
+	return l.bg
 }
 
 // Renew moves the task's lease end to now+Lease.
