@@ -111,10 +111,11 @@ func (db *DB) insertJobs(ctx context.Context, in []Job) ([]insertedJob, []error,
 // prepared statement soon settles on one generic plan, and the plan made
 // while jobs is small (a fresh database, or one the prune just emptied) is
 // a hash join over a sequential scan of jobs: kept as the table grows, it
-// read all 20,000 rows of a bench's table for each batch of ten (4 ms a
-// batch, until autovacuum's next ANALYZE), and the workers fell behind at
-// 750 jobs/s. Planned at each run it looks up each id in the primary key;
-// planning costs ~0.3 ms a batch, shared by its rows.
+// read every row for each batch (4 ms on 20,000 rows; 3.4 ms a batched
+// start on the capacity bench, until autovacuum's next ANALYZE), and the
+// workers fell behind at 750 jobs/s. Planned at each run it looks up each
+// id in the primary key; planning costs 0.4-0.7 ms a batch (EXPLAIN),
+// shared by its rows.
 // (TestBatchedStartAndFinishDoNotScanJobs.)
 //
 // startJobsSQL is startJobSQL for many rows, locked in id order so that two

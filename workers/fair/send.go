@@ -15,7 +15,7 @@ type sendCmd func(ctx context.Context, c redis.Cmdable) redis.Cmder
 
 // sender sends the limiter's commands nobody waits for (marks, releases)
 // in the background, many in one round trip: the commands that arrive
-// within linger of the first, or while a pipeline is on its way, go
+// within sendLinger of the first, or while a pipeline is on its way, go
 // together. Under load a mark or a release then costs the API or worker a
 // share of one round trip instead of a whole one. Past maxQueued commands
 // waiting, a command is sent by its caller, which slows it to what Redis
@@ -23,10 +23,9 @@ type sendCmd func(ctx context.Context, c redis.Cmdable) redis.Cmder
 // it (a lost mark is made when the task is first refused, a lost release
 // ends with its lease).
 type sender struct {
-	rdb    redis.UniversalClient
-	linger time.Duration
-	log    *slog.Logger
-	what   string // names the commands in the log
+	rdb  redis.UniversalClient
+	log  *slog.Logger
+	what string // names the commands in the log
 
 	mu      sync.Mutex
 	queue   []sendCmd
@@ -40,7 +39,7 @@ const (
 )
 
 func newSender(rdb redis.UniversalClient, log *slog.Logger, what string) *sender {
-	return &sender{rdb: rdb, linger: sendLinger, log: log, what: what}
+	return &sender{rdb: rdb, log: log, what: what}
 }
 
 // send queues cmd, or runs it at once when too many wait.
@@ -63,7 +62,7 @@ func (s *sender) send(ctx context.Context, cmd sendCmd) {
 
 // loop sends pipelines until nothing waits.
 func (s *sender) loop() {
-	time.Sleep(s.linger)
+	time.Sleep(sendLinger)
 	for {
 		s.mu.Lock()
 		batch := s.queue
