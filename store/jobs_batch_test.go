@@ -318,14 +318,15 @@ func TestBatcherLingersOnlyWhileCallsComeSteadily(t *testing.T) {
 	}
 	alone("a")
 	done := make(chan struct{}, 2)
-	for i, s := range []string{"b", "c"} { // b follows a closely: it waits, and c joins it
-		go func() { _, _ = b.Do(ctx, s); done <- struct{}{} }()
-		for deadline := time.Now().Add(5 * time.Second); b.Pending() < i+1; runtime.Gosched() {
-			if time.Now().After(deadline) {
-				t.Fatalf("call %s did not wait: %d pending", s, b.Pending())
-			}
+	// b follows a closely: it waits, and c joins it (c is the company the
+	// last round, a alone, promises: the batch runs when it comes).
+	go func() { _, _ = b.Do(ctx, "b"); done <- struct{}{} }()
+	for deadline := time.Now().Add(5 * time.Second); b.Pending() < 1; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("call b did not wait: %d pending", b.Pending())
 		}
 	}
+	go func() { _, _ = b.Do(ctx, "c"); done <- struct{}{} }()
 	<-done
 	<-done
 	time.Sleep(2*linger + 50*time.Millisecond)
@@ -333,6 +334,88 @@ func TestBatcherLingersOnlyWhileCallsComeSteadily(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if want := [][]string{{"a"}, {"b", "c"}, {"d"}}; !slices.EqualFunc(statements, want, slices.Equal) {
+		t.Fatalf("statements %v, want %v", statements, want)
+	}
+}
+
+// A lingering batch runs as soon as as many calls are pending as the
+// previous round served, and waits the whole linger for fewer.
+func TestBatcherStopsLingeringOnceTheLastRoundIsBack(t *testing.T) {
+	ctx := context.Background()
+	const linger = time.Second
+	var mu sync.Mutex
+	var statements [][]string
+	hold, entered := make(chan struct{}), make(chan struct{})
+	b := store.NewBatcher(10,
+		func(_ context.Context, s string) (string, error) {
+			if s == "a" {
+				close(entered)
+				<-hold
+			}
+			mu.Lock()
+			statements = append(statements, []string{s})
+			mu.Unlock()
+			return s, nil
+		},
+		func(_ context.Context, in []string) ([]string, []error, error) {
+			mu.Lock()
+			statements = append(statements, in)
+			mu.Unlock()
+			return in, make([]error, len(in)), nil
+		})
+	b.SetLinger(linger)
+	// pendingAt waits until n calls are pending.
+	pendingAt := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); b.Pending() < n; runtime.Gosched() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d calls pending, want %d", b.Pending(), n)
+			}
+		}
+	}
+	// together starts calls one after another, each pending before the
+	// next but the last (which may start the batch), and returns how long
+	// until all of them were served.
+	together := func(names ...string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i, s := range names {
+			wg.Go(func() { _, _ = b.Do(ctx, s) })
+			if i < len(names)-1 {
+				pendingAt(i + 1)
+			}
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+
+	// A round of five: a runs alone (after a quiet spell) and holds its
+	// statement while four more gather behind it.
+	first := make(chan struct{})
+	go func() { _, _ = b.Do(ctx, "a"); close(first) }()
+	<-entered
+	for i, s := range []string{"b", "c", "d", "e"} {
+		go func() { _, _ = b.Do(ctx, s) }()
+		pendingAt(i + 1)
+	}
+	close(hold)
+	<-first
+	for b.Pending() > 0 {
+		runtime.Gosched()
+	}
+	time.Sleep(10 * time.Millisecond) // the round ends
+
+	if d := together("f", "g", "h", "i", "j"); d >= linger/2 {
+		t.Errorf("five calls after a round of five took %s: they waited for more company than came back", d)
+	}
+	if d := together("k", "l", "m"); d < linger*9/10 {
+		t.Errorf("three calls after a round of five took %s: they did not wait for company (linger %s)", d, linger)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := [][]string{{"a"}, {"b", "c", "d", "e"}, {"f", "g", "h", "i", "j"}, {"k", "l", "m"}}
+	if !slices.EqualFunc(statements, want, slices.Equal) {
 		t.Fatalf("statements %v, want %v", statements, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"runtime"
@@ -71,6 +72,14 @@ type enqueueRate struct {
 	APIErrors   int64   `json:"api_errors"`
 	FirstError  string  `json:"first_error,omitempty"`
 	PausedQueue string  `json:"paused_queue"`
+	// CPU milliseconds per operation of each side, by process ("bench" is
+	// the process driving the load), and the share of the machine's cores
+	// each side kept busy: near 1 the side was bound by CPU, well below it
+	// by the latency of its round trips.
+	RawCPU  map[string]float64 `json:"raw_cpu_ms_per_op,omitempty"`
+	APICPU  map[string]float64 `json:"api_cpu_ms_per_op,omitempty"`
+	RawBusy float64            `json:"raw_cores_busy_share,omitempty"`
+	APIBusy float64            `json:"api_cores_busy_share,omitempty"`
 }
 
 // capacityReport is what bench capacity prints.
@@ -207,7 +216,7 @@ func runBenchCapacity(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	if *enqDuration > 0 {
-		er, err := compareEnqueueRate(ctx, bc, api, db, *enqClients, *enqDuration)
+		er, err := compareEnqueueRate(ctx, bc, api, db, meter, *enqClients, *enqDuration)
 		if err != nil {
 			return fmt.Errorf("enqueue rate: %w", err)
 		}
@@ -320,7 +329,7 @@ func statementsPerJob(stats []store.StatementStat, jobs int) (float64, []stateme
 }
 
 // compareEnqueueRate runs both sides closed loop for d with n clients.
-func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db *store.DB, n int, d time.Duration) (enqueueRate, error) {
+func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db *store.DB, meter cpuMeter, n int, d time.Duration) (enqueueRate, error) {
 	er := enqueueRate{Clients: n, Duration: d.String(), Goal: enqueueGoal, PausedQueue: bc.Queue}
 	grant, err := db.GrantByKey(ctx, bc.Key)
 	if err != nil {
@@ -342,6 +351,7 @@ func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db 
 	if err != nil {
 		return er, err
 	}
+	before := meter.sample()
 	rawN, rawErr := closedLoop(ctx, n, d, func(ctx context.Context) error {
 		id := uuid.NewString()
 		if _, _, err := db.InsertJob(ctx, store.Job{ID: id, OrgID: orgID, Type: task.Spec.Type, Queue: rawQueue,
@@ -351,22 +361,31 @@ func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db 
 		_, err := client.EnqueueContext(ctx, asynq.NewTask(task.Spec.Type, task.Payload, append(task.Spec.Options(rawQueue), asynq.TaskID(id))...))
 		return err
 	}, note)
+	er.RawCPU, er.RawBusy = perOp(before, meter.sample(), rawN, d)
 	_ = client.Close()
-	if err := insp.DeleteQueue(rawQueue, true); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
-		bc.Log.WarnContext(ctx, "bench: raw enqueue queue not removed", "err", err)
-	}
-	if _, err := db.DeleteJobsOfQueue(context.WithoutCancel(ctx), rawQueue); err != nil {
-		bc.Log.WarnContext(ctx, "bench: raw enqueue rows not removed", "err", err)
-	}
+	// The raw side's rows and tasks go only after the API side ran: each
+	// deleted row is announced to every API process (jobs_notify), and
+	// decoding tens of thousands of those would load the API while it is
+	// measured.
+	defer func() {
+		if err := insp.DeleteQueue(rawQueue, true); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+			bc.Log.WarnContext(ctx, "bench: raw enqueue queue not removed", "err", err)
+		}
+		if _, err := db.DeleteJobsOfQueue(context.WithoutCancel(ctx), rawQueue); err != nil {
+			bc.Log.WarnContext(ctx, "bench: raw enqueue rows not removed", "err", err)
+		}
+	}()
 
 	// API: POST /v1/jobs with the job's queue paused, so no worker competes.
 	if err := insp.PauseQueue(bc.Queue); err != nil {
 		return er, fmt.Errorf("pause %s: %w", bc.Queue, err)
 	}
+	before = meter.sample()
 	apiN, apiErr := closedLoop(ctx, n, d, func(ctx context.Context) error {
 		_, err := api.post(ctx)
 		return err
 	}, note)
+	er.APICPU, er.APIBusy = perOp(before, meter.sample(), apiN, d)
 	if err := insp.UnpauseQueue(bc.Queue); err != nil {
 		return er, fmt.Errorf("unpause %s: %w", bc.Queue, err)
 	}
@@ -390,6 +409,25 @@ func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db 
 	}
 	er.WithinGoal = rawErr+apiErr == 0 && er.Ratio >= enqueueGoal
 	return er, ctx.Err()
+}
+
+// perOp turns the CPU spent between two samples into milliseconds per
+// operation by process, and the share of the machine's cores all of them
+// kept busy over d.
+func perOp(before, after map[string]time.Duration, ops int64, d time.Duration) (map[string]float64, float64) {
+	out := map[string]float64{}
+	var total time.Duration
+	for name, a := range after {
+		b, ok := before[name]
+		if !ok {
+			continue
+		}
+		total += a - b
+		if ops > 0 {
+			out[name] = roundTo(float64(a-b)/float64(time.Millisecond)/float64(ops), 3)
+		}
+	}
+	return out, roundTo(total.Seconds()/d.Seconds()/float64(runtime.NumCPU()), 2)
 }
 
 // closedLoop runs op from n goroutines for d and counts the successes.
@@ -503,6 +541,23 @@ func printCapacity(w io.Writer, r capacityReport) error {
 		}
 		fmt.Fprintf(w, "enqueue rate, %d clients for %s: API POST %.0f/s, raw Enqueue + INSERT %.0f/s, ratio %.2f (goal >= %.1f: %s)\n",
 			e.Clients, e.Duration, e.APIPerSec, e.RawPerSec, e.Ratio, e.Goal, verdict)
+		for _, side := range []struct {
+			name string
+			cpu  map[string]float64
+			busy float64
+		}{{"API POST", e.APICPU, e.APIBusy}, {"raw", e.RawCPU, e.RawBusy}} {
+			if len(side.cpu) == 0 {
+				continue
+			}
+			names := slices.Sorted(maps.Keys(side.cpu))
+			parts := make([]string, 0, len(names))
+			var sum float64
+			for _, n := range names {
+				parts = append(parts, fmt.Sprintf("%s %.3f", n, side.cpu[n]))
+				sum += side.cpu[n]
+			}
+			fmt.Fprintf(w, "  %s CPU ms per op: %s (total %.3f); cores busy %.0f%%\n", side.name, strings.Join(parts, ", "), sum, side.busy*100)
+		}
 		if e.FirstError != "" {
 			fmt.Fprintf(w, "enqueue first error: %s\n", e.FirstError)
 		}
