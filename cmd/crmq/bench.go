@@ -64,6 +64,9 @@ type phaseResult struct {
 	FirstError    string  `json:"first_error,omitempty"`
 	// crmq: where the latency went, each part's p50 and p99 in ms.
 	Parts *latencyParts `json:"parts,omitempty"`
+	// Percent of the machine's CPU time the hypervisor gave to other
+	// machines during the phase (-1: unknown).
+	StealPct float64 `json:"host_steal_pct"`
 }
 
 func (p *latencyParts) String() string {
@@ -230,11 +233,11 @@ func runBench(ctx context.Context, bc benchConfig) (benchReport, error) {
 		return rep, fmt.Errorf("preflight (one ping through the API before measuring): %w", err)
 	}
 	bc.Log.InfoContext(ctx, "bench: raw asynq phase", "queue", bc.RawQueue, "rate", bc.Rate, "duration", bc.Duration)
-	if rep.Raw, err = benchRaw(ctx, bc); err != nil {
+	if rep.Raw, err = withSteal(func() (phaseResult, error) { return benchRaw(ctx, bc) }); err != nil {
 		return rep, fmt.Errorf("raw asynq phase: %w", err)
 	}
 	bc.Log.InfoContext(ctx, "bench: crmq phase", "url", bc.URL, "queue", bc.Queue, "rate", bc.Rate, "duration", bc.Duration)
-	if rep.CRMQ, err = benchCRMQ(ctx, bc, api); err != nil {
+	if rep.CRMQ, err = withSteal(func() (phaseResult, error) { return benchCRMQ(ctx, bc, api) }); err != nil {
 		return rep, fmt.Errorf("crmq phase: %w", err)
 	}
 	if rep.Raw.P99MS > 0 {
@@ -250,12 +253,12 @@ func printReport(w io.Writer, r benchReport) error {
 	fmt.Fprintf(w, "raw asynq: queue %s, concurrency %d, TaskCheckInterval %s (CRMQ_POLL_INTERVAL)\n",
 		r.RawQueue, r.Concurrency, r.PollInterval)
 	fmt.Fprintf(w, "%s\n\n", r.Note)
-	const row = "%-10s %6v %6v %6v %7v %9v %9v %9v %8v\n"
-	fmt.Fprintf(w, row, "phase", "sent", "count", "errors", "dropped", "p50", "p99", "max", "rate/s")
+	const row = "%-10s %6v %6v %6v %7v %9v %9v %9v %8v %6v\n"
+	fmt.Fprintf(w, row, "phase", "sent", "count", "errors", "dropped", "p50", "p99", "max", "rate/s", "steal")
 	for _, p := range []phaseResult{r.Raw, r.CRMQ} {
 		fmt.Fprintf(w, row, p.Name, p.Sent, p.Count, p.Errors, p.Dropped,
 			fmt.Sprintf("%.1fms", p.P50MS), fmt.Sprintf("%.1fms", p.P99MS), fmt.Sprintf("%.1fms", p.MaxMS),
-			fmt.Sprintf("%.1f", p.AchievedRate))
+			fmt.Sprintf("%.1f", p.AchievedRate), fmt.Sprintf("%.1f%%", p.StealPct))
 	}
 	verdict := "met"
 	if !r.WithinGoal {
@@ -272,6 +275,9 @@ func printReport(w io.Writer, r benchReport) error {
 		if p.FirstError != "" {
 			fmt.Fprintf(w, "first error (%s): %s\n", p.Name, p.FirstError)
 		}
+	}
+	if n := stealNote(r.Raw, r.CRMQ); n != "" {
+		fmt.Fprintf(w, "note: %s\n", n)
 	}
 	return nil
 }

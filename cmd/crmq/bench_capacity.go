@@ -255,7 +255,7 @@ func capacityAt(ctx context.Context, bc benchConfig, rate int, api *apiDriver, d
 	step := capacityStep{Rate: rate, StatementsPerJob: -1}
 	bc.Log.InfoContext(ctx, "bench capacity: raw asynq", "rate", rate)
 	before := meter.sample()
-	raw, err := benchRaw(ctx, bc)
+	raw, err := withSteal(func() (phaseResult, error) { return benchRaw(ctx, bc) })
 	if err != nil {
 		return step, fmt.Errorf("raw asynq phase: %w", err)
 	}
@@ -272,7 +272,7 @@ func capacityAt(ctx context.Context, bc benchConfig, rate int, api *apiDriver, d
 	var atWindow map[string]time.Duration
 	var pollsAtWindow int64
 	bc.OnWindowEnd = func() { atWindow, pollsAtWindow = meter.sample(), api.polls.Load() }
-	got, err := benchCRMQ(ctx, bc, api)
+	got, err := withSteal(func() (phaseResult, error) { return benchCRMQ(ctx, bc, api) })
 	if err != nil {
 		return step, fmt.Errorf("crmq phase: %w", err)
 	}
@@ -511,6 +511,7 @@ func printCapacity(w io.Writer, r capacityReport) error {
 		if pt := s.CRMQ.Parts; pt != nil {
 			fmt.Fprintf(w, "%6s crmq's parts, p50/p99: %s\n", "", pt)
 		}
+		fmt.Fprintf(w, "%6s host steal: raw phase %.1f%%, crmq phase %.1f%%\n", "", s.Raw.StealPct, s.CRMQ.StealPct)
 		raw := fmt.Sprintf("%6s %17s %17s %6s %6s", "", "", "raw phase:", "", "")
 		for _, n := range names {
 			raw += fmt.Sprintf(" %9s", fmt.Sprintf("%.3f", s.RawCPU[n]))
@@ -561,6 +562,13 @@ func printCapacity(w io.Writer, r capacityReport) error {
 		if e.FirstError != "" {
 			fmt.Fprintf(w, "enqueue first error: %s\n", e.FirstError)
 		}
+	}
+	var phases []phaseResult
+	for _, s := range r.Steps {
+		phases = append(phases, s.Raw, s.CRMQ)
+	}
+	if n := stealNote(phases...); n != "" {
+		fmt.Fprintf(w, "note: %s\n", n)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

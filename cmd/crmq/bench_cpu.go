@@ -151,3 +151,74 @@ func roundTo(v float64, digits int) float64 {
 	}
 	return float64(int64(v*p+0.5)) / p
 }
+
+// hostTimes are the machine's CPU times from /proc/stat's first line, in
+// clock ticks: all of them, and steal (time the hypervisor ran other
+// machines while this one wanted to run). Zero where /proc/stat is absent.
+type hostTimes struct{ total, steal int64 }
+
+func readHostTimes() hostTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return hostTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseHostTimes(line)
+}
+
+// parseHostTimes reads /proc/stat's "cpu" line.
+func parseHostTimes(line string) hostTimes {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return hostTimes{}
+	}
+	var h hostTimes
+	// user nice system idle iowait irq softirq steal [guest guest_nice,
+	// already counted in user and nice]
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return hostTimes{}
+		}
+		h.total += n
+		if i == 7 {
+			h.steal = n
+		}
+	}
+	return h
+}
+
+// stealPct is the share of the machine's CPU time stolen between two
+// readings, in percent; -1 when unknown.
+func stealPct(before, after hostTimes) float64 {
+	d := after.total - before.total
+	if d <= 0 || before.total == 0 {
+		return -1
+	}
+	return roundTo(float64(after.steal-before.steal)*100/float64(d), 1)
+}
+
+// stealNoteAbove: a phase that lost more of the machine's CPU time than
+// this (percent) to other machines did not run on a quiet machine.
+const stealNoteAbove = 3
+
+// withSteal runs a bench phase and records the CPU time the hypervisor
+// gave to other machines meanwhile.
+func withSteal(phase func() (phaseResult, error)) (phaseResult, error) {
+	before := readHostTimes()
+	r, err := phase()
+	r.StealPct = stealPct(before, readHostTimes())
+	return r, err
+}
+
+// stealNote says when some phases ran while the machine's host was busy.
+func stealNote(phases ...phaseResult) string {
+	worst := 0.0
+	for _, p := range phases {
+		worst = max(worst, p.StealPct)
+	}
+	if worst <= stealNoteAbove {
+		return ""
+	}
+	return fmt.Sprintf("the hypervisor gave up to %.1f%% of this machine's CPU time to other machines during a phase (steal, /proc/stat): not a quiet machine, and the two phases of a step may have had different machines", worst)
+}

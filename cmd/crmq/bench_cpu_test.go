@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,5 +46,30 @@ func TestProcCPUReadsProc(t *testing.T) {
 	}
 	if _, err := parseCPUProcs("api=1,worker"); err == nil {
 		t.Fatal("a name without a pid was accepted")
+	}
+}
+
+// The host's steal share comes from /proc/stat: its total moves with the
+// clock, and the share is steal over everything between two readings.
+func TestStealShareOfTheHost(t *testing.T) {
+	before := readHostTimes()
+	if before.total <= 0 || before.steal < 0 || before.steal > before.total {
+		t.Fatalf("/proc/stat read as %+v", before)
+	}
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	if h := parseHostTimes("cpu  624500 137 203608 2896770 4043 0 30995 23428 7 0"); h != (hostTimes{total: 3783481, steal: 23428}) {
+		t.Fatalf("a /proc/stat line read as %+v", h)
+	}
+	if got := stealPct(hostTimes{total: 1000, steal: 10}, hostTimes{total: 1800, steal: 210}); got != 25 {
+		t.Fatalf("steal of 200 ticks in 800: %v%%, want 25%%", got)
+	}
+	if got := stealPct(hostTimes{}, hostTimes{total: 100, steal: 5}); got != -1 {
+		t.Fatalf("steal with no first reading: %v, want -1 (unknown)", got)
+	}
+	if n := stealNote(phaseResult{StealPct: 2}, phaseResult{StealPct: 12.5}); !strings.Contains(n, "12.5%") {
+		t.Fatalf("note for a phase with 12.5%% steal: %q", n)
+	}
+	if n := stealNote(phaseResult{StealPct: 1}, phaseResult{StealPct: -1}); n != "" {
+		t.Fatalf("note for a quiet machine: %q", n)
 	}
 }
