@@ -53,3 +53,6 @@ func (b *Batcher) Pending() int {
 
 // SetLinger sets the batcher's linger (see batcher); before use.
 func (b *Batcher) SetLinger(d time.Duration) { b.b.linger = d }
+
+// NotifiedID is notifiedID, for the test that reads real notifications.
+func NotifiedID(payload string) (id string, gone, ok bool) { return notifiedID(payload) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +49,13 @@ type jobWatch struct {
 	hits, misses atomic.Int64
 }
 
+// watchEntry is a cached row: decoded, or (raw set) the notification
+// that announced it, decoded when first read. Most announced rows are
+// never read by this process (every API hears every change), so a
+// notification costs a look at its id, not a decode.
 type watchEntry struct {
 	job   Job
+	raw   string
 	until time.Time
 }
 
@@ -71,6 +77,16 @@ func (w *jobWatch) get(orgID int64, id string) (Job, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e, ok := w.entries[id]
+	if ok && w.up && e.raw != "" {
+		n, err := decodeNotification(e.raw)
+		if err != nil || n.Gone || n.ID != id {
+			delete(w.entries, id) // read from Postgres instead
+			ok = false
+		} else {
+			e.job, e.raw = n.Job, ""
+			w.entries[id] = e
+		}
+	}
 	if !w.up || !ok || e.job.OrgID != orgID || time.Now().After(e.until) {
 		w.misses.Add(1)
 		return Job{}, false
@@ -113,10 +129,16 @@ func (w *jobWatch) put(j Job) {
 	w.entries[j.ID] = watchEntry{job: j, until: now.Add(watchTTL)}
 }
 
-// changed records a change of job id: the announced row when known (it
-// replaces an entry this process holds), else the entry goes. It wakes
-// the job's streams.
-func (w *jobWatch) changed(id string, row *Job) {
+// putRaw stores an announced row, decoded when first read; mu is held and
+// the entry exists.
+func (w *jobWatch) putRaw(id, raw string) {
+	w.entries[id] = watchEntry{raw: raw, until: time.Now().Add(watchTTL)}
+}
+
+// changed records a change of job id: the announced row when known (raw,
+// the notification; it replaces an entry this process holds), else the
+// entry goes. It wakes the job's streams.
+func (w *jobWatch) changed(id string, raw string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.seq++
@@ -124,8 +146,8 @@ func (w *jobWatch) changed(id string, row *Job) {
 		w.invOld, w.inv, w.rotated = w.inv, map[string]uint64{}, time.Now()
 	}
 	w.inv[id] = w.seq
-	if _, held := w.entries[id]; held && row != nil && w.up {
-		w.put(*row)
+	if _, held := w.entries[id]; held && raw != "" && w.up {
+		w.putRaw(id, raw)
 	} else {
 		delete(w.entries, id)
 	}
@@ -187,17 +209,47 @@ type notification struct {
 	Gone  bool  `json:"gone"`
 }
 
-func (w *jobWatch) apply(payload string) error {
+func decodeNotification(payload string) (notification, error) {
 	var n notification
 	if err := json.Unmarshal([]byte(payload), &n); err != nil || n.ID == "" {
-		return fmt.Errorf("job notification %.80q: %w", payload, errors.Join(err, errors.New("no id")))
-	}
-	if n.Gone {
-		w.changed(n.ID, nil)
-		return nil
+		return n, fmt.Errorf("job notification %.80q: %w", payload, errors.Join(err, errors.New("no id")))
 	}
 	n.Job.OrgID = n.OrgID
-	w.changed(n.ID, &n.Job)
+	return n, nil
+}
+
+// notifiedPrefix starts every message of the trigger, which builds it with
+// json_build_object: the job id comes first, as text.
+const notifiedPrefix = `{"id" : "`
+
+// notifiedID reads the job id a notification starts with, and whether it
+// announces a row gone (or too large to announce); ok is false for a
+// message of another shape, which is then decoded whole.
+func notifiedID(payload string) (id string, gone, ok bool) {
+	rest, found := strings.CutPrefix(payload, notifiedPrefix)
+	if !found {
+		return "", false, false
+	}
+	id, rest, found = strings.Cut(rest, `"`)
+	if !found || id == "" || strings.IndexByte(id, '\\') >= 0 {
+		return "", false, false // an escaped id: left to the decoder
+	}
+	return id, strings.HasSuffix(rest, `"gone" : true}`), true
+}
+
+func (w *jobWatch) apply(payload string) error {
+	id, gone, ok := notifiedID(payload)
+	if !ok {
+		n, err := decodeNotification(payload)
+		if err != nil {
+			return err
+		}
+		id, gone = n.ID, n.Gone
+	}
+	if gone {
+		payload = ""
+	}
+	w.changed(id, payload)
 	return nil
 }
 
@@ -284,6 +336,6 @@ func (db *DB) JobCacheStats() (hits, misses int64) {
 // sees the change without waiting for the notification.
 func (db *DB) forgetJob(id string) {
 	if w := db.watch.Load(); w != nil {
-		w.changed(id, nil)
+		w.changed(id, "")
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/crmq/crmq/store"
 	"github.com/crmq/crmq/store/storetest"
 )
@@ -105,5 +107,85 @@ func waitChange(t *testing.T, ch <-chan struct{}) {
 	case <-ch:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no notification of the change within 5s")
+	}
+}
+
+// The trigger's messages, as Postgres sends them, take the fast path: the
+// job id is read from the start of the message and nothing is decoded
+// until a read needs the row. A cached row an update announced stays the
+// org's own.
+func TestJobNotificationsAreReadWithoutDecoding(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db, url := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "acme")
+	other, _ := storetest.NewOrg(t, db, "other")
+	l := pq.NewListener(url, 100*time.Millisecond, time.Second, nil)
+	defer l.Close()
+	if err := l.Listen("crmq_jobs"); err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		t.Helper()
+		select {
+		case n := <-l.Notify:
+			if n == nil {
+				t.Fatal("listener reconnected")
+			}
+			return n.Extra
+		case <-time.After(5 * time.Second):
+			t.Fatal("no notification within 5s")
+		}
+		return ""
+	}
+	if err := db.WatchJobs(ctx, url, quietLog); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.InsertJob(ctx, store.Job{ID: "n1", OrgID: org.ID, Type: "t", Queue: "low", MaxRetry: 1, Payload: []byte(`{"a":"\"quoted\""}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.StartJob(ctx, "n1", 1, "run-1"); err != nil {
+		t.Fatal(err)
+	}
+	if id, gone, ok := store.NotifiedID(next()); !ok || gone || id != "n1" {
+		t.Fatalf("update announced as id %q gone %v fast %v", id, gone, ok)
+	}
+	changes, stop, _ := db.JobChanges("n1")
+	defer stop()
+	// Another process (a worker) finishes it: this one holds the row (it
+	// inserted it) and keeps the announcement.
+	worker, err := store.Open(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer worker.Close()
+	if err := worker.FinishJob(ctx, "n1", "run-1", store.JobFailed, nil, `boom "quoted" \ back`); err != nil {
+		t.Fatal(err)
+	}
+	if id, gone, ok := store.NotifiedID(next()); !ok || gone || id != "n1" {
+		t.Fatalf("finish announced as id %q gone %v fast %v", id, gone, ok)
+	}
+	waitChange(t, changes)
+	if _, err := db.Job(ctx, other.ID, "n1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another org read the announced row: %v", err)
+	}
+	hits0, _ := db.JobCacheStats()
+	j, err := db.Job(ctx, org.ID, "n1")
+	if err != nil || j.State != store.JobFailed || j.Error == nil || *j.Error != `boom "quoted" \ back` {
+		t.Fatalf("announced row read as %+v %v", j, err)
+	}
+	if hits, _ := db.JobCacheStats(); hits != hits0+1 {
+		t.Fatal("the announced row was not served from memory")
+	}
+	if _, err := db.DeleteJobsOfQueue(ctx, "low"); err != nil {
+		t.Fatal(err)
+	}
+	if id, gone, ok := store.NotifiedID(next()); !ok || !gone || id != "n1" {
+		t.Fatalf("delete announced as id %q gone %v fast %v", id, gone, ok)
+	}
+	for _, msg := range []string{`{"id":"n1"}`, `{"id" : "a\"b", "org_id" : 1}`, `{"org_id" : 1, "id" : "n1"}`} {
+		if _, _, ok := store.NotifiedID(msg); ok {
+			t.Errorf("message %s of another shape took the fast path", msg)
+		}
 	}
 }

@@ -31,6 +31,7 @@
 package fair
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -526,6 +527,9 @@ func (l *Limiter) Held(ctx context.Context, queue string, org int64) (int64, err
 // OrgOf reads the org id from a task payload ({"org_id": n, ...}); 0 when
 // it has none (deployment-wide tasks, which no cap applies to).
 func OrgOf(payload []byte) int64 {
+	if org, ok := leadingOrg(payload); ok {
+		return org
+	}
 	var p struct {
 		OrgID int64 `json:"org_id"`
 	}
@@ -533,6 +537,29 @@ func OrgOf(payload []byte) int64 {
 		return 0
 	}
 	return p.OrgID
+}
+
+// leadingOrg reads the org id of a payload that starts with it, as every
+// payload encoding/json makes of a struct whose first field is OrgID does
+// (all of crmq's org tasks): no decode of the whole document per task. ok
+// is false for any other shape, which OrgOf then decodes. What follows the
+// id is not checked: a payload broken there fails in its handler.
+func leadingOrg(payload []byte) (int64, bool) {
+	rest, found := bytes.CutPrefix(payload, []byte(`{"org_id":`))
+	if !found {
+		return 0, false
+	}
+	end := bytes.IndexAny(rest, ",}")
+	if end < 1 {
+		return 0, false
+	}
+	num := rest[:end]
+	digits := bytes.TrimPrefix(num, []byte("-"))
+	if len(digits) == 0 || (digits[0] == '0' && len(digits) > 1) || bytes.ContainsFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) {
+		return 0, false // not a JSON integer as encoding/json writes one
+	}
+	org, err := strconv.ParseInt(string(num), 10, 64)
+	return org, err == nil
 }
 
 // Middleware admits each task under its org's cap. Put it before the
