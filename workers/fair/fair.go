@@ -40,6 +40,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -286,21 +287,31 @@ end
 return {0, -1, cap}
 `)
 
-// mark: KEYS[1] wait key, KEYS[2] demand, KEYS[3] started key. ARGV:
-// task id, org, stale ms. A task already started is not marked.
+// mark: KEYS[1] wait key, KEYS[2] demand, KEYS[3] started key (of one
+// queue and org). ARGV: org, stale ms, then one or more task ids. A task
+// already started is not marked. Returns how many were.
 var mark = redis.NewScript(`
-if redis.call("ZSCORE", KEYS[3], ARGV[1]) then
-  return 0
-end
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local stale = tonumber(ARGV[3])
-redis.call("ZADD", KEYS[1], "NX", now, ARGV[1])
-redis.call("PEXPIRE", KEYS[1], stale)
-redis.call("ZADD", KEYS[2], "GT", now + stale, ARGV[2])
-redis.call("PEXPIRE", KEYS[2], stale)
-return 1
+local stale = tonumber(ARGV[2])
+local n = 0
+for i = 3, #ARGV do
+  if not redis.call("ZSCORE", KEYS[3], ARGV[i]) then
+    redis.call("ZADD", KEYS[1], "NX", now, ARGV[i])
+    n = n + 1
+  end
+end
+if n > 0 then
+  redis.call("PEXPIRE", KEYS[1], stale)
+  redis.call("ZADD", KEYS[2], "GT", now + stale, ARGV[1])
+  redis.call("PEXPIRE", KEYS[2], stale)
+end
+return n
 `)
+
+// markMaxIDs bounds the task ids of one mark call (Redis runs nothing
+// else while a script runs).
+const markMaxIDs = 256
 
 // renew: KEYS[1] run key. ARGV: task id, lease ms.
 var renew = redis.NewScript(`
@@ -502,16 +513,23 @@ func (l *Limiter) Mark(ctx context.Context, queue string, org int64, taskID stri
 	if !l.enabled() || org <= 0 || !l.capped(queue) {
 		return nil
 	}
-	keys, args := l.markArgs(queue, org, taskID)
-	if err := mark.Run(ctx, l.RDB, keys, args...).Err(); err != nil {
+	if err := l.markCmd(queue, org, []string{taskID})(ctx, l.RDB).Err(); err != nil {
 		return fmt.Errorf("fair mark: %w", err)
 	}
 	return nil
 }
 
-// markArgs are the keys and arguments of the mark script.
-func (l *Limiter) markArgs(queue string, org int64, taskID string) ([]string, []any) {
-	return []string{waitKey(queue, org), demandKey, startedKey(queue, org)}, []any{taskID, org, l.stale().Milliseconds()}
+// markCmd marks the tasks of one queue and org in one script call.
+func (l *Limiter) markCmd(queue string, org int64, ids []string) sendCmd {
+	keys := []string{waitKey(queue, org), demandKey, startedKey(queue, org)}
+	args := make([]any, 0, 2+len(ids))
+	args = append(args, org, l.stale().Milliseconds())
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return func(ctx context.Context, c redis.Cmdable) redis.Cmder {
+		return mark.Run(ctx, c, keys, args...)
+	}
 }
 
 // Held counts the live slots of queue the org holds (for tests and
@@ -711,23 +729,73 @@ type TaskEnqueuer interface {
 type Marking struct {
 	TaskEnqueuer
 	L *Limiter
-	// bg sends the marks in the background (NewMarking); nil: each mark
-	// is sent before EnqueueContext returns.
-	bg *sender
+	// bg sends the marks gathered in marks in the background
+	// (NewMarking); nil: each mark is sent before EnqueueContext returns.
+	bg    *sender
+	marks *markGroups
 }
 
 // NewMarking is a Marking that sends the marks in the background, many in
-// one round trip (see sender), so an enqueue waits for one Redis round
-// trip (asynq's) instead of two. A mark that arrives after its task
-// started is ignored (the started set), so the order does not matter; a
-// process that stops without Flush drops the marks still queued, and
-// their tasks mark themselves when first refused.
+// one round trip (see sender) and the marks of one queue and org in one
+// script call, so an enqueue waits for one Redis round trip (asynq's)
+// instead of two, and Redis runs one script for many marks. A mark that
+// arrives after its task started is ignored (the started set), so the
+// order does not matter; a process that stops without Flush drops the
+// marks still queued, and their tasks mark themselves when first refused.
 func NewMarking(c TaskEnqueuer, l *Limiter) Marking {
 	m := Marking{TaskEnqueuer: c, L: l}
 	if l.enabled() {
+		m.marks = &markGroups{l: l, ids: map[markKey][]string{}}
 		m.bg = newSender(l.RDB, l.Log, "mark")
+		m.bg.gather = m.marks.take
 	}
 	return m
+}
+
+// markGroups holds the marks waiting for the sender, by queue and org.
+type markGroups struct {
+	l  *Limiter
+	mu sync.Mutex
+	n  int
+	// ids of the tasks to mark, by queue and org
+	ids map[markKey][]string
+}
+
+type markKey struct {
+	queue string
+	org   int64
+}
+
+// add queues a mark; false when too many wait (the caller marks itself).
+func (g *markGroups) add(queue string, org int64, id string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n >= sendMaxQueued {
+		return false
+	}
+	k := markKey{queue, org}
+	g.ids[k] = append(g.ids[k], id)
+	g.n++
+	return true
+}
+
+// take turns the marks waiting into commands, one per queue and org (and
+// per markMaxIDs tasks).
+func (g *markGroups) take() []sendCmd {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n == 0 {
+		return nil
+	}
+	var cmds []sendCmd
+	for k, ids := range g.ids {
+		for chunk := range slices.Chunk(ids, markMaxIDs) {
+			cmds = append(cmds, g.l.markCmd(k.queue, k.org, chunk))
+		}
+	}
+	clear(g.ids)
+	g.n = 0
+	return cmds
 }
 
 // Flush waits until the marks sent in the background are done.
@@ -747,15 +815,12 @@ func (m Marking) EnqueueContext(ctx context.Context, task *asynq.Task, opts ...a
 	if org <= 0 || !m.L.capped(info.Queue) {
 		return info, nil
 	}
-	if m.bg == nil {
-		if merr := m.L.Mark(ctx, info.Queue, org, info.ID); merr != nil && m.L.Log != nil {
-			m.L.Log.WarnContext(ctx, "org not marked as waiting", "task_id", info.ID, "err", merr)
-		}
+	if m.bg != nil && m.marks.add(info.Queue, org, info.ID) {
+		m.bg.poke()
 		return info, nil
 	}
-	keys, args := m.L.markArgs(info.Queue, org, info.ID)
-	m.bg.send(ctx, func(ctx context.Context, c redis.Cmdable) redis.Cmder {
-		return mark.Run(ctx, c, keys, args...)
-	})
+	if merr := m.L.Mark(ctx, info.Queue, org, info.ID); merr != nil && m.L.Log != nil {
+		m.L.Log.WarnContext(ctx, "org not marked as waiting", "task_id", info.ID, "err", merr)
+	}
 	return info, nil
 }

@@ -3,6 +3,7 @@ package fair_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -360,15 +361,20 @@ func TestBackgroundMarksLand(t *testing.T) {
 	}
 }
 
-// countTrips counts the round trips a client makes (a pipeline is one).
-type countTrips struct{ n atomic.Int64 }
+// countTrips counts the round trips a client makes (a pipeline is one),
+// and the commands it sends.
+type countTrips struct{ n, cmds atomic.Int64 }
 
 func (c *countTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (c *countTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); c.cmds.Add(1); return next(ctx, cmd) }
 }
 func (c *countTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(1)
+		c.cmds.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
 }
 
 // Marks sent in a burst share round trips, and every one lands, also
@@ -391,8 +397,8 @@ func TestBackgroundMarksShareRoundTrips(t *testing.T) {
 		m.Flush()
 	}
 	send(0, 100)
-	if n := trips.n.Load(); n > 20 {
-		t.Errorf("100 marks took %d round trips", n)
+	if n, cmds := trips.n.Load(), trips.cmds.Load(); n > 20 || cmds > 20 {
+		t.Errorf("100 marks took %d round trips and %d commands", n, cmds)
 	}
 	if err := r1.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -400,6 +406,31 @@ func TestBackgroundMarksShareRoundTrips(t *testing.T) {
 	send(100, 200)
 	if n, err := r1.ZCard(ctx, "crmq:fair:wait:default:7").Result(); err != nil || n != 200 {
 		t.Fatalf("%d marks landed (%v), want 200", n, err)
+	}
+
+	// Marks of two orgs and two queues, one task of them already started:
+	// each lands in its own wait set, the started one nowhere.
+	m2 := fair.NewMarking(idEnqueuer{queue: "low"}, limiter(r1, map[string]int{"default": 1, "low": 1}))
+	if err := r1.ZAdd(ctx, "crmq:fair:started:low:8", redis.Z{Score: 1, Member: `{"org_id":8,"n":0}`}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 600 {
+		org := 8 + i%2
+		if _, err := m2.EnqueueContext(ctx, asynq.NewTask("system:ping", fmt.Appendf(nil, `{"org_id":%d,"n":%d}`, org, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m2.Flush()
+	for org, want := range map[int]int64{8: 299, 9: 300} {
+		if n, err := r1.ZCard(ctx, fmt.Sprintf("crmq:fair:wait:low:%d", org)).Result(); err != nil || n != want {
+			t.Errorf("org %d: %d marks landed (%v), want %d", org, n, err, want)
+		}
+		if s, err := r1.ZScore(ctx, "crmq:fair:demand", strconv.Itoa(org)).Result(); err != nil || s == 0 {
+			t.Errorf("org %d not in demand: %v %v", org, s, err)
+		}
+	}
+	if n, _ := r1.ZScore(ctx, "crmq:fair:wait:low:8", `{"org_id":8,"n":0}`).Result(); n != 0 {
+		t.Error("a started task was marked as waiting")
 	}
 }
 

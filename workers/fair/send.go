@@ -27,6 +27,10 @@ type sender struct {
 	log  *slog.Logger
 	what string // names the commands in the log
 
+	// gather, when set, is asked for more commands each time a pipeline
+	// is made (the marks, grouped); poke says one has some.
+	gather func() []sendCmd
+
 	mu      sync.Mutex
 	queue   []sendCmd
 	running bool
@@ -53,11 +57,24 @@ func (s *sender) send(ctx context.Context, cmd sendCmd) {
 		return
 	}
 	s.queue = append(s.queue, cmd)
+	s.start()
+	s.mu.Unlock()
+}
+
+// poke makes sure a pipeline is on its way or coming, for what gather
+// holds.
+func (s *sender) poke() {
+	s.mu.Lock()
+	s.start()
+	s.mu.Unlock()
+}
+
+// start starts the loop unless it runs; mu is held.
+func (s *sender) start() {
 	if !s.running {
 		s.running = true
 		go s.loop()
 	}
-	s.mu.Unlock()
 }
 
 // loop sends pipelines until nothing waits.
@@ -67,6 +84,9 @@ func (s *sender) loop() {
 		s.mu.Lock()
 		batch := s.queue
 		s.queue = nil
+		if s.gather != nil {
+			batch = append(batch, s.gather()...)
+		}
 		if len(batch) == 0 {
 			s.running = false
 			s.mu.Unlock()
