@@ -5,8 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,4 +166,41 @@ func (e *apiEnv) watchJobs(t *testing.T) context.Context {
 		t.Fatal(err)
 	}
 	return ctx
+}
+
+// Status polls that succeed are logged at debug level only; every other
+// request, and a poll that fails, keeps its info line.
+func TestSucceededPollsAreNotLoggedAtInfo(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t)
+	var logs syncBuffer
+	e.s.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	e.rebuild(t)
+	acc := decode[accepted](t, e.do(t, "POST", "/v1/jobs", e.keyA, `{"type":"system:ping","queue":"low"}`))
+	for range 3 {
+		if r := e.do(t, "GET", acc.StatusURL, e.keyA, ""); r.StatusCode != 200 {
+			t.Fatalf("poll: %d", r.StatusCode)
+		}
+	}
+	if r := e.do(t, "GET", acc.StatusURL, e.keyB, ""); r.StatusCode != 404 {
+		t.Fatalf("another org's poll: %d", r.StatusCode)
+	}
+	lines := map[string]int{}
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		var l struct {
+			Msg    string `json:"msg"`
+			Route  string `json:"route"`
+			Status int    `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if l.Msg == "http" {
+			lines[fmt.Sprintf("%s %d", l.Route, l.Status)]++
+		}
+	}
+	want := map[string]int{"POST /v1/jobs 202": 1, "GET /v1/jobs/{id} 404": 1}
+	if !maps.Equal(lines, want) {
+		t.Fatalf("access log lines %v, want %v", lines, want)
+	}
 }
