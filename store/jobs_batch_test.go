@@ -338,8 +338,9 @@ func TestBatcherLingersOnlyWhileCallsComeSteadily(t *testing.T) {
 	}
 }
 
-// A lingering batch runs as soon as as many calls are pending as the
-// previous round served, and waits the whole linger for fewer.
+// After a round of at least four calls, a lingering batch runs as soon as
+// as many calls are pending as that round served, and waits the whole
+// linger for fewer; after a smaller round it waits the whole linger.
 func TestBatcherStopsLingeringOnceTheLastRoundIsBack(t *testing.T) {
 	ctx := context.Background()
 	const linger = time.Second
@@ -412,9 +413,13 @@ func TestBatcherStopsLingeringOnceTheLastRoundIsBack(t *testing.T) {
 	if d := together("k", "l", "m"); d < linger*9/10 {
 		t.Errorf("three calls after a round of five took %s: they did not wait for company (linger %s)", d, linger)
 	}
+	// A round of three is a trickle, not a crowd: the next waits linger.
+	if d := together("n", "o", "p"); d < linger*9/10 {
+		t.Errorf("three calls after a round of three took %s: they did not wait for company (linger %s)", d, linger)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := [][]string{{"a"}, {"b", "c", "d", "e"}, {"f", "g", "h", "i", "j"}, {"k", "l", "m"}}
+	want := [][]string{{"a"}, {"b", "c", "d", "e"}, {"f", "g", "h", "i", "j"}, {"k", "l", "m"}, {"n", "o", "p"}}
 	if !slices.EqualFunc(statements, want, slices.Equal) {
 		t.Fatalf("statements %v, want %v", statements, want)
 	}
