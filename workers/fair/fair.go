@@ -37,7 +37,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -380,44 +379,6 @@ func (l *Limiter) tryAcquire(ctx context.Context, queue string, org int64, taskI
 	default:
 		return Free, r[2], nil
 	}
-}
-
-// Cap is the queue's per-org cap as it stands: its share of the fleet's
-// registered slots, or the fixed cap (acquire computes the same).
-func (l *Limiter) Cap(ctx context.Context, queue string) (int, error) {
-	share := l.Shares[queue]
-	if share <= 0 {
-		return l.Caps[queue], nil
-	}
-	n, err := l.FleetSlots(ctx)
-	if err != nil || n <= 0 {
-		return l.Caps[queue], err
-	}
-	return max(1, int(math.Floor(share*float64(n)+0.5))), nil
-}
-
-// FleetSlots is the sum of the live registered worker processes' slots.
-func (l *Limiter) FleetSlots(ctx context.Context) (int, error) {
-	now, err := l.RDB.Time(ctx).Result()
-	if err != nil {
-		return 0, fmt.Errorf("fleet slots: %w", err)
-	}
-	ids, err := l.RDB.ZRangeByScore(ctx, fleetKey, &redis.ZRangeBy{Min: "(" + strconv.FormatInt(now.UnixMilli(), 10), Max: "+inf"}).Result()
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	vals, err := l.RDB.HMGet(ctx, fleetSlotsKey, ids...).Result()
-	if err != nil {
-		return 0, fmt.Errorf("fleet slots: %w", err)
-	}
-	n := 0
-	for _, v := range vals {
-		if s, ok := v.(string); ok {
-			x, _ := strconv.Atoi(s)
-			n += x
-		}
-	}
-	return n, nil
 }
 
 // register: KEYS[1] fleet, KEYS[2] fleet slots. ARGV: process, slots,

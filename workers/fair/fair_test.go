@@ -243,21 +243,30 @@ func TestShareOfTheFleet(t *testing.T) {
 	w1, w2 := limiter(r1, map[string]int{"default": 4}), limiter(r2, map[string]int{"default": 4})
 	w1.Shares = map[string]float64{"default": 0.4}
 	w2.Shares = w1.Shares
-	if c, err := w1.Cap(ctx, "default"); err != nil || c != 4 {
-		t.Fatalf("cap with no worker registered: %d, %v; want the fixed 4", c, err)
+	// tryCap admits a task and returns the cap the admission script applied.
+	tryCap := func(l *fair.Limiter, org int64, id string) (fair.Admission, int64) {
+		t.Helper()
+		a, c, err := l.TryAcquireCap(ctx, "default", org, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, c
+	}
+	if a, c := tryCap(w1, 5, "e-1"); a != fair.Free || c != 4 {
+		t.Fatalf("with no worker registered: %v under a cap of %d; want free under the fixed 4", a, c)
+	}
+	if err := w1.Release("default", 5, "e-1"); err != nil {
+		t.Fatal(err)
 	}
 	stop1 := w1.Register(ctx, 10)
 	defer stop1()
-	if a := try(t, w1, "default", 3, "c-1"); a != fair.Free { // the admission script now knows a fleet of 10
-		t.Fatal(a)
+	if a, c := tryCap(w1, 3, "c-1"); a != fair.Free || c != 4 { // 40% of a fleet of 10
+		t.Fatalf("one worker of 10: %v under a cap of %d; want free under 4", a, c)
 	}
 	if err := w1.Release("default", 3, "c-1"); err != nil {
 		t.Fatal(err)
 	}
 	stop2 := w2.Register(ctx, 10)
-	if c, err := w2.Cap(ctx, "default"); err != nil || c != 8 {
-		t.Fatalf("cap of two workers: %d, %v; want 8", c, err)
-	}
 	if err := w1.Mark(ctx, "default", 2, "b-1"); err != nil { // org 2 waits, under its cap
 		t.Fatal(err)
 	}
@@ -266,21 +275,18 @@ func TestShareOfTheFleet(t *testing.T) {
 		if i == 8 {
 			want = fair.Refused
 		}
-		if a := try(t, []*fair.Limiter{w1, w2}[i%2], "default", 1, fmt.Sprintf("a-%d", i)); a != want {
-			t.Fatalf("org 1's task %d with a cap of 8: %v, want %v", i, a, want)
+		if a, c := tryCap([]*fair.Limiter{w1, w2}[i%2], 1, fmt.Sprintf("a-%d", i)); a != want || c != 8 {
+			t.Fatalf("org 1's task %d with two workers of 10: %v under a cap of %d, want %v under 8", i, a, c, want)
 		}
 	}
 	stop2()
-	if c, err := w1.Cap(ctx, "default"); err != nil || c != 4 {
-		t.Fatalf("cap after a worker left: %d, %v; want 4", c, err)
-	}
 	for i := range 4 {
 		if err := w1.Release("default", 1, fmt.Sprintf("a-%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if a := try(t, w1, "default", 1, "a-9"); a != fair.Refused { // holds 4 of a cap of 4 again
-		t.Fatalf("org 1's task after a worker left: %v, want refused", a)
+	if a, c := tryCap(w1, 1, "a-9"); a != fair.Refused || c != 4 { // holds 4 of a cap of 4 again
+		t.Fatalf("org 1's task after a worker left: %v under a cap of %d, want refused under 4", a, c)
 	}
 }
 
