@@ -106,33 +106,21 @@ func (db *DB) insertJobs(ctx context.Context, in []Job) ([]insertedJob, []error,
 	return out, errs, nil
 }
 
-// The batched start and finish join the jobs table to the batch's ids, and
-// are planned at every run rather than prepared once per connection. A
-// prepared statement soon settles on one generic plan, and the plan made
-// while jobs is small (a fresh database, or one the prune just emptied) is
-// a hash join over a sequential scan of jobs: kept as the table grows, it
-// read every row for each batch (4 ms on 20,000 rows; 3.4 ms a batched
-// start on the capacity bench, until autovacuum's next ANALYZE), and the
-// workers fell behind at 750 jobs/s. Planned at each run it looks up each
-// id in the primary key; planning costs 0.4-0.7 ms a batch (EXPLAIN),
-// shared by its rows.
-// (TestBatchedStartAndFinishDoNotScanJobs.)
-//
-// startJobsSQL is startJobSQL for many rows, locked in id order so that two
-// batches never wait for each other in a cycle.
-const startJobsSQL = `
-		WITH req AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS r(id, attempt, run_id)),
-		old AS (SELECT j.id, j.state FROM jobs j JOIN req ON req.id = j.id ORDER BY j.id FOR UPDATE OF j)
-		UPDATE jobs j SET
-			state = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN old.state ELSE 'running' END,
-			attempts = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.attempts ELSE req.attempt END,
-			progress = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.progress ELSE 0 END,
-			started_at = COALESCE(j.started_at, now()),
-			error = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.error ELSE NULL END,
-			run_id = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.run_id ELSE req.run_id END,
-			updated_at = now()
-		FROM old JOIN req ON req.id = old.id WHERE j.id = old.id
-		RETURNING j.id, old.state AS previous, j.created_at, j.started_at`
+// The batched start and finish are functions (migration 00230), called
+// through prepared statements: one round trip and no planning per batch.
+// They were plain statements planned at each run (a prepared statement
+// soon settles on one generic plan, and the plan made while jobs was small
+// is a hash join over a sequential scan of jobs, kept as the table grows:
+// 4 ms a batch on 20,000 rows, and the workers fell behind at 750 jobs/s);
+// planning cost 0.24-0.39 ms a batch and a second round trip (pg_stat_
+// statements with track_planning: a quarter of the job statements' time
+// at 750 jobs/s). The functions plan with enable_seqscan off, so their
+// kept plans look each id up in the primary key whatever the table's size
+// when they were made. (TestBatchedStartAndFinishDoNotScanJobs.)
+const (
+	startJobsSQL  = `SELECT id, previous, created_at, started_at FROM crmq_start_jobs($1, $2, $3)`
+	finishJobsSQL = `SELECT crmq_finish_jobs($1, $2, $3, $4, $5)`
+)
 
 func (db *DB) startJobs(ctx context.Context, in []jobStartIn) ([]JobStart, []error, error) {
 	n := len(in)
@@ -144,8 +132,11 @@ func (db *DB) startJobs(ctx context.Context, in []jobStartIn) ([]JobStart, []err
 		ID string `db:"id"`
 		JobStart
 	}
-	// Not prepared: see startJobsSQL.
-	if err := db.SelectContext(ctx, &rows, startJobsSQL, pq.Array(ids), pq.Array(attempts), pq.Array(runs)); err != nil {
+	st, err := db.prepared(ctx, startJobsSQL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := st.SelectContext(ctx, &rows, pq.Array(ids), pq.Array(attempts), pq.Array(runs)); err != nil {
 		return nil, nil, fmt.Errorf("start jobs: %w", err)
 	}
 	byID := make(map[string]JobStart, len(rows))
@@ -163,17 +154,6 @@ func (db *DB) startJobs(ctx context.Context, in []jobStartIn) ([]JobStart, []err
 	return out, errs, nil
 }
 
-// finishJobsSQL is finishJobSQL for many rows.
-const finishJobsSQL = `
-		UPDATE jobs j SET state = r.state,
-			result = COALESCE(r.result::jsonb, j.result),
-			error = r.error,
-			progress = CASE WHEN r.state = 'succeeded' THEN 100 ELSE j.progress END,
-			finished_at = CASE WHEN r.state IN ('succeeded', 'failed', 'cancelled') THEN now() ELSE NULL END,
-			updated_at = now()
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS r(id, run_id, state, result, error)
-		WHERE j.id = r.id AND j.run_id = r.run_id AND j.state NOT IN ('succeeded', 'cancelled')`
-
 func (db *DB) finishJobs(ctx context.Context, in []jobFinishIn) ([]struct{}, []error, error) {
 	n := len(in)
 	ids, runs, states := make([]string, n), make([]string, n), make([]string, n)
@@ -187,8 +167,11 @@ func (db *DB) finishJobs(ctx context.Context, in []jobFinishIn) ([]struct{}, []e
 			msgs[i] = sql.NullString{String: f.errMsg, Valid: true}
 		}
 	}
-	// Not prepared: see startJobsSQL.
-	if _, err := db.ExecContext(ctx, finishJobsSQL, pq.Array(ids), pq.Array(runs), pq.Array(states), pq.Array(results), pq.Array(msgs)); err != nil {
+	st, err := db.prepared(ctx, finishJobsSQL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := st.ExecContext(ctx, pq.Array(ids), pq.Array(runs), pq.Array(states), pq.Array(results), pq.Array(msgs)); err != nil {
 		return nil, nil, fmt.Errorf("finish jobs: %w", err)
 	}
 	return make([]struct{}, n), make([]error, n), nil
