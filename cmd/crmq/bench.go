@@ -258,7 +258,7 @@ func printReport(w io.Writer, r benchReport) error {
 	for _, p := range []phaseResult{r.Raw, r.CRMQ} {
 		fmt.Fprintf(w, row, p.Name, p.Sent, p.Count, p.Errors, p.Dropped,
 			fmt.Sprintf("%.1fms", p.P50MS), fmt.Sprintf("%.1fms", p.P99MS), fmt.Sprintf("%.1fms", p.MaxMS),
-			fmt.Sprintf("%.1f", p.AchievedRate), fmt.Sprintf("%.1f%%", p.StealPct))
+			fmt.Sprintf("%.1f", p.AchievedRate), stealText(p.StealPct))
 	}
 	verdict := "met"
 	if !r.WithinGoal {

@@ -511,7 +511,7 @@ func printCapacity(w io.Writer, r capacityReport) error {
 		if pt := s.CRMQ.Parts; pt != nil {
 			fmt.Fprintf(w, "%6s crmq's parts, p50/p99: %s\n", "", pt)
 		}
-		fmt.Fprintf(w, "%6s host steal: raw phase %.1f%%, crmq phase %.1f%%\n", "", s.Raw.StealPct, s.CRMQ.StealPct)
+		fmt.Fprintf(w, "%6s host steal: raw phase %s, crmq phase %s\n", "", stealText(s.Raw.StealPct), stealText(s.CRMQ.StealPct))
 		raw := fmt.Sprintf("%6s %17s %17s %6s %6s", "", "", "raw phase:", "", "")
 		for _, n := range names {
 			raw += fmt.Sprintf(" %9s", fmt.Sprintf("%.3f", s.RawCPU[n]))

@@ -198,6 +198,14 @@ func stealPct(before, after hostTimes) float64 {
 	return roundTo(float64(after.steal-before.steal)*100/float64(d), 1)
 }
 
+// stealText shows a steal share, or n/a when unknown.
+func stealText(pct float64) string {
+	if pct < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f%%", pct)
+}
+
 // stealNoteAbove: a phase that lost more of the machine's CPU time than
 // this (percent) to other machines did not run on a quiet machine.
 const stealNoteAbove = 3

@@ -155,9 +155,9 @@ func TestReportTableShowsBothPhasesAndTheRatio(t *testing.T) {
 	rep := benchReport{
 		TargetRate: 500, Duration: "10s", Warmup: "2s", Queue: "critical", RawQueue: "bench_raw", PollInterval: "10ms",
 		Concurrency: 10, MaxInFlight: 1000, StatusPoll: "every 20ms per job, 4 pollers", Note: sequentialNote,
-		Raw: phaseResult{Name: "raw asynq", Sent: 5000, Count: 5000, P50MS: 5, P99MS: 10, MaxMS: 12, AchievedRate: 500},
+		Raw: phaseResult{Name: "raw asynq", Sent: 5000, Count: 5000, P50MS: 5, P99MS: 10, MaxMS: 12, AchievedRate: 500, StealPct: -1},
 		CRMQ: phaseResult{Name: "crmq e2e", Sent: 5000, Count: 4999, Errors: 1, P50MS: 9, P99MS: 25, MaxMS: 40, AchievedRate: 499.9,
-			FirstError: "boom", StatusPolls: 6000, ObservedP50MS: 19, ObservedP99MS: 31},
+			FirstError: "boom", StatusPolls: 6000, ObservedP50MS: 19, ObservedP99MS: 31, StealPct: 12.5},
 		P99Ratio: 2.5, GoalRatio: 2,
 	}
 	var b bytes.Buffer
@@ -166,9 +166,10 @@ func TestReportTableShowsBothPhasesAndTheRatio(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"phase        sent  count errors dropped       p50       p99       max   rate/s\n",
-		"raw asynq    5000   5000      0       0     5.0ms    10.0ms    12.0ms    500.0\n",
-		"crmq e2e     5000   4999      1       0     9.0ms    25.0ms    40.0ms    499.9\n",
+		"phase        sent  count errors dropped       p50       p99       max   rate/s  steal\n",
+		"raw asynq    5000   5000      0       0     5.0ms    10.0ms    12.0ms    500.0    n/a\n",
+		"crmq e2e     5000   4999      1       0     9.0ms    25.0ms    40.0ms    499.9  12.5%\n",
+		"up to 12.5% of this machine's CPU time to other machines",
 		"crmq p99 / raw p99 = 2.50 (goal: within 2x: NOT met)",
 		"one after the other",
 		"500/s for 10s per phase after a 2s warm-up",
