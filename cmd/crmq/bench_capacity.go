@@ -411,23 +411,17 @@ func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db 
 	return er, ctx.Err()
 }
 
-// perOp turns the CPU spent between two samples into milliseconds per
-// operation by process, and the share of the machine's cores all of them
-// kept busy over d.
+// perOp is the CPU spent between two samples in milliseconds per
+// operation by process (perThousand's seconds per 1,000), and the share of
+// the machine's cores all of them kept busy over d.
 func perOp(before, after map[string]time.Duration, ops int64, d time.Duration) (map[string]float64, float64) {
-	out := map[string]float64{}
 	var total time.Duration
 	for name, a := range after {
-		b, ok := before[name]
-		if !ok {
-			continue
-		}
-		total += a - b
-		if ops > 0 {
-			out[name] = roundTo(float64(a-b)/float64(time.Millisecond)/float64(ops), 3)
+		if b, ok := before[name]; ok {
+			total += a - b
 		}
 	}
-	return out, roundTo(total.Seconds()/d.Seconds()/float64(runtime.NumCPU()), 2)
+	return perThousand(before, after, int(ops)), roundTo(total.Seconds()/d.Seconds()/float64(runtime.NumCPU()), 2)
 }
 
 // closedLoop runs op from n goroutines for d and counts the successes.
