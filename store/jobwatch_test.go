@@ -144,14 +144,15 @@ func TestJobNotificationsAreReadWithoutDecoding(t *testing.T) {
 	if _, _, err := db.InsertJob(ctx, store.Job{ID: "n1", OrgID: org.ID, Type: "t", Queue: "low", MaxRetry: 1, Payload: []byte(`{"a":"\"quoted\""}`)}); err != nil {
 		t.Fatal(err)
 	}
+	changes, stop, _ := db.JobChanges("n1")
+	defer stop()
 	if _, err := db.StartJob(ctx, "n1", 1, "run-1"); err != nil {
 		t.Fatal(err)
 	}
 	if id, gone, ok := store.NotifiedID(next()); !ok || gone || id != "n1" {
 		t.Fatalf("update announced as id %q gone %v fast %v", id, gone, ok)
 	}
-	changes, stop, _ := db.JobChanges("n1")
-	defer stop()
+	waitChange(t, changes) // the start reached this process's watch
 	// Another process (a worker) finishes it: this one holds the row (it
 	// inserted it) and keeps the announcement.
 	worker, err := store.Open(ctx, url, 2)
