@@ -58,6 +58,7 @@ func commandTable() []command {
 }
 
 func main() {
+	proc.SetGCDefault() // as the services run, so a bench's in-process side does too
 	ctx, stop := proc.SignalContext()
 	stopProfile := startCPUProfile(os.Getenv("CRMQ_CPUPROFILE"), os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -95,6 +96,23 @@ func OpenDB(ctx context.Context, log *slog.Logger, url string, maxConns int, wit
 	}
 }
 
+// GCPercent is the garbage collector's target (Go's GOGC) in crmq's
+// processes unless GOGC is set: their live heaps are small (10-30 MB), so
+// Go's default of 100 collects several times a second under load. At
+// 1,000 jobs/s, 400 cost the api and the worker 7-9% less CPU per job
+// than 100 (make bench-capacity, alternated), and the export's peak RSS
+// stayed at 38 MB (37 with 100). GOMEMLIMIT, when set, still bounds the
+// heap.
+const GCPercent = 400
+
+// SetGCDefault applies GCPercent when the environment has no GOGC (the
+// runtime has read it already otherwise).
+func SetGCDefault() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(GCPercent)
+	}
+}
+
 // Process is what every crmq process starts with.
 type Process struct {
 	Cfg      config.Config
@@ -109,6 +127,7 @@ type Process struct {
 // for it up to CRMQ_STARTUP_TIMEOUT) and parses REDIS_URL; it exits the
 // process with one clear error when any of that fails. For main only.
 func Start(name string, requireAdmin bool, maxConns int) *Process {
+	SetGCDefault()
 	cfg, err := config.Load(requireAdmin)
 	if err != nil {
 		Fatal(slog.Default(), "config", err)
