@@ -199,10 +199,12 @@ func (db *DB) JobByIdempotencyKey(ctx context.Context, orgID int64, key string) 
 	return j, nil
 }
 
-// JobStart is what StartJob reports: the state the job had before, when it
-// was enqueued and when its first attempt started (Postgres' clock).
+// JobStart is what StartJob reports: the final state the job was already
+// in (succeeded or cancelled: not started, it must not run again; "" when
+// it started), when it was enqueued and when its first attempt started
+// (Postgres' clock).
 type JobStart struct {
-	Previous  string    `db:"previous"`
+	Final     string    `db:"final"`
 	CreatedAt time.Time `db:"created_at"`
 	StartedAt time.Time `db:"started_at"`
 }
@@ -210,9 +212,10 @@ type JobStart struct {
 // QueuedFor is the time the job waited before its first attempt.
 func (s JobStart) QueuedFor() time.Duration { return s.StartedAt.Sub(s.CreatedAt) }
 
-// StartJob marks a job running for the given attempt (1-based) and returns
-// the state it had before, so a redelivered job that already succeeded is
-// not run again. ErrNotFound when no row exists.
+// StartJob marks a job running for the given attempt (1-based), unless it
+// already succeeded or was cancelled (JobStart.Final), so a redelivered
+// job that already succeeded is not run again. ErrNotFound when no row
+// exists.
 //
 // runID fences the attempt: FinishJob only writes while the row still
 // carries it, so the late write of an attempt a stopping worker abandoned
@@ -227,24 +230,34 @@ func (db *DB) startJobOne(ctx context.Context, id string, attempt int, runID str
 		return JobStart{}, err
 	}
 	var js JobStart
-	if err := st.GetContext(ctx, &js, id, attempt, runID); err != nil {
-		return JobStart{}, notFound(err, "job "+id)
+	err = st.GetContext(ctx, &js, id, attempt, runID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return db.notStarted(ctx, id)
 	}
-	return js, nil
+	return js, err
 }
 
+// startJobSQL starts one job, as crmq_start_open_jobs (migration 00240)
+// starts many: a final job is left as it is and not returned.
 const startJobSQL = `
-		WITH old AS (SELECT id, state FROM jobs WHERE id = $1 FOR UPDATE)
-		UPDATE jobs j SET
-			state = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN old.state ELSE 'running' END,
-			attempts = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.attempts ELSE $2 END,
-			progress = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.progress ELSE 0 END,
-			started_at = COALESCE(j.started_at, now()),
-			error = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.error ELSE NULL END,
-			run_id = CASE WHEN old.state IN ('succeeded', 'cancelled') THEN j.run_id ELSE $3 END,
-			updated_at = now()
-		FROM old WHERE j.id = old.id
-		RETURNING old.state AS previous, j.created_at, j.started_at`
+		UPDATE jobs SET state = 'running', attempts = $2, progress = 0,
+			started_at = COALESCE(started_at, now()), error = NULL, run_id = $3, updated_at = now()
+		WHERE id = $1 AND state NOT IN ('succeeded', 'cancelled')
+		RETURNING created_at, started_at`
+
+// notStarted is the JobStart of a job a start left alone: final, or
+// ErrNotFound without a row.
+func (db *DB) notStarted(ctx context.Context, id string) (JobStart, error) {
+	var state string
+	if err := db.GetContext(ctx, &state, `SELECT state FROM jobs WHERE id = $1`, id); err != nil {
+		return JobStart{}, notFound(err, "job "+id)
+	}
+	if state != JobSucceeded && state != JobCancelled {
+		// Only a final row is left alone, and a final row stays final.
+		return JobStart{}, fmt.Errorf("job %s was not started yet is %s", id, state)
+	}
+	return JobStart{Final: state}, nil
+}
 
 // FinishJob records the outcome of an attempt. The state and the result are
 // one UPDATE, so a job is never succeeded without its result.

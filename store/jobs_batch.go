@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -117,15 +119,18 @@ func (db *DB) insertJobs(ctx context.Context, in []Job) ([]insertedJob, []error,
 // at 750 jobs/s). The functions plan with enable_seqscan off, so their
 // kept plans look each id up in the primary key whatever the table's size
 // when they were made. (TestBatchedStartAndFinishDoNotScanJobs.)
+// The start returns the jobs it started (not the final ones: migration
+// 00240); the ids are passed in order, so batches lock rows in one order.
 const (
-	startJobsSQL  = `SELECT id, previous, created_at, started_at FROM crmq_start_jobs($1, $2, $3)`
+	startJobsSQL  = `SELECT id, created_at, started_at FROM crmq_start_open_jobs($1, $2, $3)`
 	finishJobsSQL = `SELECT crmq_finish_jobs($1, $2, $3, $4, $5)`
 )
 
 func (db *DB) startJobs(ctx context.Context, in []jobStartIn) ([]JobStart, []error, error) {
 	n := len(in)
+	sorted := slices.SortedFunc(slices.Values(in), func(a, b jobStartIn) int { return strings.Compare(a.id, b.id) })
 	ids, runs, attempts := make([]string, n), make([]string, n), make([]int64, n)
-	for i, s := range in {
+	for i, s := range sorted {
 		ids[i], attempts[i], runs[i] = s.id, int64(s.attempt), s.runID
 	}
 	var rows []struct {
@@ -147,7 +152,7 @@ func (db *DB) startJobs(ctx context.Context, in []jobStartIn) ([]JobStart, []err
 	for i, s := range in {
 		js, ok := byID[s.id]
 		if !ok {
-			errs[i] = fmt.Errorf("job %s: %w", s.id, ErrNotFound)
+			js, errs[i] = db.notStarted(ctx, s.id)
 		}
 		out[i] = js
 	}

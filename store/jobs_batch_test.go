@@ -57,10 +57,10 @@ func TestBatchedJobStatementsKeepTheSingleRowRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if starts[0].Previous != store.JobQueued || errs[0] != nil || starts[0].StartedAt.IsZero() {
+	if starts[0].Final != "" || errs[0] != nil || starts[0].StartedAt.IsZero() {
 		t.Errorf("start a: %+v, %v", starts[0], errs[0])
 	}
-	if starts[1].Previous != store.JobSucceeded || errs[1] != nil {
+	if starts[1].Final != store.JobSucceeded || errs[1] != nil {
 		t.Errorf("start b: %+v, %v", starts[1], errs[1])
 	}
 	if !errors.Is(errs[2], store.ErrNotFound) {
@@ -106,7 +106,7 @@ func TestConcurrentJobWritesShareStatements(t *testing.T) {
 				errc <- fmt.Errorf("insert %s: %v %v", id, ok, err)
 				return
 			}
-			if js, err := db.StartJob(ctx, id, 1, run); err != nil || js.Previous != store.JobQueued {
+			if js, err := db.StartJob(ctx, id, 1, run); err != nil || js.Final != "" {
 				errc <- fmt.Errorf("start %s: %+v %v", id, js, err)
 				return
 			}
@@ -422,5 +422,74 @@ func TestBatcherStopsLingeringOnceTheLastRoundIsBack(t *testing.T) {
 	want := [][]string{{"a"}, {"b", "c", "d", "e"}, {"f", "g", "h", "i", "j"}, {"k", "l", "m"}, {"n", "o", "p"}}
 	if !slices.EqualFunc(statements, want, slices.Equal) {
 		t.Fatalf("statements %v, want %v", statements, want)
+	}
+}
+
+// A start that meets a job being cancelled waits for the cancel and then
+// leaves the job cancelled: the single start and the batched one read the
+// row again once its writer commits.
+func TestAStartWaitingOnACancelLeavesItCancelled(t *testing.T) {
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "acme")
+	for _, id := range []string{"one", "two", "other"} {
+		if _, ok, err := db.InsertJob(ctx, store.Job{ID: id, OrgID: org.ID, Type: "t", Queue: "low", Payload: []byte(`{}`)}); err != nil || !ok {
+			t.Fatalf("insert %s: %v %v", id, ok, err)
+		}
+	}
+	starts := map[string]func() (store.JobStart, error){
+		"one": func() (store.JobStart, error) { return db.StartJob(ctx, "one", 1, "run-1") },
+		"two": func() (store.JobStart, error) {
+			js, errs, err := db.StartJobsBatch(ctx, []store.JobStartIn{
+				store.NewJobStartIn("two", 1, "run-2"), store.NewJobStartIn("other", 1, "run-o")})
+			if err != nil {
+				return js[0], err
+			}
+			if errs[1] != nil || js[1].Final != "" {
+				return js[0], fmt.Errorf("other job: %+v %v", js[1], errs[1])
+			}
+			return js[0], errs[0]
+		},
+	}
+	for id, start := range starts {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled' WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			js  store.JobStart
+			err error
+		}
+		done := make(chan result, 1)
+		go func() { js, err := start(); done <- result{js, err} }()
+		// The start waits on the row until the cancel commits.
+		waitFor(t, func() bool {
+			var n int
+			err := db.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)
+			return err == nil && n > 0
+		})
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		r := <-done
+		if r.err != nil || r.js.Final != store.JobCancelled {
+			t.Errorf("start of %s after its cancel: %+v %v, want Final cancelled", id, r.js, r.err)
+		}
+		if j, _ := db.Job(ctx, org.ID, id); j.State != store.JobCancelled || j.Attempts != 0 {
+			t.Errorf("%s after the start: %+v, want cancelled and never attempted", id, j)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

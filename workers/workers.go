@@ -183,8 +183,8 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 			if err != nil {
 				return fmt.Errorf("start job: %w", err) // Postgres answers, yet the start failed: a real failure
 			}
-			if start.Previous == store.JobSucceeded || start.Previous == store.JobCancelled {
-				jl().InfoContext(ctx, "job already final; not run again", "state", start.Previous)
+			if start.Final != "" {
+				jl().InfoContext(ctx, "job already final; not run again", "state", start.Final)
 				m.observe(t.Type(), "skipped", 0)
 				return nil
 			}
