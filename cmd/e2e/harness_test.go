@@ -63,6 +63,9 @@ func newSystemOn(t *testing.T, dbURL, redisURL string, extraEnv ...string) *syst
 			"CRMQ_LOG_LEVEL=debug",
 			"CRMQ_CRON_ORPHANS=", // off unless a test sets it
 			"CRMQ_CRON_SUMMARY_PRUNE=",
+			// A worker killed mid-export leaves its local bucket's
+			// partial file in the temp dir: the test's, removed after it.
+			"TMPDIR="+t.TempDir(),
 		), extraEnv...),
 	}
 }
