@@ -18,8 +18,20 @@ import (
 	"github.com/crmq/crmq/jobs"
 )
 
-// goalRatio is what crmq promises: its p99 within this factor of raw asynq's.
+// goalRatio is what crmq promises: its p99 within this factor of raw
+// asynq's, at every rate up to 1,000 jobs/s (bench capacity) and with
+// apps polling every job's status (bench e2e with polls while sending).
 const goalRatio = 2.0
+
+// e2eGoal is bench e2e's goal: within 1.5x while the status reads wait
+// for the send window to close (or there are none), 2x with apps polling
+// while jobs are sent (issue 13).
+func e2eGoal(bc benchConfig) float64 {
+	if bc.DeferPolls || bc.Pollers == 0 {
+		return 1.5
+	}
+	return goalRatio
+}
 
 // benchConfig is one run of `crmq bench e2e`, from flags and environment.
 type benchConfig struct {
@@ -125,7 +137,8 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 		"             job succeeded, taken as (POST round trip) + (finished_at - created_at of the job\n" +
 		"             row, both on Postgres' clock): never less than the true latency, and not\n" +
 		"             lengthened by the status polls, which only learn that the job is done\n" +
-		"and prints count, errors, p50, p99, max, achieved rate and crmq p99 / raw p99 (goal: within 2x).\n" +
+		"and prints count, errors, p50, p99, max, achieved rate and crmq p99 / raw p99 (goal: within 1.5x\n" +
+		"with deferred polls, 2x with polls while sending).\n" +
 		"The worker must run with the same REDIS_URL, CRMQ_POLL_INTERVAL and CRMQ_WORKER_CONCURRENCY\n" +
 		"as this command. Exit 1 when any job failed, timed out or was dropped (the report is still printed)."
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
@@ -220,7 +233,7 @@ func runBench(ctx context.Context, bc benchConfig) (benchReport, error) {
 		TargetRate: bc.Rate, Duration: bc.Duration.String(), Warmup: bc.Warmup.String(), Queue: bc.Queue, RawQueue: bc.RawQueue,
 		PollInterval: bc.PollInterval.String(), Concurrency: bc.Concurrency, MaxInFlight: bc.MaxInFlight,
 		StatusPoll: statusPollNote(bc),
-		Note:       sequentialNote, GoalRatio: goalRatio,
+		Note:       sequentialNote, GoalRatio: e2eGoal(bc),
 	}
 	// The API is checked first, so a wrong key or a missing worker fails
 	// the run at once rather than after the raw phase.
@@ -242,7 +255,7 @@ func runBench(ctx context.Context, bc benchConfig) (benchReport, error) {
 	}
 	if rep.Raw.P99MS > 0 {
 		rep.P99Ratio = math.Round(rep.CRMQ.P99MS/rep.Raw.P99MS*100) / 100
-		rep.WithinGoal = rep.CRMQ.Count > 0 && rep.P99Ratio <= goalRatio
+		rep.WithinGoal = rep.CRMQ.Count > 0 && rep.P99Ratio <= rep.GoalRatio
 	}
 	return rep, nil
 }
@@ -264,7 +277,7 @@ func printReport(w io.Writer, r benchReport) error {
 	if !r.WithinGoal {
 		verdict = "NOT met"
 	}
-	fmt.Fprintf(w, "\ncrmq p99 / raw p99 = %.2f (goal: within %.0fx: %s)\n", r.P99Ratio, r.GoalRatio, verdict)
+	fmt.Fprintf(w, "\ncrmq p99 / raw p99 = %.2f (goal: within %gx: %s)\n", r.P99Ratio, r.GoalRatio, verdict)
 	fmt.Fprintf(w, "latency: raw = Enqueue call -> handler entry; crmq = POST round trip + job row finished_at - created_at\n")
 	fmt.Fprintf(w, "crmq as seen by status polls (%s, %d GETs): p50 %.1fms, p99 %.1fms\n",
 		r.StatusPoll, r.CRMQ.StatusPolls, r.CRMQ.ObservedP50MS, r.CRMQ.ObservedP99MS)

@@ -193,3 +193,28 @@ func TestRowLatencyNeedsBothTimestamps(t *testing.T) {
 		t.Error("a succeeded job without finished_at must be an error, not a zero latency")
 	}
 }
+
+// bench e2e holds crmq to issue 13's goals: 1.5x of raw asynq's p99 when
+// the status reads wait for the send window (or there are none), 2x with
+// apps polling while jobs are sent; the report prints the goal it used.
+func TestE2EGoalFollowsThePolling(t *testing.T) {
+	for _, c := range []struct {
+		bc   benchConfig
+		want float64
+	}{
+		{benchConfig{Pollers: 4, DeferPolls: true}, 1.5},
+		{benchConfig{Pollers: 0}, 1.5},
+		{benchConfig{Pollers: 4}, 2},
+	} {
+		if got := e2eGoal(c.bc); got != c.want {
+			t.Errorf("goal with %d pollers, deferred %v: %g, want %g", c.bc.Pollers, c.bc.DeferPolls, got, c.want)
+		}
+	}
+	var b bytes.Buffer
+	if err := printReport(&b, benchReport{P99Ratio: 1.67, GoalRatio: 1.5}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "crmq p99 / raw p99 = 1.67 (goal: within 1.5x: NOT met)"; !strings.Contains(b.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, b.String())
+	}
+}
