@@ -234,7 +234,10 @@ func (db *DB) startJobOne(ctx context.Context, id string, attempt int, runID str
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.notStarted(ctx, id)
 	}
-	return js, err
+	if err != nil {
+		return JobStart{}, fmt.Errorf("start job %s: %w", id, err)
+	}
+	return js, nil
 }
 
 // startJobSQL starts one job, as crmq_start_open_jobs (migration 00240)
