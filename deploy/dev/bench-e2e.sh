@@ -11,12 +11,9 @@
 # BENCH_PROFILE_DELAY (3) seconds after the bench (the raw phase comes
 # first: a delay of warm-up + duration + 2 s profiles the crmq phase).
 #
-# The api runs with GOMAXPROCS=1 and the worker with 2, as deploy/k8s's CPU
-# limits (1 and 2) give them: Go sets GOMAXPROCS from a container's CPU
-# limit. On two cores shared with Postgres, Redis and the load generator,
-# the api with one P spent 8-12% less CPU per job at 1,000 jobs/s and kept
-# a lower p99 in three alternated pairs of three. BENCH_API_PROCS and
-# BENCH_WORKER_PROCS change them.
+# BENCH_API_PROCS and BENCH_WORKER_PROCS set GOMAXPROCS of api and worker
+# (unset: Go's default, the machine's cores), e.g. 1 and 2 as deploy/k8s's
+# CPU limits give them in a container.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # BENCH_BIN: where api, worker and crmq come from (another build, to
@@ -35,8 +32,8 @@ if [ "${1:-}" = capacity ] || [ "${1:-}" = e2e ]; then bench=$1; shift; fi
 : "${BENCH_PROFILE:=}"
 : "${BENCH_PROFILE_DELAY:=3}"
 : "${BENCH_PROFILE_SECONDS:=20}"
-: "${BENCH_API_PROCS:=1}"
-: "${BENCH_WORKER_PROCS:=2}"
+: "${BENCH_API_PROCS:=}"
+: "${BENCH_WORKER_PROCS:=}"
 base=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/crmq?sslmode=disable}
 server_url=${base%/*}/postgres
 redis=${REDIS_URL:-redis://127.0.0.1:6379/0}
@@ -52,8 +49,8 @@ redis-cli -u "$REDIS_URL" flushdb >/dev/null
 crmq migrate 2>/dev/null
 
 logs=$(mktemp -d)
-GOMAXPROCS=$BENCH_API_PROCS CRMQ_PPROF_ADDR=127.0.0.1:16060 api > "$logs/api.log" 2>&1 & api_pid=$!
-GOMAXPROCS=$BENCH_WORKER_PROCS CRMQ_PPROF_ADDR=127.0.0.1:16061 worker > "$logs/worker.log" 2>&1 & worker_pid=$!
+env ${BENCH_API_PROCS:+GOMAXPROCS=$BENCH_API_PROCS} CRMQ_PPROF_ADDR=127.0.0.1:16060 api > "$logs/api.log" 2>&1 & api_pid=$!
+env ${BENCH_WORKER_PROCS:+GOMAXPROCS=$BENCH_WORKER_PROCS} CRMQ_PPROF_ADDR=127.0.0.1:16061 worker > "$logs/worker.log" 2>&1 & worker_pid=$!
 trap 'kill -TERM $api_pid $worker_pid 2>/dev/null; wait $api_pid $worker_pid 2>/dev/null; redis-cli -u "$REDIS_URL" flushdb >/dev/null' EXIT
 for _ in $(seq 100); do curl -fsS "http://$HTTP_ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -66,7 +63,7 @@ if [ -n "$rp" ] && [ -d "/proc/$rp" ]; then cpu="$cpu,redis=$rp"; fi
 export CRMQ_BENCH_CPU=$cpu
 
 key=$(crmq org create bench 2>/dev/null)
-echo "api/worker logs: $logs; CRMQ_POLL_INTERVAL=$CRMQ_POLL_INTERVAL CRMQ_LOG_LEVEL=$CRMQ_LOG_LEVEL CRMQ_DB_BATCH_WAIT=${CRMQ_DB_BATCH_WAIT:-default} CRMQ_ORG_CONCURRENCY=${CRMQ_ORG_CONCURRENCY:-default} GOMAXPROCS api=$BENCH_API_PROCS worker=$BENCH_WORKER_PROCS; cpu: $cpu" >&2
+echo "api/worker logs: $logs; CRMQ_POLL_INTERVAL=$CRMQ_POLL_INTERVAL CRMQ_LOG_LEVEL=$CRMQ_LOG_LEVEL CRMQ_DB_BATCH_WAIT=${CRMQ_DB_BATCH_WAIT:-default} CRMQ_ORG_CONCURRENCY=${CRMQ_ORG_CONCURRENCY:-default} GOMAXPROCS api=${BENCH_API_PROCS:-default} worker=${BENCH_WORKER_PROCS:-default}; cpu: $cpu" >&2
 if [ -n "$BENCH_PROFILE" ]; then
   mkdir -p "$BENCH_PROFILE"
   ( sleep "$BENCH_PROFILE_DELAY"
