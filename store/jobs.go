@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // Job states. A job moves queued -> running -> succeeded | failed, through
@@ -232,7 +234,8 @@ func (db *DB) startJobOne(ctx context.Context, id string, attempt int, runID str
 	var js JobStart
 	err = st.GetContext(ctx, &js, id, attempt, runID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return db.notStarted(ctx, id)
+		out, errs := db.notStarted(ctx, []string{id})
+		return out[0], errs[0]
 	}
 	if err != nil {
 		return JobStart{}, fmt.Errorf("start job %s: %w", id, err)
@@ -248,18 +251,33 @@ const startJobSQL = `
 		WHERE id = $1 AND state NOT IN ('succeeded', 'cancelled')
 		RETURNING created_at, started_at`
 
-// notStarted is the JobStart of a job a start left alone: final, or
-// ErrNotFound without a row.
-func (db *DB) notStarted(ctx context.Context, id string) (JobStart, error) {
-	var state string
-	if err := db.GetContext(ctx, &state, `SELECT state FROM jobs WHERE id = $1`, id); err != nil {
-		return JobStart{}, notFound(err, "job "+id)
+// notStarted reads the jobs a start left alone (one query for all) and
+// gives each its JobStart: final, or ErrNotFound without a row.
+func (db *DB) notStarted(ctx context.Context, ids []string) ([]JobStart, []error) {
+	out, errs := make([]JobStart, len(ids)), make([]error, len(ids))
+	var rows []struct{ ID, State string }
+	if err := db.SelectContext(ctx, &rows, `SELECT id, state FROM jobs WHERE id = ANY($1)`, pq.Array(ids)); err != nil {
+		for i, id := range ids {
+			errs[i] = fmt.Errorf("job %s: %w", id, err)
+		}
+		return out, errs
 	}
-	if state != JobSucceeded && state != JobCancelled {
-		// Only a final row is left alone, and a final row stays final.
-		return JobStart{}, fmt.Errorf("job %s was not started yet is %s", id, state)
+	state := make(map[string]string, len(rows))
+	for _, r := range rows {
+		state[r.ID] = r.State
 	}
-	return JobStart{Final: state}, nil
+	for i, id := range ids {
+		switch st, ok := state[id]; {
+		case !ok:
+			errs[i] = fmt.Errorf("job %s: %w", id, ErrNotFound)
+		case st != JobSucceeded && st != JobCancelled:
+			// Only a final row is left alone, and a final row stays final.
+			errs[i] = fmt.Errorf("job %s was not started yet is %s", id, st)
+		default:
+			out[i] = JobStart{Final: st}
+		}
+	}
+	return out, errs
 }
 
 // FinishJob records the outcome of an attempt. The state and the result are

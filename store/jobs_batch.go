@@ -149,12 +149,23 @@ func (db *DB) startJobs(ctx context.Context, in []jobStartIn) ([]JobStart, []err
 		byID[r.ID] = r.JobStart
 	}
 	out, errs := make([]JobStart, n), make([]error, n)
+	var left []int // calls whose job the start left alone
 	for i, s := range in {
 		js, ok := byID[s.id]
 		if !ok {
-			js, errs[i] = db.notStarted(ctx, s.id)
+			left = append(left, i)
 		}
 		out[i] = js
+	}
+	if len(left) > 0 {
+		ids := make([]string, len(left))
+		for k, i := range left {
+			ids[k] = in[i].id
+		}
+		starts, serrs := db.notStarted(ctx, ids)
+		for k, i := range left {
+			out[i], errs[i] = starts[k], serrs[k]
+		}
 	}
 	return out, errs, nil
 }
