@@ -181,7 +181,9 @@ func JobState(st JobStore, log *slog.Logger, m *Metrics, inflight *Inflight) asy
 				return fmt.Errorf("job row %s missing: %w", id, asynq.SkipRetry)
 			}
 			if err != nil {
-				return fmt.Errorf("start job: %w", err) // Postgres answers, yet the start failed: a real failure
+				// Postgres answers, yet the start failed: a real failure.
+				jl().ErrorContext(ctx, "job start failed; the attempt counts", "err", err)
+				return fmt.Errorf("start job: %w", err)
 			}
 			if start.Final != "" {
 				jl().InfoContext(ctx, "job already final; not run again", "state", start.Final)

@@ -50,6 +50,7 @@ func TestPostgresOutageUnderLoadEndsEveryAcceptedJob(t *testing.T) {
 	}
 	time.Sleep(time.Until(began.Add(outageAt)))
 	doneBefore := countStates(t, s)
+	stopping := time.Now()
 	pg.stop()
 	stopped := time.Now()
 
@@ -75,17 +76,15 @@ func TestPostgresOutageUnderLoadEndsEveryAcceptedJob(t *testing.T) {
 		}
 	}
 	recovery := time.Since(restarted)
-	t.Logf("postgres down %s with %v final before it stopped; all %d final %s after it came back",
-		outage, doneBefore, jobsN, recovery.Round(100*time.Millisecond))
+	t.Logf("postgres down %s (its stop took %s) with %v final before it stopped; all %d final %s after it came back",
+		restarted.Sub(stopping).Round(100*time.Millisecond), stopped.Sub(stopping).Round(100*time.Millisecond),
+		doneBefore, jobsN, recovery.Round(100*time.Millisecond))
 	if last[store.JobSucceeded] != jobsN {
 		t.Fatalf("final states %v, want every job succeeded", last)
 	}
-	var retried []string
-	if err := s.db.SelectContext(context.Background(), &retried, `SELECT id FROM jobs WHERE attempts <> 1`); err != nil {
+	var retried []struct{ ID, Queue string }
+	if err := s.db.SelectContext(context.Background(), &retried, `SELECT id, queue FROM jobs WHERE attempts <> 1`); err != nil {
 		t.Fatal(err)
-	}
-	if len(retried) > 0 {
-		t.Errorf("%d jobs used a retry (attempts <> 1), e.g. %s: the outage must not count", len(retried), retried[0])
 	}
 	opt, err := asynq.ParseRedisURI(redisURL)
 	if err != nil {
@@ -93,6 +92,28 @@ func TestPostgresOutageUnderLoadEndsEveryAcceptedJob(t *testing.T) {
 	}
 	insp := asynq.NewInspector(opt)
 	defer insp.Close()
+	if len(retried) > 0 {
+		// asynq keeps a completed task's last error: say why each counted.
+		why := map[string]int{}
+		for _, j := range retried {
+			if info, err := insp.GetTaskInfo(j.Queue, j.ID); err == nil {
+				why[info.LastErr]++
+			} else {
+				why[err.Error()]++
+			}
+		}
+		step := clockStep(began)
+		if n := why[asynq.ErrLeaseExpired.Error()]; n == len(retried) && step.Abs() > 10*time.Second {
+			// The host's wall clock moved apart from its monotonic clock
+			// (a paused VM, a clock set) while tasks ran: asynq scores its
+			// leases in wall-clock seconds, so its recoverer re-ran the
+			// tasks running then and counted an attempt, as for a crash.
+			t.Logf("the wall clock stepped %s during the test: %d running tasks ran again after asynq's lease check, each counted as an attempt", step.Round(time.Second), n)
+		} else {
+			t.Errorf("%d jobs used a retry (attempts <> 1), e.g. %s: the outage must not count; their last errors: %v (wall clock step %s)",
+				len(retried), retried[0].ID, why, step.Round(time.Second))
+		}
+	}
 	for _, q := range []string{"critical", "default", "low"} {
 		if info, err := insp.GetQueueInfo(q); err == nil && (info.Archived > 0 || info.Retry > 0 || info.Pending > 0 || info.Active > 0) {
 			t.Errorf("queue %s after recovery: %d archived, %d retry, %d pending, %d active; want none", q, info.Archived, info.Retry, info.Pending, info.Active)
@@ -204,4 +225,11 @@ func TestReconcilerPutsBackATaskRedisLost(t *testing.T) {
 	if age := j.FinishedAt.Sub(j.CreatedAt); age < 30*time.Second {
 		t.Fatalf("put back %s after creation, before the task's timeout had passed", age)
 	}
+}
+
+// clockStep is how far the wall clock moved apart from the monotonic
+// clock since began: about zero unless the host's clock was set or the
+// machine was paused while the monotonic clock stood still.
+func clockStep(began time.Time) time.Duration {
+	return time.Now().Round(0).Sub(began.Round(0)) - time.Since(began)
 }
