@@ -28,6 +28,12 @@
 // after RetryIn without counting a failure (see IsBusy). A task on its last
 // allowed attempt is never handed back (asynq would archive it, whatever
 // IsFailure says): it waits up to LastWait, then runs over the cap.
+//
+// A slot admitted under the cap is kept by the worker process for Keep
+// after its task ends, and the org's next task on the queue there takes
+// it without a round trip (its start is recorded in the background), for
+// up to ReuseFor after the admission. Its member in the run set stays the
+// id of the task it was admitted for.
 package fair
 
 import (
@@ -56,6 +62,8 @@ const (
 	DefaultLinger   = 5 * time.Second
 	DefaultLastWait = 10 * time.Second
 	DefaultRetryIn  = time.Second
+	DefaultKeep     = 20 * time.Millisecond
+	DefaultReuseFor = time.Second
 )
 
 const prefix = "crmq:fair:"
@@ -92,7 +100,7 @@ func RetryDelay(err error) (time.Duration, bool) {
 
 // Metrics of the limiter; register them with the worker's registry.
 type Metrics struct {
-	Admitted *prometheus.CounterVec // how: free, alone, waited, overcap, failopen
+	Admitted *prometheus.CounterVec // how: free, alone, idle, waited, kept, overcap, failopen
 	Bounced  *prometheus.CounterVec
 	Held     *prometheus.GaugeVec
 	Cap      *prometheus.GaugeVec
@@ -103,7 +111,7 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		Admitted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmq_fair_admitted_total",
-			Help: "Tasks the per-org limiter let start, by queue and how: free (under the cap), alone (over the cap, no other org waiting), idle (over the cap, every other org waiting at its own caps), waited (a slot freed during the short wait), overcap (last attempt, run over the cap), failopen (Redis error: run without the cap).",
+			Help: "Tasks the per-org limiter let start, by queue and how: free (under the cap), alone (over the cap, no other org waiting), idle (over the cap, every other org waiting at its own caps), waited (a slot freed during the short wait), kept (on a slot the org kept in this worker from its task that just ended), overcap (last attempt, run over the cap), failopen (Redis error: run without the cap).",
 		}, []string{"queue", "how"}),
 		Bounced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmq_fair_bounced_total",
@@ -139,9 +147,29 @@ type Limiter struct {
 	M      *Metrics // may be nil
 
 	Lease, Stale, Linger, Wait, LastWait, RetryIn time.Duration
+	// Keep: how long a slot admitted under the cap stays held after its
+	// task ends, for the org's next task on the queue in this process
+	// (default DefaultKeep; negative: released at once). ReuseFor: how
+	// long after its admission a slot may serve further tasks (default
+	// DefaultReuseFor); then the next task asks Redis again.
+	Keep, ReuseFor time.Duration
 
 	bgOnce sync.Once
-	bg     *sender // releases sent in the background (Middleware)
+	bg     *sender     // releases and starts on kept slots, sent in the background (Middleware)
+	starts *markGroups // starts on kept slots waiting for bg, by queue and org
+
+	keptMu sync.Mutex
+	kept   map[markKey][]*slot // slots held between tasks, by queue and org
+}
+
+// slot is a place in an org's run set (its member) that this process
+// holds: for a running task, or kept for the org's next one.
+type slot struct {
+	queue    string
+	org      int64
+	member   string    // the id of the task it was admitted for
+	admitted time.Time // by the admission script
+	timer    *time.Timer
 }
 
 func (l *Limiter) enabled() bool {
@@ -172,6 +200,13 @@ func (l *Limiter) linger() time.Duration   { return or(l.Linger, DefaultLinger) 
 func (l *Limiter) wait() time.Duration     { return max(l.Wait, 0) } // default: none
 func (l *Limiter) lastWait() time.Duration { return or(l.LastWait, DefaultLastWait) }
 func (l *Limiter) retryIn() time.Duration  { return or(l.RetryIn, DefaultRetryIn) }
+func (l *Limiter) keep() time.Duration {
+	if l.Keep < 0 {
+		return 0
+	}
+	return or(l.Keep, DefaultKeep)
+}
+func (l *Limiter) reuseFor() time.Duration { return or(l.ReuseFor, DefaultReuseFor) }
 
 func runKey(queue string, org int64) string {
 	return prefix + "run:" + queue + ":" + strconv.FormatInt(org, 10)
@@ -321,6 +356,50 @@ redis.call("PEXPIRE", KEYS[1], tonumber(ARGV[2]) * 2)
 return 1
 `)
 
+// started records tasks that began on a slot their org kept (see
+// Limiter.Keep), as the admission script does for the tasks it admits:
+// each leaves its wait set and enters the started set, and the org's
+// demand lingers when nothing of it waits any more. KEYS[1] wait key,
+// KEYS[2] demand, KEYS[3] started key, KEYS[4..] the org's wait keys on
+// every queue. ARGV: org, lease ms, stale ms, linger ms, then task ids.
+var started = redis.NewScript(`
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease, stale, linger = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call("ZREMRANGEBYSCORE", KEYS[3], "-inf", now - lease)
+for i = 5, #ARGV do
+  redis.call("ZREM", KEYS[1], ARGV[i])
+  redis.call("ZADD", KEYS[3], now, ARGV[i])
+end
+redis.call("PEXPIRE", KEYS[3], lease)
+local waiting = 0
+for i = 4, #KEYS do
+  waiting = waiting + redis.call("ZCOUNT", KEYS[i], "(" .. (now - stale), "+inf")
+end
+if waiting == 0 then
+  redis.call("ZADD", KEYS[2], now + linger, ARGV[1])
+  redis.call("PEXPIRE", KEYS[2], stale)
+end
+return 1
+`)
+
+// startedCmd records the starts of one queue and org's tasks on kept
+// slots in one script call.
+func (l *Limiter) startedCmd(queue string, org int64, ids []string) sendCmd {
+	keys := []string{waitKey(queue, org), demandKey, startedKey(queue, org)}
+	for _, q := range l.Queues {
+		keys = append(keys, waitKey(q, org))
+	}
+	args := make([]any, 0, 4+len(ids))
+	args = append(args, org, l.lease().Milliseconds(), l.stale().Milliseconds(), l.linger().Milliseconds())
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return func(ctx context.Context, c redis.Cmdable) redis.Cmder {
+		return started.Run(ctx, c, keys, args...)
+	}
+}
+
 // Admission says how a task got its slot.
 type Admission int
 
@@ -451,13 +530,104 @@ func (l *Limiter) releaseLater(queue string, org int64, taskID string) {
 	})
 }
 
-// Flush waits until the releases sent in the background are done (before
-// a worker process exits).
-func (l *Limiter) Flush() { l.releases().flush() }
+// Flush releases the kept slots and waits until the releases sent in the
+// background are done (before a worker process exits).
+func (l *Limiter) Flush() {
+	l.releaseKept()
+	l.releases().flush()
+}
 
 func (l *Limiter) releases() *sender {
-	l.bgOnce.Do(func() { l.bg = newSender(l.RDB, l.Log, "release") })
+	l.bgOnce.Do(func() {
+		l.starts = &markGroups{cmd: l.startedCmd, ids: map[markKey][]string{}}
+		l.bg = newSender(l.RDB, l.Log, "release")
+		l.bg.gather = l.starts.take
+	})
 	return l.bg
+}
+
+// startedLater records in the background that the task began on a kept
+// slot (see started).
+func (l *Limiter) startedLater(queue string, org int64, taskID string) {
+	bg := l.releases()
+	if l.starts.add(queue, org, taskID) {
+		bg.poke()
+		return
+	}
+	bg.send(context.Background(), l.startedCmd(queue, org, []string{taskID}))
+}
+
+// takeKept hands out a slot the org keeps on queue in this process, nil
+// when it keeps none young enough to reuse (those are released).
+func (l *Limiter) takeKept(queue string, org int64) *slot {
+	if l.keep() <= 0 {
+		return nil
+	}
+	k := markKey{queue, org}
+	l.keptMu.Lock()
+	defer l.keptMu.Unlock()
+	for ss := l.kept[k]; len(ss) > 0; ss = l.kept[k] {
+		s := ss[len(ss)-1]
+		l.kept[k] = ss[:len(ss)-1]
+		s.timer.Stop() // its callback, if running, no longer finds it
+		if time.Since(s.admitted) < l.reuseFor() {
+			return s
+		}
+		l.releaseLater(s.queue, s.org, s.member)
+	}
+	return nil
+}
+
+// putKept keeps the slot for the org's next task, or releases it when it
+// may not serve another. A kept slot no task took within Keep is
+// released.
+func (l *Limiter) putKept(s *slot) {
+	if l.keep() <= 0 || time.Since(s.admitted) >= l.reuseFor() {
+		l.releaseLater(s.queue, s.org, s.member)
+		return
+	}
+	k := markKey{s.queue, s.org}
+	l.keptMu.Lock()
+	defer l.keptMu.Unlock()
+	if l.kept == nil {
+		l.kept = map[markKey][]*slot{}
+	}
+	l.kept[k] = append(l.kept[k], s)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(l.keep(), func() { l.dropKept(s) })
+	} else {
+		s.timer.Reset(l.keep())
+	}
+}
+
+// dropKept releases the slot if it is still kept.
+func (l *Limiter) dropKept(s *slot) {
+	k := markKey{s.queue, s.org}
+	l.keptMu.Lock()
+	ss := l.kept[k]
+	i := slices.Index(ss, s)
+	if i >= 0 {
+		l.kept[k] = slices.Delete(ss, i, i+1)
+	}
+	l.keptMu.Unlock()
+	if i >= 0 {
+		l.releaseLater(s.queue, s.org, s.member)
+	}
+}
+
+// releaseKept releases every kept slot (at shutdown).
+func (l *Limiter) releaseKept() {
+	l.keptMu.Lock()
+	var all []*slot
+	for k, ss := range l.kept {
+		all = append(all, ss...)
+		delete(l.kept, k)
+	}
+	l.keptMu.Unlock()
+	for _, s := range all {
+		s.timer.Stop()
+		l.releaseLater(s.queue, s.org, s.member)
+	}
 }
 
 // Renew moves the task's lease end to now+Lease.
@@ -558,39 +728,65 @@ func (l *Limiter) Middleware() asynq.MiddlewareFunc {
 			id, _ := asynq.GetTaskID(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
-			how, err := l.admit(ctx, queue, org, id, retried >= maxRetry)
-			if err != nil {
-				var b *Busy
-				if errors.As(err, &b) {
-					l.count(queue, "", true)
-					if l.Log != nil && l.Log.Enabled(ctx, slog.LevelDebug) {
-						l.Log.DebugContext(ctx, "task handed back: org at its cap", "task_id", id, "type", t.Type(), "org_id", org, "queue", queue)
-					}
-					return err
-				}
-				// Redis away: asynq cannot run without it either; run the
-				// task without the cap rather than refuse it.
-				if l.Log != nil {
-					l.Log.WarnContext(ctx, "per-org limiter unavailable; task runs without its cap", "task_id", id, "err", err)
-				}
-				l.count(queue, "failopen", false)
-				return next.ProcessTask(ctx, t)
-			}
-			l.count(queue, how, false)
-			if how == "overcap" {
-				return next.ProcessTask(ctx, t)
-			}
-			defer l.releaseLater(queue, org, id)
-			if l.M != nil {
-				g := l.M.Held.WithLabelValues(queue)
-				g.Inc()
-				defer g.Dec()
-			}
-			stop := l.heartbeat(ctx, queue, org, id)
-			defer stop()
-			return next.ProcessTask(ctx, t)
+			return l.run(ctx, queue, org, id, t.Type(), retried >= maxRetry, func() error { return next.ProcessTask(ctx, t) })
 		})
 	}
+}
+
+// run runs fn on a slot of the org's share of queue: one it keeps in
+// this process from a task that just ended (no round trip to Redis; the
+// start is recorded in the background), or one the admission script
+// gives. After fn, a slot taken under the cap is kept for the org's next
+// task (see Keep); one taken over it (alone, idle) is released, so the
+// cap bites again as soon as another org waits.
+func (l *Limiter) run(ctx context.Context, queue string, org int64, id, typ string, last bool, fn func() error) error {
+	how := "kept"
+	s := l.takeKept(queue, org)
+	if s != nil {
+		l.startedLater(queue, org, id)
+	} else {
+		var err error
+		how, err = l.admit(ctx, queue, org, id, last)
+		if err != nil {
+			var b *Busy
+			if errors.As(err, &b) {
+				l.count(queue, "", true)
+				if l.Log != nil && l.Log.Enabled(ctx, slog.LevelDebug) {
+					l.Log.DebugContext(ctx, "task handed back: org at its cap", "task_id", id, "type", typ, "org_id", org, "queue", queue)
+				}
+				return err
+			}
+			// Redis away: asynq cannot run without it either; run the
+			// task without the cap rather than refuse it.
+			if l.Log != nil {
+				l.Log.WarnContext(ctx, "per-org limiter unavailable; task runs without its cap", "task_id", id, "err", err)
+			}
+			l.count(queue, "failopen", false)
+			return fn()
+		}
+		if how == "overcap" {
+			l.count(queue, how, false)
+			return fn()
+		}
+		s = &slot{queue: queue, org: org, member: id, admitted: time.Now()}
+	}
+	l.count(queue, how, false)
+	reuse := how == "free" || how == "waited" || how == "kept"
+	defer func() {
+		if reuse {
+			l.putKept(s)
+		} else {
+			l.releaseLater(queue, org, s.member)
+		}
+	}()
+	if l.M != nil {
+		g := l.M.Held.WithLabelValues(queue)
+		g.Inc()
+		defer g.Dec()
+	}
+	stop := l.heartbeat(ctx, queue, org, s.member)
+	defer stop()
+	return fn()
 }
 
 func (l *Limiter) count(queue, how string, bounced bool) {
@@ -660,23 +856,31 @@ func (l *Limiter) heartbeat(ctx context.Context, queue string, org int64, id str
 }
 
 // every runs fn every d until stop is called; stop waits for a run in
-// progress.
+// progress. A timer, not a goroutine, waits: most tasks end before the
+// first run.
 func every(d time.Duration, fn func()) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(d)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				fn()
-			}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(d, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
+		fn()
+		t.Reset(d)
 	})
-	return func() { close(done); wg.Wait() }
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }
 
 // TaskEnqueuer is asynq's Client as crmq uses it.
@@ -706,18 +910,19 @@ type Marking struct {
 func NewMarking(c TaskEnqueuer, l *Limiter) Marking {
 	m := Marking{TaskEnqueuer: c, L: l}
 	if l.enabled() {
-		m.marks = &markGroups{l: l, ids: map[markKey][]string{}}
+		m.marks = &markGroups{cmd: l.markCmd, ids: map[markKey][]string{}}
 		m.bg = newSender(l.RDB, l.Log, "mark")
 		m.bg.gather = m.marks.take
 	}
 	return m
 }
 
-// markGroups holds the marks waiting for the sender, by queue and org.
+// markGroups holds the marks (or starts) waiting for the sender, by
+// queue and org.
 type markGroups struct {
-	l  *Limiter
-	mu sync.Mutex
-	n  int
+	cmd func(queue string, org int64, ids []string) sendCmd
+	mu  sync.Mutex
+	n   int
 	// ids of the tasks to mark, by queue and org
 	ids map[markKey][]string
 }
@@ -751,7 +956,7 @@ func (g *markGroups) take() []sendCmd {
 	var cmds []sendCmd
 	for k, ids := range g.ids {
 		for chunk := range slices.Chunk(ids, markMaxIDs) {
-			cmds = append(cmds, g.l.markCmd(k.queue, k.org, chunk))
+			cmds = append(cmds, g.cmd(k.queue, k.org, chunk))
 		}
 	}
 	clear(g.ids)

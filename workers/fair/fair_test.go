@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/crmq/crmq/jobs"
@@ -18,7 +19,7 @@ import (
 
 // newRedis claims the test's own Redis DB and returns two clients on it:
 // two worker processes.
-func newRedis(t *testing.T) (redis.UniversalClient, redis.UniversalClient) {
+func newRedis(t testing.TB) (redis.UniversalClient, redis.UniversalClient) {
 	t.Helper()
 	opt, err := redis.ParseURL(storetest.RedisURL(t))
 	if err != nil {
@@ -445,4 +446,79 @@ type idEnqueuer struct{ queue string }
 
 func (f idEnqueuer) EnqueueContext(_ context.Context, task *asynq.Task, _ ...asynq.Option) (*asynq.TaskInfo, error) {
 	return &asynq.TaskInfo{ID: string(task.Payload()), Queue: f.queue}, nil
+}
+
+// A slot taken under the cap is kept for the org's next task in the same
+// process, which then starts without asking Redis (and still leaves its
+// wait set); a slot taken over the cap, or admitted longer ago than
+// ReuseFor, is not reused; a kept slot nobody takes is released after
+// Keep.
+func TestKeptSlotServesTheOrgsNextTask(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r1, _ := newRedis(t)
+	l := limiter(r1, map[string]int{"default": 1})
+	l.M = fair.NewMetrics()
+	l.Keep, l.ReuseFor = 300*time.Millisecond, 2*time.Second
+	admitted := func(how string) float64 {
+		t.Helper()
+		var m dto.Metric
+		if err := l.M.Admitted.WithLabelValues("default", how).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	run := func(id string, fn func()) {
+		t.Helper()
+		if err := fair.Run(ctx, l, "default", 1, id, func() error { fn(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Mark(ctx, "default", 1, "a-2"); err != nil {
+		t.Fatal(err)
+	}
+	run("a-1", func() {})
+	run("a-2", func() {
+		if n, _ := l.Held(ctx, "default", 1); n != 1 {
+			t.Errorf("a-2 on the kept slot: org holds %d slots, want 1", n)
+		}
+	})
+	if admitted("free") != 1 || admitted("kept") != 1 {
+		t.Fatalf("admitted free %v, kept %v; want 1 and 1", admitted("free"), admitted("kept"))
+	}
+	l.Flush()
+	if n, err := r1.ZCard(ctx, "crmq:fair:wait:default:1").Result(); err != nil || n != 0 {
+		t.Fatalf("a-2 started on a kept slot but still waits: %d (%v)", n, err)
+	}
+	if s, err := r1.ZScore(ctx, "crmq:fair:started:default:1", "a-2").Result(); err != nil || s == 0 {
+		t.Fatalf("a-2 not recorded as started: %v", err)
+	}
+
+	// Over the cap (alone): not kept. a-3 holds the org's one slot while
+	// a-4 runs over it.
+	run("a-3", func() {
+		run("a-4", func() {})
+		if n := fair.KeptSlots(l, "default", 1); n != 0 {
+			t.Errorf("a-4 ran over the cap (alone), and its slot is kept: %d kept", n)
+		}
+	})
+	if admitted("alone") != 1 {
+		t.Fatalf("a-4 admitted alone %v times, want 1", admitted("alone"))
+	}
+	run("a-5", func() {})
+	time.Sleep(l.Keep + 200*time.Millisecond)
+	if n, _ := l.Held(ctx, "default", 1); n != 0 {
+		t.Fatalf("a kept slot nobody took is still held %v after its task", l.Keep)
+	}
+
+	// A slot admitted more than ReuseFor ago goes back to Redis.
+	l.ReuseFor = 100 * time.Millisecond
+	kept := admitted("kept")
+	run("a-6", func() {})
+	time.Sleep(150 * time.Millisecond) // kept, but admitted too long ago
+	run("a-7", func() { time.Sleep(150 * time.Millisecond) })
+	run("a-8", func() {}) // a-7's slot is too old once it ends
+	if admitted("kept") != kept {
+		t.Fatalf("a slot older than ReuseFor was reused: kept %v -> %v", kept, admitted("kept"))
+	}
 }
