@@ -70,7 +70,7 @@ const insertJobsSQL = `
 	INSERT INTO jobs (id, org_id, user_id, type, queue, max_retry, payload)
 	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[], $7::jsonb[])
 	ON CONFLICT (id) DO NOTHING
-	RETURNING ` + jobColumns
+	RETURNING ` + insertedColumns
 
 func (db *DB) insertJobs(ctx context.Context, in []Job) ([]insertedJob, []error, error) {
 	n := len(in)
@@ -91,19 +91,33 @@ func (db *DB) insertJobs(ctx context.Context, in []Job) ([]insertedJob, []error,
 	if err != nil {
 		return nil, nil, err
 	}
-	var rows []Job
-	if err := st.SelectContext(ctx, &rows, pq.Array(ids), pq.Array(orgs), pq.Array(users), pq.Array(types),
-		pq.Array(queues), pq.Array(maxRetry), pq.Array(payloads)); err != nil {
+	rows, err := st.QueryContext(ctx, pq.Array(ids), pq.Array(orgs), pq.Array(users), pq.Array(types),
+		pq.Array(queues), pq.Array(maxRetry), pq.Array(payloads))
+	if err != nil {
 		return nil, nil, fmt.Errorf("insert jobs: %w", err)
 	}
-	byID := make(map[string]Job, len(rows))
-	for _, r := range rows {
-		byID[r.ID] = r
+	defer rows.Close()
+	type times struct{ created, updated time.Time }
+	byID := make(map[string]times, n)
+	for rows.Next() {
+		var (
+			id string
+			t  times
+		)
+		if err := rows.Scan(&id, &t.created, &t.updated); err != nil {
+			return nil, nil, fmt.Errorf("insert jobs: %w", err)
+		}
+		byID[id] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("insert jobs: %w", err)
 	}
 	out, errs := make([]insertedJob, n), make([]error, n)
 	for i, j := range in {
-		r, ok := byID[j.ID] // absent: the id existed already (ON CONFLICT DO NOTHING)
-		out[i] = insertedJob{job: r, inserted: ok}
+		t, ok := byID[j.ID] // absent: the id existed already (ON CONFLICT DO NOTHING)
+		if ok {
+			out[i] = insertedJob{job: inserted(j, t.created, t.updated), inserted: true}
+		}
 	}
 	return out, errs, nil
 }

@@ -56,3 +56,8 @@ func (b *Batcher) SetLinger(d time.Duration) { b.b.linger = d }
 
 // NotifiedID is notifiedID, for the test that reads real notifications.
 func NotifiedID(payload string) (id string, gone, ok bool) { return notifiedID(payload) }
+
+// JobUncached reads a job from Postgres, never from the watch's memory.
+func (db *DB) JobUncached(ctx context.Context, orgID int64, id string) (Job, error) {
+	return db.jobFromDB(ctx, orgID, id)
+}

@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"slices"
 	"sync"
@@ -491,5 +493,42 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An insert returns only the times Postgres set; the rest of the job it
+// answers with is what the caller gave and the table's defaults. It must
+// be the row as stored, read back, for one insert alone (with an
+// idempotency key) and for a batch.
+func TestInsertedJobIsTheStoredRow(t *testing.T) {
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	org, _ := storetest.NewOrg(t, db, "acme")
+	user, key := "u-1", "k-1"
+	single, ok, err := db.InsertJob(ctx, store.Job{ID: "s", OrgID: org.ID, UserID: &user, Type: "t", Queue: "default", MaxRetry: 3,
+		Payload: []byte(`{"org_id":1,"a":[1,2]}`), IdempotencyKey: &key})
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	batch, _, err := db.InsertJobsBatch(ctx, []store.Job{
+		{ID: "b1", OrgID: org.ID, Type: "t", Queue: "low", MaxRetry: 0, Payload: []byte(`{"q":"é"}`)},
+		{ID: "b2", OrgID: org.ID, UserID: &user, Type: "u", Queue: "critical", MaxRetry: 5},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range append([]store.Job{single}, batch...) {
+		read, err := db.JobUncached(ctx, org.ID, got.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b any
+		if json.Unmarshal(got.Payload, &a) != nil || json.Unmarshal(read.Payload, &b) != nil || !reflect.DeepEqual(a, b) {
+			t.Errorf("job %s: payload %s, stored %s", got.ID, got.Payload, read.Payload)
+		}
+		got.Payload, read.Payload = nil, nil
+		if !reflect.DeepEqual(got, read) {
+			t.Errorf("job %s as the insert answered:\n%+v\nas stored:\n%+v", got.ID, got, read)
+		}
 	}
 }
