@@ -188,15 +188,24 @@ func TestSucceededPollsAreNotLoggedAtInfo(t *testing.T) {
 	lines := map[string]int{}
 	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
 		var l struct {
-			Msg    string `json:"msg"`
-			Route  string `json:"route"`
-			Status int    `json:"status"`
+			Msg       string `json:"msg"`
+			Level     string `json:"level"`
+			Method    string `json:"method"`
+			Path      string `json:"path"`
+			Route     string `json:"route"`
+			Status    int    `json:"status"`
+			Duration  int64  `json:"duration"`
+			RequestID string `json:"request_id"`
+			OrgID     int64  `json:"org_id"`
 		}
 		if err := json.Unmarshal([]byte(line), &l); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
 		if l.Msg == "http" {
 			lines[fmt.Sprintf("%s %d", l.Route, l.Status)]++
+			if l.Status == 202 && (l.Level != "INFO" || l.Method != "POST" || l.Path != "/v1/jobs" || l.Duration <= 0 || l.RequestID == "" || l.OrgID == 0) {
+				t.Errorf("access log line of the POST lacks a field: %s", line)
+			}
 		}
 	}
 	want := map[string]int{"POST /v1/jobs 202": 1, "GET /v1/jobs/{id} 404": 1}
