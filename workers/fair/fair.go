@@ -562,7 +562,7 @@ func (l *Limiter) startedLater(queue string, org int64, taskID string) {
 // longest kept goes first, so every kept slot stays in use while the
 // org's tasks keep coming, and a burst finds them all. At 750 pings/s
 // (bench capacity), the tasks that started on kept slots: 70% taking the
-// newest first and 74% the oldest, with Keep 20 ms; 95% with 100 ms.
+// newest first and 74-76% the oldest, with Keep 20 ms; 95% with 100 ms.
 func (l *Limiter) takeKept(queue string, org int64) *slot {
 	if l.keep() <= 0 {
 		return nil
