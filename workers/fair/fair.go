@@ -224,6 +224,29 @@ const (
 	fleetSlotsKey = prefix + "fleet:slots"
 )
 
+// recordStartLua defines record_start for the scripts that start tasks:
+// the tasks (ids) leave the org's wait set and enter its started set (kept
+// for the lease), and when nothing of the org waits on any queue (waits:
+// its wait keys) its demand lingers.
+const recordStartLua = `
+local function record_start(now, wait, started, demand, waits, org, ids, lease, stale, linger)
+  redis.call("ZREMRANGEBYSCORE", started, "-inf", now - lease)
+  for _, id in ipairs(ids) do
+    redis.call("ZREM", wait, id)
+    redis.call("ZADD", started, now, id)
+  end
+  redis.call("PEXPIRE", started, lease)
+  local waiting = 0
+  for _, k in ipairs(waits) do
+    waiting = waiting + redis.call("ZCOUNT", k, "(" .. (now - stale), "+inf")
+  end
+  if waiting == 0 then
+    redis.call("ZADD", demand, now + linger, org)
+    redis.call("PEXPIRE", demand, stale)
+  end
+end
+`
+
 // acquire: KEYS[1] run key, KEYS[2] wait key, KEYS[3] demand, KEYS[4]
 // started key, KEYS[5] fleet, KEYS[6] fleet slots, KEYS[7..] the org's
 // wait keys on every queue. ARGV: queue, task id, lease ms, org, stale ms,
@@ -242,7 +265,7 @@ const (
 // demand is at its own caps the slot would stay idle: admitted ("idle").
 // The other orgs' run and wait keys are named inside the script (Redis
 // and Sentinel, not Cluster).
-var acquire = redis.NewScript(`
+var acquire = redis.NewScript(recordStartLua + `
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local queue, lease, stale, linger = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -298,18 +321,7 @@ end
 if how >= 0 then
   redis.call("ZADD", KEYS[1], now + lease, ARGV[2])
   redis.call("PEXPIRE", KEYS[1], lease * 2)
-  redis.call("ZREM", KEYS[2], ARGV[2])
-  redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", now - lease)
-  redis.call("ZADD", KEYS[4], now, ARGV[2])
-  redis.call("PEXPIRE", KEYS[4], lease)
-  local waiting = 0
-  for i = 7, #KEYS do
-    waiting = waiting + redis.call("ZCOUNT", KEYS[i], "(" .. (now - stale), "+inf")
-  end
-  if waiting == 0 then
-    redis.call("ZADD", KEYS[3], now + linger, ARGV[4])
-    redis.call("PEXPIRE", KEYS[3], stale)
-  end
+  record_start(now, KEYS[2], KEYS[4], KEYS[3], {unpack(KEYS, 7)}, ARGV[4], {ARGV[2]}, lease, stale, linger)
   return {1, how, cap}
 end
 if ARGV[7] == "1" then
@@ -362,24 +374,11 @@ return 1
 // demand lingers when nothing of it waits any more. KEYS[1] wait key,
 // KEYS[2] demand, KEYS[3] started key, KEYS[4..] the org's wait keys on
 // every queue. ARGV: org, lease ms, stale ms, linger ms, then task ids.
-var started = redis.NewScript(`
+var started = redis.NewScript(recordStartLua + `
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local lease, stale, linger = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call("ZREMRANGEBYSCORE", KEYS[3], "-inf", now - lease)
-for i = 5, #ARGV do
-  redis.call("ZREM", KEYS[1], ARGV[i])
-  redis.call("ZADD", KEYS[3], now, ARGV[i])
-end
-redis.call("PEXPIRE", KEYS[3], lease)
-local waiting = 0
-for i = 4, #KEYS do
-  waiting = waiting + redis.call("ZCOUNT", KEYS[i], "(" .. (now - stale), "+inf")
-end
-if waiting == 0 then
-  redis.call("ZADD", KEYS[2], now + linger, ARGV[1])
-  redis.call("PEXPIRE", KEYS[2], stale)
-end
+record_start(now, KEYS[1], KEYS[3], KEYS[2], {unpack(KEYS, 4)}, ARGV[1], {unpack(ARGV, 5)},
+  tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 1
 `)
 
