@@ -572,7 +572,9 @@ func (l *Limiter) takeKept(queue string, org int64) *slot {
 	for ss := l.kept[k]; len(ss) > 0; ss = l.kept[k] {
 		s := ss[0]
 		l.kept[k] = ss[1:]
-		s.timer.Stop() // its callback, if running, no longer finds it
+		// A callback already under way finds the slot gone, or, if the
+		// slot was kept again meanwhile, releases it early: no harm.
+		s.timer.Stop()
 		if time.Since(s.admitted) < l.reuseFor() {
 			return s
 		}
