@@ -102,11 +102,8 @@ const insertJobSQL = `
 func inserted(j Job, created, updated time.Time) Job {
 	out := Job{
 		ID: j.ID, OrgID: j.OrgID, UserID: j.UserID, Type: j.Type, Queue: j.Queue, State: JobQueued,
-		MaxRetry: j.MaxRetry, Payload: j.Payload, IdempotencyKey: j.IdempotencyKey,
+		MaxRetry: j.MaxRetry, Payload: payloadOrEmpty(j.Payload), IdempotencyKey: j.IdempotencyKey,
 		CreatedAt: created, UpdatedAt: updated,
-	}
-	if len(out.Payload) == 0 {
-		out.Payload = json.RawMessage(`{}`)
 	}
 	return out
 }
@@ -165,7 +162,7 @@ func (db *DB) InsertJobSingle(ctx context.Context, j Job) (Job, bool, error) {
 
 // payloadOrEmpty is the payload to store: {} for none (the column's
 // default, which an explicit NULL would not get).
-func payloadOrEmpty(p json.RawMessage) []byte {
+func payloadOrEmpty(p json.RawMessage) json.RawMessage {
 	if len(p) == 0 {
 		return []byte(`{}`)
 	}

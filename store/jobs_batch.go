@@ -79,10 +79,7 @@ func (db *DB) insertJobs(ctx context.Context, in []Job) ([]insertedJob, []error,
 	users := make([]sql.NullString, n)
 	for i, j := range in {
 		ids[i], orgs[i], types[i], queues[i], maxRetry[i] = j.ID, j.OrgID, j.Type, j.Queue, int64(j.MaxRetry)
-		payloads[i] = string(j.Payload)
-		if payloads[i] == "" {
-			payloads[i] = "{}"
-		}
+		payloads[i] = string(payloadOrEmpty(j.Payload))
 		if j.UserID != nil {
 			users[i] = sql.NullString{String: *j.UserID, Valid: true}
 		}
