@@ -486,7 +486,10 @@ func TestKeptSlotServesTheOrgsNextTask(t *testing.T) {
 	if admitted("free") != 1 || admitted("kept") != 1 {
 		t.Fatalf("admitted free %v, kept %v; want 1 and 1", admitted("free"), admitted("kept"))
 	}
-	l.Flush()
+	l.Flush() // as a stopping worker does: the kept slot goes at once
+	if n, _ := l.Held(ctx, "default", 1); n != 0 || fair.KeptSlots(l, "default", 1) != 0 {
+		t.Fatalf("after Flush the org still holds %d slots (%d kept)", n, fair.KeptSlots(l, "default", 1))
+	}
 	if n, err := r1.ZCard(ctx, "crmq:fair:wait:default:1").Result(); err != nil || n != 0 {
 		t.Fatalf("a-2 started on a kept slot but still waits: %d (%v)", n, err)
 	}
