@@ -193,3 +193,71 @@ func checkRecLabels(t *testing.T, db *store.DB, org int64, recs []store.RecRow, 
 		}
 	}
 }
+
+// An org's, an account's or a product's recommendations go with it, as
+// their foreign keys' ON DELETE CASCADE did before migration 00250 (the
+// keys checked each of the millions of rows a refresh writes; a trigger
+// per DELETE statement does the cascade now), and nothing else goes.
+func TestRecommendationsGoWithTheirOrgAccountOrProduct(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := storetest.NewDB(t)
+	a, _ := storetest.NewOrg(t, db, "recs-a")
+	b, _ := storetest.NewOrg(t, db, "recs-b")
+	all := store.Filter(func(*[]any) (string, error) { return "true", nil })
+	rows := map[int64][]store.RecRow{}
+	for _, org := range []int64{a.ID, b.ID} {
+		recDataset(t, db, org)
+		if _, _, err := db.Recommend(ctx, org, store.RecommendSettings{MinAccounts: 2, PerType: 2}, nil, all, recToday, "test", store.RecommendRun{}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.RecommendRows(ctx, org)
+		if err != nil || len(got) == 0 {
+			t.Fatalf("org %d: %d recommendations, %v", org, len(got), err)
+		}
+		rows[org] = got
+	}
+	// The first recommended account and a product of another row of org a.
+	account, product := rows[a.ID][0].AccountID, int64(0)
+	for _, r := range rows[a.ID] {
+		if r.AccountID != account {
+			product = r.ProductID
+			break
+		}
+	}
+	var keep []store.RecRow
+	for _, r := range rows[a.ID] {
+		if r.AccountID != account && r.ProductID != product {
+			keep = append(keep, r)
+		}
+	}
+	if len(keep) == 0 || len(keep) == len(rows[a.ID]) {
+		t.Fatalf("the deletes would leave %d of %d rows: pick others", len(keep), len(rows[a.ID]))
+	}
+	for _, del := range []struct{ what, sql string }{
+		{"account", `DELETE FROM accounts WHERE id = $1`},
+		{"product", `DELETE FROM products WHERE id = $1`},
+	} {
+		id := account
+		if del.what == "product" {
+			id = product
+		}
+		if res, err := db.ExecContext(ctx, del.sql, id); err != nil {
+			t.Fatalf("delete %s %d: %v", del.what, id, err)
+		} else if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("delete %s %d: %d rows", del.what, id, n)
+		}
+	}
+	if got, err := db.RecommendRows(ctx, a.ID); err != nil || !reflect.DeepEqual(got, keep) {
+		t.Errorf("after deleting account %d and product %d: %d rows (%v), want the %d others of %d", account, product, len(got), err, len(keep), len(rows[a.ID]))
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM orgs WHERE id = $1`, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.RecommendRows(ctx, a.ID); err != nil || len(got) != 0 {
+		t.Errorf("after deleting org %d: %d of its rows left (%v)", a.ID, len(got), err)
+	}
+	if got, err := db.RecommendRows(ctx, b.ID); err != nil || !reflect.DeepEqual(got, rows[b.ID]) {
+		t.Errorf("the other org's recommendations changed: %d rows, want %d (%v)", len(got), len(rows[b.ID]), err)
+	}
+}
