@@ -100,12 +100,11 @@ const insertJobSQL = `
 // inserted is the row an insert of j wrote, created and updated at the
 // times it returned: queued, no attempt, no progress, no result.
 func inserted(j Job, created, updated time.Time) Job {
-	out := Job{
+	return Job{
 		ID: j.ID, OrgID: j.OrgID, UserID: j.UserID, Type: j.Type, Queue: j.Queue, State: JobQueued,
 		MaxRetry: j.MaxRetry, Payload: payloadOrEmpty(j.Payload), IdempotencyKey: j.IdempotencyKey,
 		CreatedAt: created, UpdatedAt: updated,
 	}
-	return out
 }
 
 // InsertJob writes a new queued job row and returns it as stored. It

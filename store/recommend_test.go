@@ -234,18 +234,14 @@ func TestRecommendationsGoWithTheirOrgAccountOrProduct(t *testing.T) {
 	if len(keep) == 0 || len(keep) == len(rows[a.ID]) {
 		t.Fatalf("the deletes would leave %d of %d rows: pick others", len(keep), len(rows[a.ID]))
 	}
-	for _, del := range []struct{ what, sql string }{
-		{"account", `DELETE FROM accounts WHERE id = $1`},
-		{"product", `DELETE FROM products WHERE id = $1`},
-	} {
-		id := account
-		if del.what == "product" {
-			id = product
-		}
-		if res, err := db.ExecContext(ctx, del.sql, id); err != nil {
-			t.Fatalf("delete %s %d: %v", del.what, id, err)
+	for _, del := range []struct {
+		table string
+		id    int64
+	}{{"accounts", account}, {"products", product}} {
+		if res, err := db.ExecContext(ctx, `DELETE FROM `+del.table+` WHERE id = $1`, del.id); err != nil {
+			t.Fatalf("delete %d from %s: %v", del.id, del.table, err)
 		} else if n, _ := res.RowsAffected(); n != 1 {
-			t.Fatalf("delete %s %d: %d rows", del.what, id, n)
+			t.Fatalf("delete %d from %s: %d rows", del.id, del.table, n)
 		}
 	}
 	if got, err := db.RecommendRows(ctx, a.ID); err != nil || !reflect.DeepEqual(got, keep) {
