@@ -26,7 +26,11 @@ func main() {
 	p := proc.Start("api", true, 0)
 	defer p.Close()
 	cfg, log, ctx, db, redisOpt := p.Cfg, p.Log, p.Ctx, p.DB, p.RedisOpt
-	client := asynq.NewClient(redisOpt)
+	client, clientRDB, err := proc.Client(redisOpt)
+	if err != nil {
+		proc.Fatal(log, "asynq client", err)
+	}
+	defer clientRDB.Close()
 	defer client.Close()
 	insp := asynq.NewInspector(redisOpt)
 	defer insp.Close()

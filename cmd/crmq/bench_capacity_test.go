@@ -56,7 +56,7 @@ func TestBenchCapacityShortRun(t *testing.T) {
 			t.Errorf("%d/s: %.2f statements per job: at least the INSERT runs for each", st.Rate, st.StatementsPerJob)
 		}
 	}
-	if e := rep.Enqueue; e == nil || e.APIPerSec <= 0 || e.RawPerSec <= 0 || e.APIErrors+e.RawErrors != 0 {
+	if e := rep.Enqueue; e == nil || e.APIPerSec <= 0 || e.RawPerSec <= 0 || e.RawBatchedPerSec <= 0 || e.APIErrors+e.RawErrors != 0 {
 		t.Fatalf("enqueue comparison %+v", rep.Enqueue)
 	}
 	if rep.Machine == "" {

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"github.com/hibiken/asynq"
-
 	"github.com/crmq/crmq/cmd/internal/config"
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
@@ -17,7 +15,11 @@ func main() {
 	p := proc.Start("scheduler", false, 4)
 	defer p.Close()
 	cfg, log, ctx, db, redisOpt := p.Cfg, p.Log, p.Ctx, p.DB, p.RedisOpt
-	client := asynq.NewClient(redisOpt)
+	client, clientRDB, err := proc.Client(redisOpt)
+	if err != nil {
+		proc.Fatal(log, "asynq client", err)
+	}
+	defer clientRDB.Close()
 	defer client.Close()
 
 	lim, limRDB, err := proc.Fair(cfg, redisOpt, log, nil)

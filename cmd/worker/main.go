@@ -87,7 +87,11 @@ func main() {
 		BaseContext:              func() context.Context { return context.Background() },
 	})
 	inflight := &workers.Inflight{}
-	client := asynq.NewClient(redisOpt)
+	client, clientRDB, err := proc.Client(redisOpt)
+	if err != nil {
+		proc.Fatal(log, "asynq client", err)
+	}
+	defer clientRDB.Close()
 	defer client.Close()
 	insp := asynq.NewInspector(redisOpt)
 	defer insp.Close()
