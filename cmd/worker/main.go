@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/crmq/crmq/cmd/internal/proc"
 	"github.com/crmq/crmq/jobs"
@@ -57,9 +55,9 @@ func main() {
 	reg.MustRegister(fairMetrics.Collectors()...)
 
 	proc.ServePprof(ctx, log, cfg.PprofAddr)
-	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		proc.Fatal(log, "redis", fmt.Errorf("unexpected client for %T", redisOpt))
+	rdb, err := proc.Coalesced(redisOpt)
+	if err != nil {
+		proc.Fatal(log, "redis", err)
 	}
 	defer rdb.Close()
 	provider, err := newProvider(ctx, cfg, rdb, observeLLM)
@@ -72,7 +70,14 @@ func main() {
 	unregister := lim.Register(ctx, cfg.Concurrency)
 	defer unregister()
 
-	srv := asynq.NewServer(redisOpt, asynq.Config{
+	// asynq's own commands (dequeue, done, retry: scripts from each of
+	// the worker's slots) travel together when they arrive together.
+	srvRDB, err := proc.Coalesced(redisOpt)
+	if err != nil {
+		proc.Fatal(log, "redis", err)
+	}
+	defer srvRDB.Close()
+	srv := asynq.NewServerFromRedisClient(srvRDB, asynq.Config{
 		Concurrency:       cfg.Concurrency,
 		Queues:            cfg.QueueWeights,
 		TaskCheckInterval: cfg.PollInterval,

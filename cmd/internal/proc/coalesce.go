@@ -16,12 +16,22 @@ import (
 // once, one round trip, one write and one read carry all of them instead
 // of one each. Close both the client and the Redis client it returns.
 func Client(redisOpt asynq.RedisConnOpt) (*asynq.Client, redis.UniversalClient, error) {
+	rdb, err := Coalesced(redisOpt)
+	if err != nil {
+		return nil, nil, err
+	}
+	return asynq.NewClientFromRedisClient(rdb), rdb, nil
+}
+
+// Coalesced is a Redis client whose scripts travel together when they
+// arrive together (see coalescer).
+func Coalesced(redisOpt asynq.RedisConnOpt) (redis.UniversalClient, error) {
 	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
-		return nil, nil, fmt.Errorf("unexpected redis client for %T", redisOpt)
+		return nil, fmt.Errorf("unexpected redis client for %T", redisOpt)
 	}
 	rdb.AddHook(newCoalescer(rdb.Pipeline))
-	return asynq.NewClientFromRedisClient(rdb), rdb, nil
+	return rdb, nil
 }
 
 // coalescer is a go-redis hook that sends the commands arriving while one
