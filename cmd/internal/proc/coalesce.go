@@ -11,9 +11,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Client is an asynq client whose commands travel together when they
-// arrive together (see coalescer): with sixteen requests enqueueing at
-// once, one round trip, one write and one read carry all of them instead
+// Client is an asynq client whose scripts (every enqueue is one) travel
+// together when they arrive together (see coalescer): with sixteen
+// requests enqueueing at once, two round trips carry all of them instead
 // of one each. Close both the client and the Redis client it returns.
 func Client(redisOpt asynq.RedisConnOpt) (*asynq.Client, redis.UniversalClient, error) {
 	rdb, err := Coalesced(redisOpt)
