@@ -135,8 +135,10 @@ func runBenchCapacity(ctx context.Context, c *cli, args []string) error {
 		"status reads included). It stops after --stop-after steps in a row miss the goal and reports\n" +
 		"the highest rate at which crmq's p99 stayed within 2x of raw asynq's with no error or drop.\n" +
 		"Then it compares the enqueue rate, closed loop with --enqueue-clients: POST /v1/jobs against\n" +
-		"asynq Enqueue plus one INSERT of the job row (the job's queue is paused meanwhile so no\n" +
-		"worker competes; raw tasks go to a queue nobody consumes, deleted after).\n" +
+		"asynq Enqueue plus one INSERT statement per job (the goal's baseline), then against\n" +
+		"Enqueue with the rows through crmq's shared insert statement (stricter). The job's queue\n" +
+		"is paused meanwhile so no worker competes; raw tasks go to a queue nobody consumes,\n" +
+		"deleted after.\n" +
 		"CPU and statement counts do not depend on the machine's load; latencies do."
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
