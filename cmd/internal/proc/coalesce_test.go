@@ -33,7 +33,7 @@ func newCoalesced(t *testing.T) (*redis.Client, *coalescer) {
 // Scripts that arrive while one is on its way go as one pipeline, and
 // each gets its own reply or error: one that fails (INCRBY of a word)
 // fails alone.
-func TestCommandsArrivingTogetherShareOnePipelineEachWithItsOwnReply(t *testing.T) {
+func TestScriptsArrivingTogetherShareOnePipelineEachWithItsOwnReply(t *testing.T) {
 	rdb, c := newCoalesced(t)
 	ctx := context.Background()
 	if err := rdb.Set(ctx, "word", "w", 0).Err(); err != nil {
@@ -84,7 +84,7 @@ func TestCommandsArrivingTogetherShareOnePipelineEachWithItsOwnReply(t *testing.
 		t.Errorf("a lone script after: %d, %v; want 11", v, err)
 	}
 	if p := c.pipelines.Load(); p != 1 {
-		t.Errorf("a lone command went as pipeline %d", p)
+		t.Errorf("a lone script went as pipeline %d", p)
 	}
 }
 
