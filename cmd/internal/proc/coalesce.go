@@ -43,7 +43,7 @@ func Coalesced(redisOpt asynq.RedisConnOpt) (redis.UniversalClient, error) {
 //
 // Only scripts (EVALSHA, EVAL: every write of asynq's Client) are grouped;
 // other commands go as they would without the hook. That keeps out the
-// commands go-redis sends to set up a new connection (HELLO, SELECT),
+// commands go-redis sends to set up a new connection (HELLO),
 // which pass through the same hooks while the command that needed the
 // connection holds the turn, and any blocking command.
 type coalescer struct {
