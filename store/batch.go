@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,17 +32,26 @@ import (
 // rounds are a trickle (two or three calls at 750 jobs/s), which the whole
 // linger gathers best: ending it at their size made 13% more statements.
 // A call after a quiet spell waits for nothing.
+//
+// With minRate set, a call also waits only while calls of its kind come at
+// least that fast (the rate over about the last rateWindow, see
+// callRate): below it the cores have room, a statement per call costs
+// only CPU that is there, and the wait only adds latency (at 500 jobs/s on
+// two cores, e2e p99 1.46x raw asynq with it, 1.23x without); above it
+// the shared statements leave the cores the room.
 type batcher[In, Out any] struct {
-	max    int
-	linger time.Duration
-	key    func(In) string // calls with the same key never share a batch
-	one    func(ctx context.Context, in In) (Out, error)
-	many   func(ctx context.Context, in []In) ([]Out, []error, error) // results aligned with in
+	max     int
+	linger  time.Duration
+	minRate float64         // calls per second; 0: any rate
+	key     func(In) string // calls with the same key never share a batch
+	one     func(ctx context.Context, in In) (Out, error)
+	many    func(ctx context.Context, in []In) ([]Out, []error, error) // results aligned with in
 
 	mu       sync.Mutex
 	pending  []*batchCall[In, Out]
 	running  bool
 	lastCall time.Time
+	rate     callRate
 	// While the first batch of a round lingers: gathered is closed once
 	// target calls are pending. round counts the calls of the current
 	// round, lastRound those of the previous one.
@@ -59,6 +69,26 @@ type batchCall[In, Out any] struct {
 	out  Out
 	err  error
 	done chan struct{}
+}
+
+// rateWindow is the time over which a batcher measures its call rate.
+const rateWindow = 100 * time.Millisecond
+
+// callRate is a rate measured over about the last window: each call counts
+// one, decaying by e every window, so the count is about rate x window
+// and a quiet spell empties it by itself. (At a steady rate r it settles
+// at r x window + 1/2; for calls at random times at 500/s over 100 ms it
+// wavers by about 10%.)
+type callRate struct {
+	count float64
+	at    time.Time
+}
+
+// add counts one call at now and returns the rate in calls per second.
+func (r *callRate) add(now time.Time, window time.Duration) float64 {
+	r.count = r.count*math.Exp(-float64(now.Sub(r.at))/float64(window)) + 1
+	r.at = now
+	return r.count / window.Seconds()
 }
 
 // lingerCrowd is the smallest round after which a lingering batch runs
@@ -82,7 +112,8 @@ func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
 		var wait time.Duration
 		var gathered chan struct{}
 		if now := time.Now(); b.linger > 0 {
-			if now.Sub(b.lastCall) < 2*b.linger {
+			fast := b.rate.add(now, rateWindow) >= b.minRate
+			if now.Sub(b.lastCall) < 2*b.linger && fast {
 				wait = b.linger
 				if b.lastRound >= lingerCrowd {
 					gathered = make(chan struct{})
@@ -94,6 +125,7 @@ func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
 		go b.loop(wait, gathered)
 	} else if b.linger > 0 {
 		b.lastCall = time.Now()
+		b.rate.add(b.lastCall, rateWindow)
 		if b.gathered != nil && len(b.pending) >= b.target {
 			close(b.gathered)
 			b.gathered = nil

@@ -220,8 +220,10 @@ func (db *DB) JobWriteStats() JobWriteStats {
 }
 
 // SetJobBatchDelay makes the job-row writes (insert, start, finish) that
-// arrive steadily wait up to d for others to share their statement (see
-// batcher); 0, the default, never waits. Call it before the DB is used.
-func (db *DB) SetJobBatchDelay(d time.Duration) {
+// arrive steadily, at least minRate a second of their kind (0: at any
+// rate), wait up to d for others to share their statement (see batcher);
+// d 0, the default, never waits. Call it before the DB is used.
+func (db *DB) SetJobBatchDelay(d time.Duration, minRate float64) {
 	db.jobs.insert.linger, db.jobs.start.linger, db.jobs.finish.linger = d, d, d
+	db.jobs.insert.minRate, db.jobs.start.minRate, db.jobs.finish.minRate = minRate, minRate, minRate
 }

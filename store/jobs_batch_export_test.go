@@ -54,6 +54,9 @@ func (b *Batcher) Pending() int {
 // SetLinger sets the batcher's linger (see batcher); before use.
 func (b *Batcher) SetLinger(d time.Duration) { b.b.linger = d }
 
+// SetMinRate sets the call rate below which it does not linger; before use.
+func (b *Batcher) SetMinRate(perSecond float64) { b.b.minRate = perSecond }
+
 // NotifiedID is notifiedID, for the test that reads real notifications.
 func NotifiedID(payload string) (id string, gone, ok bool) { return notifiedID(payload) }
 

@@ -340,6 +340,59 @@ func TestBatcherLingersOnlyWhileCallsComeSteadily(t *testing.T) {
 	}
 }
 
+// With a minimum rate, calls that come steadily but slower than it run at
+// once, each alone; calls that come faster wait and share statements.
+func TestBatcherLingersOnlyAboveItsMinimumRate(t *testing.T) {
+	ctx := context.Background()
+	const linger = 40 * time.Millisecond
+	var mu sync.Mutex
+	var statements [][]string
+	record := func(in ...string) {
+		mu.Lock()
+		statements = append(statements, in)
+		mu.Unlock()
+	}
+	b := store.NewBatcher(64,
+		func(_ context.Context, s string) (string, error) { record(s); return s, nil },
+		func(_ context.Context, in []string) ([]string, []error, error) {
+			record(in...)
+			return in, make([]error, len(in)), nil
+		})
+	b.SetLinger(linger)
+	b.SetMinRate(100)
+	// 20 calls a second: each follows the last within twice linger (it
+	// would wait without a minimum rate) but comes at a fifth of the rate.
+	for i := range 10 {
+		start := time.Now()
+		if _, err := b.Do(ctx, fmt.Sprint("slow", i)); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d >= linger/2 {
+			t.Fatalf("call %d at 20 a second took %s: it waited for company below the minimum rate", i, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	slow := len(statements)
+	mu.Unlock()
+	if slow != 10 {
+		t.Fatalf("10 slow calls ran as %d statements, want one each", slow)
+	}
+	// 200 calls, one every 2 ms (500 a second, or fewer on a slow host):
+	// above the minimum, they wait and share.
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() { _, _ = b.Do(ctx, fmt.Sprint("fast", i)) })
+		time.Sleep(2 * time.Millisecond)
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if fast := len(statements) - slow; fast > 100 {
+		t.Fatalf("200 calls at up to 500 a second ran as %d statements: they did not wait for company", fast)
+	}
+}
+
 // After a round of at least four calls, a lingering batch runs as soon as
 // as many calls are pending as that round served, and waits the whole
 // linger for fewer; after a smaller round it waits the whole linger.

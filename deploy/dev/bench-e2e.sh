@@ -63,7 +63,7 @@ if [ -n "$rp" ] && [ -d "/proc/$rp" ]; then cpu="$cpu,redis=$rp"; fi
 export CRMQ_BENCH_CPU=$cpu
 
 key=$(crmq org create bench 2>/dev/null)
-echo "api/worker logs: $logs; CRMQ_POLL_INTERVAL=$CRMQ_POLL_INTERVAL CRMQ_LOG_LEVEL=$CRMQ_LOG_LEVEL CRMQ_DB_BATCH_WAIT=${CRMQ_DB_BATCH_WAIT:-default} CRMQ_ORG_CONCURRENCY=${CRMQ_ORG_CONCURRENCY:-default} GOMAXPROCS api=${BENCH_API_PROCS:-default} worker=${BENCH_WORKER_PROCS:-default}; cpu: $cpu" >&2
+echo "api/worker logs: $logs; CRMQ_POLL_INTERVAL=$CRMQ_POLL_INTERVAL CRMQ_LOG_LEVEL=$CRMQ_LOG_LEVEL CRMQ_DB_BATCH_WAIT=${CRMQ_DB_BATCH_WAIT:-default} CRMQ_DB_BATCH_WAIT_RATE=${CRMQ_DB_BATCH_WAIT_RATE:-default} CRMQ_ORG_CONCURRENCY=${CRMQ_ORG_CONCURRENCY:-default} GOMAXPROCS api=${BENCH_API_PROCS:-default} worker=${BENCH_WORKER_PROCS:-default}; cpu: $cpu" >&2
 if [ -n "$BENCH_PROFILE" ]; then
   mkdir -p "$BENCH_PROFILE"
   ( sleep "$BENCH_PROFILE_DELAY"

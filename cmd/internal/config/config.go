@@ -20,8 +20,11 @@ type Config struct {
 	DatabaseURL string
 	DBMaxConns  int
 	DBBatchWait time.Duration
-	StartupWait time.Duration
-	RedisURL    string
+	// DBBatchWaitRate: the calls per second of one kind of job-row write
+	// below which DBBatchWait does not apply; 0: at any rate.
+	DBBatchWaitRate int
+	StartupWait     time.Duration
+	RedisURL        string
 	// RedisSentinels, when set, are the Sentinels asked for the primary
 	// named RedisSentinelMaster; REDIS_URL then gives the DB and password.
 	RedisSentinels      []string
@@ -94,6 +97,7 @@ var Vars = []Var{
 	{"DATABASE_URL", "postgres://postgres@127.0.0.1:5432/crmq?sslmode=disable", "PostgreSQL connection URL"},
 	{"CRMQ_DB_MAX_CONNS", "20", "maximum open Postgres connections per process"},
 	{"CRMQ_DB_BATCH_WAIT", "2ms", "how long a job-row write (insert, start, finish) that arrives while such writes come steadily waits for others to share its statement; a write after a quiet spell never waits; 0: never"},
+	{"CRMQ_DB_BATCH_WAIT_RATE", "600", "the rate (writes per second of one kind, over the last 100 ms or so) from which a job-row write waits CRMQ_DB_BATCH_WAIT; below it each runs at once, as the cores have room; 0: at any rate"},
 	{"CRMQ_STARTUP_TIMEOUT", "60s", "how long a starting process waits for Postgres to answer before it gives up"},
 	{"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL for asynq (redis://[user:pass@]host:port/db)"},
 	{"REDIS_SENTINELS", "", "comma-separated host:port of Redis Sentinels; when set, every process asks them for the primary named REDIS_SENTINEL_MASTER and follows a failover, and REDIS_URL gives only the DB number and password"},
@@ -153,6 +157,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		DatabaseURL:         p.url("DATABASE_URL", "postgres", "postgresql"),
 		DBMaxConns:          p.int("CRMQ_DB_MAX_CONNS", 1, 1000),
 		DBBatchWait:         p.duration("CRMQ_DB_BATCH_WAIT", 0, 50*time.Millisecond),
+		DBBatchWaitRate:     p.int("CRMQ_DB_BATCH_WAIT_RATE", 0, 1_000_000),
 		StartupWait:         p.duration("CRMQ_STARTUP_TIMEOUT", 0, time.Hour),
 		RedisURL:            p.url("REDIS_URL", "redis", "rediss"),
 		RedisSentinels:      p.hostPorts("REDIS_SENTINELS"),

@@ -142,7 +142,7 @@ func Start(name string, requireAdmin bool, maxConns int) *Process {
 	if err != nil {
 		Fatal(log, "postgres", err)
 	}
-	db.SetJobBatchDelay(cfg.DBBatchWait)
+	db.SetJobBatchDelay(cfg.DBBatchWait, float64(cfg.DBBatchWaitRate))
 	redisOpt, err := RedisOpt(cfg)
 	if err != nil {
 		Fatal(log, "redis", err)
