@@ -18,9 +18,20 @@ type StatementStat struct {
 // server was not started with the library preloaded (deploy/dev/services.sh
 // does that), or the role may not create the extension; benchmarks then
 // report statements as unknown.
+//
+// It also forgets the statements of databases that no longer exist (every
+// test and every bench run makes and drops one): they count toward
+// pg_stat_statements.max, and once it is reached Postgres evicts entries
+// while holding a lock that the end of every statement waits for.
 func (db *DB) EnableStatementStats(ctx context.Context) error {
 	if _, err := db.ExecContext(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
 		return fmt.Errorf("pg_stat_statements: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, `
+		SELECT pg_stat_statements_reset(0, gone.dbid, 0) FROM (
+			SELECT DISTINCT dbid FROM pg_stat_statements
+			WHERE dbid NOT IN (SELECT oid FROM pg_database)) gone`); err != nil {
+		return fmt.Errorf("forget statements of dropped databases: %w", err)
 	}
 	return db.ResetStatementStats(ctx)
 }
