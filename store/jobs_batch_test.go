@@ -289,11 +289,9 @@ func TestBatchedStartAndFinishDoNotScanJobs(t *testing.T) {
 	}
 }
 
-// With a linger, a call that follows another closely waits for company, and
-// a call after a quiet spell runs at once.
-func TestBatcherLingersOnlyWhileCallsComeSteadily(t *testing.T) {
-	ctx := context.Background()
-	const linger = 500 * time.Millisecond
+// recordingBatcher returns a batcher whose statements succeed and are
+// recorded, and a function that returns the statements so far.
+func recordingBatcher(max int) (*store.Batcher, func() [][]string) {
 	var mu sync.Mutex
 	var statements [][]string
 	record := func(in ...string) {
@@ -301,12 +299,25 @@ func TestBatcherLingersOnlyWhileCallsComeSteadily(t *testing.T) {
 		statements = append(statements, in)
 		mu.Unlock()
 	}
-	b := store.NewBatcher(10,
+	b := store.NewBatcher(max,
 		func(_ context.Context, s string) (string, error) { record(s); return s, nil },
 		func(_ context.Context, in []string) ([]string, []error, error) {
 			record(in...)
 			return in, make([]error, len(in)), nil
 		})
+	return b, func() [][]string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(statements)
+	}
+}
+
+// With a linger, a call that follows another closely waits for company, and
+// a call after a quiet spell runs at once.
+func TestBatcherLingersOnlyWhileCallsComeSteadily(t *testing.T) {
+	ctx := context.Background()
+	const linger = 500 * time.Millisecond
+	b, statements := recordingBatcher(10)
 	b.SetLinger(linger)
 	alone := func(s string) {
 		t.Helper()
@@ -333,10 +344,8 @@ func TestBatcherLingersOnlyWhileCallsComeSteadily(t *testing.T) {
 	<-done
 	time.Sleep(2*linger + 50*time.Millisecond)
 	alone("d")
-	mu.Lock()
-	defer mu.Unlock()
-	if want := [][]string{{"a"}, {"b", "c"}, {"d"}}; !slices.EqualFunc(statements, want, slices.Equal) {
-		t.Fatalf("statements %v, want %v", statements, want)
+	if got, want := statements(), [][]string{{"a"}, {"b", "c"}, {"d"}}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("statements %v, want %v", got, want)
 	}
 }
 
@@ -345,19 +354,7 @@ func TestBatcherLingersOnlyWhileCallsComeSteadily(t *testing.T) {
 func TestBatcherLingersOnlyAboveItsMinimumRate(t *testing.T) {
 	ctx := context.Background()
 	const linger = 40 * time.Millisecond
-	var mu sync.Mutex
-	var statements [][]string
-	record := func(in ...string) {
-		mu.Lock()
-		statements = append(statements, in)
-		mu.Unlock()
-	}
-	b := store.NewBatcher(64,
-		func(_ context.Context, s string) (string, error) { record(s); return s, nil },
-		func(_ context.Context, in []string) ([]string, []error, error) {
-			record(in...)
-			return in, make([]error, len(in)), nil
-		})
+	b, statements := recordingBatcher(64)
 	b.SetLinger(linger)
 	b.SetMinRate(100)
 	// 20 calls a second: each follows the last within twice linger (it
@@ -372,9 +369,7 @@ func TestBatcherLingersOnlyAboveItsMinimumRate(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	mu.Lock()
-	slow := len(statements)
-	mu.Unlock()
+	slow := len(statements())
 	if slow != 10 {
 		t.Fatalf("10 slow calls ran as %d statements, want one each", slow)
 	}
@@ -386,9 +381,7 @@ func TestBatcherLingersOnlyAboveItsMinimumRate(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if fast := len(statements) - slow; fast > 100 {
+	if fast := len(statements()) - slow; fast > 100 {
 		t.Fatalf("200 calls at up to 500 a second ran as %d statements: they did not wait for company", fast)
 	}
 }
