@@ -27,21 +27,15 @@ func TestEnableStatementStatsForgetsDroppedDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A database that runs a statement and is dropped.
-	const name = "crmq_t_pgss_gone"
-	_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
+	// A database that runs a statement and is dropped (its own cleanup
+	// then finds it gone).
+	gone, _ := storetest.NewDB(t)
+	var name string
 	var goneOID, liveOID int64
-	if err := admin.GetContext(ctx, &goneOID, `SELECT oid FROM pg_database WHERE datname = $1`, name); err != nil {
+	if err := gone.QueryRowContext(ctx, `SELECT current_database(), oid FROM pg_database WHERE datname = current_database()`).Scan(&name, &goneOID); err != nil {
 		t.Fatal(err)
 	}
 	if err := live.GetContext(ctx, &liveOID, `SELECT oid FROM pg_database WHERE datname = current_database()`); err != nil {
-		t.Fatal(err)
-	}
-	gone, err := store.Open(ctx, storetest.ServerURL(name), 1)
-	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := gone.ExecContext(ctx, `SELECT 1 FROM pg_class LIMIT 1`); err != nil {
