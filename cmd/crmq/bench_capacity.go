@@ -123,7 +123,7 @@ func runBenchCapacity(ctx context.Context, c *cli, args []string) error {
 	deferPolls := fs.Bool("defer-polls", true, "read job statuses only after each send window (false: poll every job every --poll-every while measuring)")
 	cpuProcs := fs.String("cpu", os.Getenv("CRMQ_BENCH_CPU"), "processes whose CPU is charged per job, name=pid,... (api, worker, postgres postmaster, redis); default $CRMQ_BENCH_CPU")
 	stopAfter := fs.Int("stop-after", 1, "stop stepping after this many steps in a row miss the goal")
-	enqDuration := fs.Duration("enqueue-duration", 5*time.Second, "length of each side of the enqueue-rate comparison (0 skips it)")
+	enqDuration := fs.Duration("enqueue-duration", 5*time.Second, "time each side of the enqueue-rate comparison runs, in turns of 1s (0 skips it)")
 	enqClients := fs.Int("enqueue-clients", 16, "concurrent clients of the enqueue-rate comparison")
 	short := fs.Bool("short", false, "a quick run for tests and CI: rates 50,100, 1s windows, 300ms warm-up, 1s enqueue comparison")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -337,7 +337,15 @@ func statementsPerJob(stats []store.StatementStat, jobs int) (float64, []stateme
 	return roundTo(float64(calls)/float64(jobs), 2), out
 }
 
-// compareEnqueueRate runs both sides closed loop for d with n clients.
+// enqueueSlice is how long one side of the enqueue comparison runs before
+// the next takes its turn.
+const enqueueSlice = time.Second
+
+// compareEnqueueRate runs each side closed loop for d with n clients, in
+// turns of enqueueSlice (raw, raw with the shared INSERT, API, raw, ...):
+// the host's speed drifts by a fifth from one run to the next, and within
+// a run, so sides run one after the other for all of d measured the drift
+// as much as the sides (ratios 0.63-0.84 for one build).
 func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db *store.DB, meter cpuMeter, n int, d time.Duration) (enqueueRate, error) {
 	er := enqueueRate{Clients: n, Duration: d.String(), Goal: enqueueGoal, PausedQueue: bc.Queue}
 	grant, err := db.GrantByKey(ctx, bc.Key)
@@ -351,10 +359,11 @@ func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db 
 	}
 
 	// Raw: one INSERT of the row the API would write, then Enqueue, on a
-	// queue nobody consumes; first as its own statement per job (the
-	// goal's baseline), then through the shared insert statement.
+	// queue nobody consumes; as its own statement per job (the goal's
+	// baseline), and through the shared insert statement.
 	const rawQueue = "bench_enqueue"
 	client := asynq.NewClient(bc.RedisOpt)
+	defer client.Close()
 	insp := asynq.NewInspector(bc.RedisOpt)
 	defer insp.Close()
 	task, err := jobs.NewPingTask(orgID, bc.Queue, 0)
@@ -372,13 +381,6 @@ func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db 
 			return err
 		}
 	}
-	before := meter.sample()
-	rawN, rawErr := closedLoop(ctx, n, d, raw(db.InsertJobSingle), note)
-	er.RawCPU, er.RawBusy = perOp(before, meter.sample(), rawN, d)
-	before = meter.sample()
-	batchedN, batchedErr := closedLoop(ctx, n, d, raw(db.InsertJob), note)
-	er.RawBatchedCPU, er.RawBatchedBusy = perOp(before, meter.sample(), batchedN, d)
-	_ = client.Close()
 	// The raw side's rows and tasks go only after the API side ran: each
 	// deleted row is announced to every API process (jobs_notify), and
 	// decoding tens of thousands of those would load the API while it is
@@ -396,12 +398,19 @@ func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db 
 	if err := insp.PauseQueue(bc.Queue); err != nil {
 		return er, fmt.Errorf("pause %s: %w", bc.Queue, err)
 	}
-	before = meter.sample()
-	apiN, apiErr := closedLoop(ctx, n, d, func(ctx context.Context) error {
-		_, err := api.post(ctx)
-		return err
-	}, note)
-	er.APICPU, er.APIBusy = perOp(before, meter.sample(), apiN, d)
+	sides := []*loadSide{
+		{op: raw(db.InsertJobSingle)},
+		{op: raw(db.InsertJob)},
+		{op: func(ctx context.Context) error {
+			_, err := api.post(ctx)
+			return err
+		}},
+	}
+	for left := d; left > 0 && ctx.Err() == nil; left -= enqueueSlice {
+		for _, side := range sides {
+			side.run(ctx, meter, n, min(left, enqueueSlice), note)
+		}
+	}
 	if err := insp.UnpauseQueue(bc.Queue); err != nil {
 		return er, fmt.Errorf("unpause %s: %w", bc.Queue, err)
 	}
@@ -414,10 +423,12 @@ func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db 
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	er.RawPerSec = roundTo(float64(rawN)/d.Seconds(), 1)
-	er.RawBatchedPerSec = roundTo(float64(batchedN)/d.Seconds(), 1)
-	er.APIPerSec = roundTo(float64(apiN)/d.Seconds(), 1)
-	er.RawErrors, er.APIErrors = rawErr+batchedErr, apiErr
+	rawSide, batchedSide, apiSide := sides[0], sides[1], sides[2]
+	er.RawCPU, er.RawBusy = rawSide.perOp()
+	er.RawBatchedCPU, er.RawBatchedBusy = batchedSide.perOp()
+	er.APICPU, er.APIBusy = apiSide.perOp()
+	er.RawPerSec, er.RawBatchedPerSec, er.APIPerSec = rawSide.perSec(), batchedSide.perSec(), apiSide.perSec()
+	er.RawErrors, er.APIErrors = rawSide.failed+batchedSide.failed, apiSide.failed
 	if s, ok := firstErr.Load().(string); ok {
 		er.FirstError = s
 	}
@@ -427,21 +438,58 @@ func compareEnqueueRate(ctx context.Context, bc benchConfig, api *apiDriver, db 
 	if er.RawBatchedPerSec > 0 {
 		er.BatchedRatio = roundTo(er.APIPerSec/er.RawBatchedPerSec, 2)
 	}
-	er.WithinGoal = rawErr+apiErr == 0 && er.Ratio >= enqueueGoal
+	er.WithinGoal = er.RawErrors+er.APIErrors == 0 && er.Ratio >= enqueueGoal
 	return er, ctx.Err()
 }
 
-// perOp is the CPU spent between two samples in milliseconds per
-// operation by process (perThousand's seconds per 1,000), and the share of
-// the machine's cores all of them kept busy over d.
-func perOp(before, after map[string]time.Duration, ops int64, d time.Duration) (map[string]float64, float64) {
-	var total time.Duration
-	for name, a := range after {
-		if b, ok := before[name]; ok {
-			total += a - b
+// loadSide is one side of a comparison run in turns: what it did and the
+// CPU each process spent over all its turns.
+type loadSide struct {
+	op         func(context.Context) error
+	ok, failed int64
+	cpu        map[string]time.Duration
+	wall       time.Duration
+}
+
+// run gives the side one turn of d.
+func (s *loadSide) run(ctx context.Context, meter cpuMeter, n int, d time.Duration, note func(error)) {
+	before := meter.sample()
+	start := time.Now()
+	ok, failed := closedLoop(ctx, n, d, s.op, note)
+	s.wall += time.Since(start)
+	if s.cpu == nil {
+		s.cpu = map[string]time.Duration{}
+	}
+	for name, a := range meter.sample() {
+		if b, found := before[name]; found {
+			s.cpu[name] += a - b
 		}
 	}
-	return perThousand(before, after, int(ops)), roundTo(total.Seconds()/d.Seconds()/float64(runtime.NumCPU()), 2)
+	s.ok += ok
+	s.failed += failed
+}
+
+func (s *loadSide) perSec() float64 {
+	if s.wall <= 0 {
+		return 0
+	}
+	return roundTo(float64(s.ok)/s.wall.Seconds(), 1)
+}
+
+// perOp is the side's CPU in milliseconds per operation by process
+// (perThousand's seconds per 1,000), and the share of the machine's cores
+// all of them kept busy over its turns.
+func (s *loadSide) perOp() (map[string]float64, float64) {
+	zero := map[string]time.Duration{}
+	var total time.Duration
+	for name, c := range s.cpu {
+		zero[name] = 0
+		total += c
+	}
+	if s.wall <= 0 {
+		return perThousand(zero, s.cpu, int(s.ok)), 0
+	}
+	return perThousand(zero, s.cpu, int(s.ok)), roundTo(total.Seconds()/s.wall.Seconds()/float64(runtime.NumCPU()), 2)
 }
 
 // closedLoop runs op from n goroutines for d and counts the successes.
