@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -84,6 +85,7 @@ type Config struct {
 
 	LogLevel  slog.Level
 	LogFormat string
+	LogFlush  time.Duration
 }
 
 // Var documents one environment variable; readme_test.go checks that
@@ -143,6 +145,7 @@ var Vars = []Var{
 	{"CRMQ_ENRICH_BULK_CONCURRENCY", "8", "child tasks of one bulk enrichment queued or running at once (its window)"},
 	{"CRMQ_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"CRMQ_LOG_FORMAT", "json", "json or text"},
+	{"CRMQ_LOG_FLUSH", "100ms", "longest an info or debug log record waits to be written with the ones after it (warnings and errors are written at once); 0 writes every record as it comes"},
 }
 
 // Load reads and validates the environment. requireAdmin is set by the
@@ -201,6 +204,7 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 		EnrichMaxInflight:   p.int("CRMQ_ENRICH_MAX_INFLIGHT", 1, 10000),
 		LogLevel:            p.level("CRMQ_LOG_LEVEL"),
 		LogFormat:           p.oneOf("CRMQ_LOG_FORMAT", "json", "text"),
+		LogFlush:            p.duration("CRMQ_LOG_FLUSH", 0, 10*time.Second),
 	}
 	c.OrgConcurrency, c.OrgShares = p.orgCaps("CRMQ_ORG_CONCURRENCY", c.Concurrency)
 	c.EnrichBulkConcurrency = p.int("CRMQ_ENRICH_BULK_CONCURRENCY", 1, 500)
@@ -219,13 +223,30 @@ func load(lookup func(string) (string, bool), requireAdmin bool) (Config, error)
 	return c, p.err
 }
 
-// Logger builds the process logger from the config.
-func (c Config) Logger() *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.LogLevel}
-	if c.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+// Logger builds the process logger from the config, writing to stderr;
+// call flush before the process ends. With CRMQ_LOG_FLUSH above zero the
+// records go through a LogWriter: warnings and errors at once, the rest
+// at most that long after.
+func (c Config) Logger() (log *slog.Logger, flush func()) {
+	return c.loggerTo(os.Stderr)
+}
+
+func (c Config) loggerTo(w io.Writer) (*slog.Logger, func()) {
+	flush := func() {}
+	var lw *LogWriter
+	if c.LogFlush > 0 {
+		lw = NewLogWriter(w, c.LogFlush, logBufferBytes)
+		w, flush = lw, func() { _ = lw.Flush() }
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if c.LogFormat == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	if lw != nil {
+		h = flushAbove{Handler: h, w: lw, level: slog.LevelWarn}
+	}
+	return slog.New(h), flush
 }
 
 func defaultOf(name string) string {

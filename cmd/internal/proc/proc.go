@@ -122,6 +122,7 @@ type Process struct {
 	DB       *store.DB
 	RedisOpt asynq.RedisConnOpt
 	stop     context.CancelFunc
+	flush    func() // writes the log records still held
 }
 
 // Start loads the config, builds the logger, connects to Postgres (waiting
@@ -133,7 +134,8 @@ func Start(name string, requireAdmin bool, maxConns int) *Process {
 	if err != nil {
 		Fatal(slog.Default(), "config", err)
 	}
-	log := cfg.Logger().With("process", name)
+	logger, flush := cfg.Logger()
+	log := logger.With("process", name)
 	ctx, stop := SignalContext()
 	if maxConns <= 0 {
 		maxConns = cfg.DBMaxConns
@@ -147,13 +149,14 @@ func Start(name string, requireAdmin bool, maxConns int) *Process {
 	if err != nil {
 		Fatal(log, "redis", err)
 	}
-	return &Process{Cfg: cfg, Log: log, Ctx: ctx, DB: db, RedisOpt: redisOpt, stop: stop}
+	return &Process{Cfg: cfg, Log: log, Ctx: ctx, DB: db, RedisOpt: redisOpt, stop: stop, flush: flush}
 }
 
-// Close releases what Start opened.
+// Close releases what Start opened and writes the log records still held.
 func (p *Process) Close() {
 	p.DB.Close()
 	p.stop()
+	p.flush()
 }
 
 // ServePprof serves Go's profiles under /debug/pprof/ on addr until ctx
