@@ -3,6 +3,7 @@ package proc
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,10 +37,18 @@ func Coalesced(redisOpt asynq.RedisConnOpt) (redis.UniversalClient, error) {
 
 // coalescer is a go-redis hook that sends the commands arriving while one
 // is on its way as one pipeline, the way the job-row batcher (store) groups
-// statements: a command that finds none under way goes at once, alone, as
-// it would without the hook; those that arrive meanwhile wait for it and
+// statements: a command that finds none under way goes at once (after one
+// yield, below), alone, as it would without the hook; those that arrive meanwhile wait for it and
 // then go together, one pipeline at a time. Each command keeps its own
 // reply and error (a pipeline is not a transaction).
+//
+// A command that finds none under way first yields the processor once
+// (runtime.Gosched): the commands made runnable with it (the job rows of
+// one insert batch release all their requests at once) then reach the
+// hook and go with it in one pipeline, not in a second round trip after
+// its own. With sixteen clients posting jobs, the API served 0.75 of raw
+// asynq's enqueue rate instead of 0.70 (medians of six alternated pairs).
+// Alone, the yield finds nobody and costs a scheduler pass.
 //
 // Only scripts (EVALSHA, EVAL: every write of asynq's Client) are grouped;
 // other commands go as they would without the hook. That keeps out the
@@ -48,6 +57,7 @@ func Coalesced(redisOpt asynq.RedisConnOpt) (redis.UniversalClient, error) {
 // connection holds the turn, and any blocking command.
 type coalescer struct {
 	pipeline func() redis.Pipeliner
+	yield    func() // runtime.Gosched; a test's own to make arrivals certain
 
 	mu      sync.Mutex
 	running bool // a command or pipeline is on its way
@@ -70,7 +80,7 @@ const coalesceMax = 256
 const coalesceTimeout = 30 * time.Second
 
 func newCoalescer(pipeline func() redis.Pipeliner) *coalescer {
-	return &coalescer{pipeline: pipeline}
+	return &coalescer{pipeline: pipeline, yield: runtime.Gosched}
 }
 
 func (c *coalescer) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -88,9 +98,23 @@ func (c *coalescer) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if !c.running {
 			c.running = true
 			c.mu.Unlock()
-			err := next(ctx, cmd)
+			c.yield()
+			c.mu.Lock()
+			if len(c.pending) == 0 {
+				c.mu.Unlock()
+				err := next(ctx, cmd)
+				c.handOn()
+				return err
+			}
+			// Company came: they go together, this one first.
+			w := &coalesced{cmd: cmd, done: make(chan struct{})}
+			n := min(len(c.pending), coalesceMax-1)
+			batch := append([]*coalesced{w}, c.pending[:n]...)
+			c.pending = c.pending[n:]
+			c.mu.Unlock()
+			c.send(batch)
 			c.handOn()
-			return err
+			return cmd.Err()
 		}
 		w := &coalesced{cmd: cmd, done: make(chan struct{})}
 		c.pending = append(c.pending, w)

@@ -88,6 +88,46 @@ func TestScriptsArrivingTogetherShareOnePipelineEachWithItsOwnReply(t *testing.T
 	}
 }
 
+// A script that finds none under way yields first; scripts that arrive
+// meanwhile go with it in one pipeline, it first, each with its reply.
+func TestScriptsArrivingDuringTheYieldGoWithTheFirst(t *testing.T) {
+	rdb, c := newCoalesced(t)
+	ctx := context.Background()
+	const n = 5
+	arrived := make(chan struct{})
+	c.yield = func() {
+		<-arrived // the test's stand-in for the scheduler running the rest
+	}
+	const incrBy = `return redis.call('INCRBY', KEYS[1], ARGV[1])`
+	first := make(chan *redis.Cmd, 1)
+	go func() { first <- rdb.Eval(ctx, incrBy, []string{"first"}, 100) }()
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.running })
+	replies := make([]*redis.Cmd, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { replies[i] = rdb.Eval(ctx, incrBy, []string{fmt.Sprintf("n%d", i)}, i+1) })
+	}
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.pending) == n })
+	close(arrived)
+	wg.Wait()
+	if r := <-first; r.Err() != nil || r.Val() != int64(100) {
+		t.Errorf("the first script: %v, %v; want 100", r.Val(), r.Err())
+	}
+	for i, r := range replies {
+		if r.Err() != nil || r.Val() != int64(i+1) {
+			t.Errorf("script %d: %v, %v; want %d", i, r.Val(), r.Err(), i+1)
+		}
+	}
+	if p, k := c.pipelines.Load(), c.carried.Load(); p != 1 || k != n+1 {
+		t.Errorf("%d pipelines carried %d commands; want 1 carrying all %d", p, k, n+1)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running || len(c.pending) != 0 {
+		t.Errorf("after the pipeline: running %v, %d pending", c.running, len(c.pending))
+	}
+}
+
 // asynq's client on it: concurrent enqueues all land once, with their
 // own ids, and a repeated id is refused as asynq refuses it.
 func TestEnqueuesThroughTheCoalescingClientLandOnce(t *testing.T) {
