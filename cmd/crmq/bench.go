@@ -79,6 +79,9 @@ type phaseResult struct {
 	// Percent of the machine's CPU time the hypervisor gave to other
 	// machines during the phase (-1: unknown).
 	StealPct float64 `json:"host_steal_pct"`
+	// Background saves Redis started or ran during the phase (-1:
+	// unknown); see redisSaves.
+	RedisSaves int `json:"redis_background_saves"`
 }
 
 func (p *latencyParts) String() string {
@@ -246,11 +249,11 @@ func runBench(ctx context.Context, bc benchConfig) (benchReport, error) {
 		return rep, fmt.Errorf("preflight (one ping through the API before measuring): %w", err)
 	}
 	bc.Log.InfoContext(ctx, "bench: raw asynq phase", "queue", bc.RawQueue, "rate", bc.Rate, "duration", bc.Duration)
-	if rep.Raw, err = withSteal(func() (phaseResult, error) { return benchRaw(ctx, bc) }); err != nil {
+	if rep.Raw, err = withHost(ctx, bc, func() (phaseResult, error) { return benchRaw(ctx, bc) }); err != nil {
 		return rep, fmt.Errorf("raw asynq phase: %w", err)
 	}
 	bc.Log.InfoContext(ctx, "bench: crmq phase", "url", bc.URL, "queue", bc.Queue, "rate", bc.Rate, "duration", bc.Duration)
-	if rep.CRMQ, err = withSteal(func() (phaseResult, error) { return benchCRMQ(ctx, bc, api) }); err != nil {
+	if rep.CRMQ, err = withHost(ctx, bc, func() (phaseResult, error) { return benchCRMQ(ctx, bc, api) }); err != nil {
 		return rep, fmt.Errorf("crmq phase: %w", err)
 	}
 	if rep.Raw.P99MS > 0 {
@@ -290,6 +293,9 @@ func printReport(w io.Writer, r benchReport) error {
 		}
 	}
 	if n := stealNote(r.Raw, r.CRMQ); n != "" {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if n := redisSaveNote(savedIn(r.Raw, r.CRMQ)); n != "" {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
 	return nil

@@ -264,7 +264,7 @@ func capacityAt(ctx context.Context, bc benchConfig, rate int, api *apiDriver, d
 	step := capacityStep{Rate: rate, StatementsPerJob: -1}
 	bc.Log.InfoContext(ctx, "bench capacity: raw asynq", "rate", rate)
 	before := meter.sample()
-	raw, err := withSteal(func() (phaseResult, error) { return benchRaw(ctx, bc) })
+	raw, err := withHost(ctx, bc, func() (phaseResult, error) { return benchRaw(ctx, bc) })
 	if err != nil {
 		return step, fmt.Errorf("raw asynq phase: %w", err)
 	}
@@ -281,7 +281,7 @@ func capacityAt(ctx context.Context, bc benchConfig, rate int, api *apiDriver, d
 	var atWindow map[string]time.Duration
 	var pollsAtWindow int64
 	bc.OnWindowEnd = func() { atWindow, pollsAtWindow = meter.sample(), api.polls.Load() }
-	got, err := withSteal(func() (phaseResult, error) { return benchCRMQ(ctx, bc, api) })
+	got, err := withHost(ctx, bc, func() (phaseResult, error) { return benchCRMQ(ctx, bc, api) })
 	if err != nil {
 		return step, fmt.Errorf("crmq phase: %w", err)
 	}
@@ -573,7 +573,8 @@ func printCapacity(w io.Writer, r capacityReport) error {
 		if pt := s.CRMQ.Parts; pt != nil {
 			fmt.Fprintf(w, "%6s crmq's parts, p50/p99: %s\n", "", pt)
 		}
-		fmt.Fprintf(w, "%6s host steal: raw phase %s, crmq phase %s\n", "", stealText(s.Raw.StealPct), stealText(s.CRMQ.StealPct))
+		fmt.Fprintf(w, "%6s host steal: raw phase %s, crmq phase %s; Redis background saves: raw phase %s, crmq phase %s\n", "",
+			stealText(s.Raw.StealPct), stealText(s.CRMQ.StealPct), redisSavesText(s.Raw.RedisSaves), redisSavesText(s.CRMQ.RedisSaves))
 		raw := fmt.Sprintf("%6s %17s %17s %6s %6s", "", "", "raw phase:", "", "")
 		for _, n := range names {
 			raw += fmt.Sprintf(" %9s", fmt.Sprintf("%.3f", s.RawCPU[n]))
@@ -627,10 +628,17 @@ func printCapacity(w io.Writer, r capacityReport) error {
 		}
 	}
 	var phases []phaseResult
+	var saved []string
 	for _, s := range r.Steps {
 		phases = append(phases, s.Raw, s.CRMQ)
+		for _, p := range savedIn(s.Raw, s.CRMQ) {
+			saved = append(saved, fmt.Sprintf("%s at %d/s", p, s.Rate))
+		}
 	}
 	if n := stealNote(phases...); n != "" {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if n := redisSaveNote(saved); n != "" {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
 	for _, n := range r.Notes {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times: 100 on
@@ -210,13 +213,92 @@ func stealText(pct float64) string {
 // this (percent) to other machines did not run on a quiet machine.
 const stealNoteAbove = 3
 
-// withSteal runs a bench phase and records the CPU time the hypervisor
-// gave to other machines meanwhile.
-func withSteal(phase func() (phaseResult, error)) (phaseResult, error) {
+// withHost runs a bench phase and records what else took the machine
+// meanwhile: the CPU time the hypervisor gave to other machines, and
+// Redis's background saves.
+func withHost(ctx context.Context, bc benchConfig, phase func() (phaseResult, error)) (phaseResult, error) {
+	rdb, _ := bc.RedisOpt.MakeRedisClient().(redis.UniversalClient)
+	if rdb != nil {
+		defer rdb.Close()
+	}
+	saves := func() (started int64, running bool, ok bool) {
+		if rdb == nil {
+			return 0, false, false
+		}
+		return redisSaves(ctx, rdb)
+	}
 	before := readHostTimes()
+	started0, running0, ok0 := saves()
 	r, err := phase()
 	r.StealPct = stealPct(before, readHostTimes())
+	r.RedisSaves = -1
+	if started1, _, ok1 := saves(); ok0 && ok1 {
+		r.RedisSaves = int(started1 - started0)
+		if running0 {
+			r.RedisSaves++
+		}
+	}
 	return r, err
+}
+
+// redisSaves reads how many background saves Redis has started (AOF
+// rewrites and RDB snapshots: each forks Redis, and the child writes the
+// whole dataset while the parent copies every page it changes), and
+// whether one runs now.
+func redisSaves(ctx context.Context, rdb redis.UniversalClient) (started int64, running bool, ok bool) {
+	info, err := rdb.Info(ctx, "persistence").Result()
+	if err != nil {
+		return 0, false, false
+	}
+	var n int
+	for line := range strings.SplitSeq(info, "\n") {
+		k, v, found := strings.Cut(strings.TrimSpace(line), ":")
+		if !found {
+			continue
+		}
+		switch k {
+		case "aof_rewrites", "rdb_saves":
+			c, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, false, false
+			}
+			started += c
+			n++
+		case "aof_rewrite_in_progress", "rdb_bgsave_in_progress":
+			running = running || v == "1"
+		}
+	}
+	return started, running, n == 2
+}
+
+// redisSavesText shows a count of background saves, or n/a.
+func redisSavesText(n int) string {
+	if n < 0 {
+		return "n/a"
+	}
+	return strconv.Itoa(n)
+}
+
+// redisSaveNote says when Redis saved in the background during a phase,
+// given the names of the phases it saved in.
+func redisSaveNote(hit []string) string {
+	if len(hit) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Redis saved in the background (an AOF rewrite or an RDB snapshot: a fork) during %s: "+
+		"its child takes a core for a few tenths of a second, and on two cores the jobs of that moment wait "+
+		"(see Redis persistence in README.md)", strings.Join(hit, ", "))
+}
+
+// savedIn names the phases during which Redis saved in the background.
+func savedIn(phases ...phaseResult) []string {
+	var hit []string
+	for _, p := range phases {
+		if p.RedisSaves > 0 {
+			hit = append(hit, "the "+p.Name+" phase")
+		}
+	}
+	return hit
 }
 
 // stealNote says when some phases ran while the machine's host was busy.

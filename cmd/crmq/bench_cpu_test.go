@@ -6,6 +6,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/crmq/crmq/store/storetest"
 )
 
 // procCPU reads this very process's CPU from /proc, and grows with work.
@@ -71,5 +75,44 @@ func TestStealShareOfTheHost(t *testing.T) {
 	}
 	if n := stealNote(phaseResult{StealPct: 1}, phaseResult{StealPct: -1}); n != "" {
 		t.Fatalf("note for a quiet machine: %q", n)
+	}
+}
+
+// redisSaves counts a background save when Redis starts one, and the
+// note names the phases that had one.
+func TestRedisSavesCountsABackgroundRewrite(t *testing.T) {
+	opt, err := redis.ParseURL(storetest.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx := t.Context()
+	before, _, ok := redisSaves(ctx, rdb)
+	if !ok {
+		t.Fatal("INFO persistence not read")
+	}
+	// One may be under way already (AOF rewrites start by themselves):
+	// then it has been counted, and asking for another waits for it.
+	for deadline := time.Now().Add(time.Minute); ; {
+		err := rdb.BgRewriteAOF(ctx).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || !strings.Contains(err.Error(), "in progress") {
+			t.Fatalf("BGREWRITEAOF: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	after, _, ok := redisSaves(ctx, rdb)
+	if !ok || after < before+1 {
+		t.Fatalf("saves started: %d before a rewrite, %d after (read %v)", before, after, ok)
+	}
+	n := redisSaveNote(savedIn(phaseResult{Name: "raw asynq", RedisSaves: 0}, phaseResult{Name: "crmq", RedisSaves: 1}))
+	if !strings.Contains(n, "during the crmq phase:") || strings.Contains(n, "raw") {
+		t.Errorf("note %q should name the crmq phase alone", n)
+	}
+	if redisSaveNote(savedIn(phaseResult{RedisSaves: -1}, phaseResult{})) != "" {
+		t.Error("a note without a save")
 	}
 }

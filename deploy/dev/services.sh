@@ -62,9 +62,11 @@ ensure_redis() {
   if redis-cli -h "$host" -p "$port" ping 2>/dev/null | grep -q PONG; then return; fi
   mkdir -p "$CRMQ_DEV_DIR/redis-$port"
   log "starting redis on $host:$port"
-  # AOF on so a restart (the fault tests do one) keeps accepted tasks.
+  # AOF on so a restart (the fault tests do one) keeps accepted tasks;
+  # rewritten every 512 MB of writes, not 64 (README: Redis persistence).
   redis-server --daemonize yes --bind "$host" --port "$port" --databases 64 \
     --dir "$CRMQ_DEV_DIR/redis-$port" --appendonly yes --appendfsync everysec --save '' \
+    --auto-aof-rewrite-min-size 512mb \
     --logfile "$CRMQ_DEV_DIR/redis-$port/redis.log"
   for _ in $(seq 50); do
     redis-cli -h "$host" -p "$port" ping 2>/dev/null | grep -q PONG && return
