@@ -99,6 +99,7 @@ type latencyParts struct {
 
 // benchReport is what bench e2e prints, as a table or as JSON.
 type benchReport struct {
+	Machine      string      `json:"machine"`
 	TargetRate   int         `json:"target_rate"`
 	Duration     string      `json:"duration"`
 	Warmup       string      `json:"warmup"`
@@ -187,10 +188,12 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 		whole := int(float64(bc.Rate)*(bc.Warmup+bc.Duration).Seconds()) + bc.Rate
 		bc.MaxInFlight = max(bc.MaxInFlight, whole)
 	}
+	machine := c.machine(ctx)
 	rep, err := runBench(ctx, bc)
 	if err != nil {
 		return err
 	}
+	rep.Machine = machine
 	if *asJSON {
 		err = printJSON(c.stdout, rep)
 	} else {
@@ -268,7 +271,7 @@ func printReport(w io.Writer, r benchReport) error {
 		r.Queue, r.TargetRate, r.Duration, r.Warmup, r.MaxInFlight)
 	fmt.Fprintf(w, "raw asynq: queue %s, concurrency %d, TaskCheckInterval %s (CRMQ_POLL_INTERVAL)\n",
 		r.RawQueue, r.Concurrency, r.PollInterval)
-	fmt.Fprintf(w, "%s\n\n", r.Note)
+	fmt.Fprintf(w, "%s\nmachine: %s\n\n", r.Note, r.Machine)
 	const row = "%-10s %6v %6v %6v %7v %9v %9v %9v %8v %6v\n"
 	fmt.Fprintf(w, row, "phase", "sent", "count", "errors", "dropped", "p50", "p99", "max", "rate/s", "steal")
 	for _, p := range []phaseResult{r.Raw, r.CRMQ} {

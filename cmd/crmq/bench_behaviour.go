@@ -34,6 +34,7 @@ type techniqueTimes struct {
 
 // behaviourBenchReport is what bench behaviour prints.
 type behaviourBenchReport struct {
+	Machine       string           `json:"machine"` // machineLine with the servers' versions, as the bench began
 	Fill          behaviourFill    `json:"fill"`
 	Runs          int              `json:"runs"`
 	Parts         []techniqueTimes `json:"parts"`
@@ -84,7 +85,7 @@ func runBenchBehaviour(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := behaviourBenchReport{Runs: *runs,
+	rep := behaviourBenchReport{Machine: c.machine(ctx), Runs: *runs,
 		Covers: "each technique as segment:refresh computes it (forced: no skip), then one segment's membership; the process's peak RSS is the worker's for this work"}
 	if rep.Fill, err = fillBehaviourBench(ctx, c, db, org, *accounts, *deals, *scale, *items); err != nil {
 		return err
@@ -157,6 +158,7 @@ func runBenchBehaviour(ctx context.Context, c *cli, args []string) error {
 		return enc.Encode(rep)
 	}
 	f := rep.Fill
+	fmt.Fprintf(c.stdout, "machine: %s\n", rep.Machine)
 	fmt.Fprintf(c.stdout, "scale %g, %g line items per deal: %d accounts, %d deals, %d products, %d line items, %d contacts, %d activities, %d cases\n",
 		f.Scale, f.ItemsPerDeal, f.Accounts, f.Deals, f.Products, f.Items, f.Contacts, f.Activities, f.Cases)
 	fmt.Fprintf(c.stdout, "%-20s %10s %12s  %s\n", "part", "first ms", "median ms", "warm runs ms")

@@ -189,7 +189,7 @@ func runBenchCapacity(ctx context.Context, c *cli, args []string) error {
 		RawQueue: "bench_raw", Log: c.logger(),
 	}
 	rep := capacityReport{
-		Machine: machineLine(), Queue: bc.Queue, PollInterval: bc.PollInterval.String(), Concurrency: bc.Concurrency,
+		Machine: c.machine(ctx), Queue: bc.Queue, PollInterval: bc.PollInterval.String(), Concurrency: bc.Concurrency,
 		Duration: bc.Duration.String(), Warmup: bc.Warmup.String(), StatusPoll: statusPollNote(bc), GoalRatio: goalRatio,
 	}
 	stmtsOK := true
@@ -513,33 +513,6 @@ func closedLoop(ctx context.Context, n int, d time.Duration, op func(context.Con
 	}
 	wg.Wait()
 	return okN.Load(), failN.Load()
-}
-
-// machineLine names the machine a figure was measured on.
-func machineLine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
-			mem = fmt.Sprintf(", %.0f GiB", float64(kb)/(1<<20))
-		}
-	}
-	load := ""
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 3 {
-			load = ", load " + strings.Join(f[:3], " ")
-		}
-	}
-	return fmt.Sprintf("%d cores (%s)%s, %s/%s, %s%s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH, runtime.Version(), load)
 }
 
 func printCapacity(w io.Writer, r capacityReport) error {

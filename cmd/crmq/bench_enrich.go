@@ -26,6 +26,7 @@ import (
 const enrichBenchOrg = "bench-enrich"
 
 type enrichBenchReport struct {
+	Machine        string  `json:"machine"` // machineLine with the servers' versions, as the bench began
 	Records        int     `json:"records"`
 	Hosts          int     `json:"hosts"`
 	HostDelayMS    float64 `json:"host_delay_ms"`
@@ -69,6 +70,7 @@ func runBenchEnrich(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	machine := c.machine(ctx)
 	org, err := db.OrgByName(ctx, enrichBenchOrg)
 	if errors.Is(err, store.ErrNotFound) {
 		org, err = db.CreateOrg(ctx, enrichBenchOrg)
@@ -218,7 +220,7 @@ func runBenchEnrich(ctx context.Context, c *cli, args []string) error {
 	for _, n := range perHost {
 		floor = max(floor, n)
 	}
-	rep := enrichBenchReport{Records: *records, Hosts: *hosts, HostDelayMS: float64(delay.Milliseconds()), Concurrency: *conc,
+	rep := enrichBenchReport{Machine: machine, Records: *records, Hosts: *hosts, HostDelayMS: float64(delay.Milliseconds()), Concurrency: *conc,
 		Pages: total, CRMQSeconds: crmq.Seconds(), BareSeconds: bare.Seconds(), FloorSeconds: float64(floor) * delay.Seconds(),
 		RecordsPerSec: float64(*records) / crmq.Seconds(), Ratio: crmq.Seconds() / bare.Seconds(),
 		PeakHeapMB: float64(peak) / (1 << 20), Succeeded: res.Succeeded, FieldsWritten: res.FieldsWritten, BulkConcurrent: *conc}
@@ -228,6 +230,7 @@ func runBenchEnrich(ctx context.Context, c *cli, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
+	fmt.Fprintf(c.stdout, "machine: %s\n", rep.Machine)
 	fmt.Fprintf(c.stdout, "%d records over %d hosts, host delay %v, %d at once: %d pages read, %d succeeded, %d fields written\n",
 		rep.Records, rep.Hosts, *delay, rep.Concurrency, rep.Pages, rep.Succeeded, rep.FieldsWritten)
 	fmt.Fprintf(c.stdout, "crmq bulk: %.2f s = %.1f records/s; bare fetch of the same pages: %.2f s; crmq / bare %.2f\n",

@@ -40,6 +40,7 @@ const exportBenchSQL = `SELECT a.external_id, a.name, a.industry, a.employees, a
   FROM segment_members m JOIN accounts a ON a.id = m.account_id WHERE m.org_id = %d AND m.segment_id = %d ORDER BY m.account_id`
 
 type exportBenchReport struct {
+	Machine        string    `json:"machine"` // machineLine with the servers' versions, as the bench began
 	Accounts       int       `json:"accounts"`
 	Members        int       `json:"segment_members"`
 	Runs           int       `json:"runs"`
@@ -103,7 +104,7 @@ func runBenchExport(ctx context.Context, c *cli, args []string) error {
 	defer bucket.Close()
 	x := export.Exporter{Store: db, Bucket: bucket, Now: time.Now, Log: c.logger()}
 
-	rep := exportBenchReport{Accounts: *accounts, Members: seg.MemberCount, Runs: *runs, GoalRatio: 0.7, GoalRSSMB: 100}
+	rep := exportBenchReport{Machine: c.machine(ctx), Accounts: *accounts, Members: seg.MemberCount, Runs: *runs, GoalRatio: 0.7, GoalRSSMB: 100}
 	query := fmt.Sprintf(exportBenchSQL, org, seg.ID)
 	baseOut := filepath.Join(dir, "baseline.zip")
 	var baseline func() error
@@ -164,6 +165,7 @@ func runBenchExport(ctx context.Context, c *cli, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
+	fmt.Fprintf(c.stdout, "machine: %s\n", rep.Machine)
 	fmt.Fprintf(c.stdout, "segment of %d accounts, %d columns, %d warm runs each (median)\n", rep.Members, len(exportBenchFields), rep.Runs)
 	fmt.Fprintf(c.stdout, "baseline %s: %.0f ms  %v  (%d bytes)\n", rep.Baseline, rep.BaselineMedian, rep.BaselineMS, rep.BaselineBytes)
 	fmt.Fprintf(c.stdout, "crmq export:segment (%d rows): %.0f ms  %v  (%d bytes)\n", rep.Rows, rep.CRMQMedian, rep.CRMQMS, rep.CRMQBytes)

@@ -17,6 +17,7 @@ const rfmBenchOrg = "bench-rfm"
 
 // rfmBenchReport is what bench rfm prints.
 type rfmBenchReport struct {
+	Machine      string    `json:"machine"` // machineLine with the servers' versions, as the bench began
 	Accounts     int       `json:"accounts"`
 	Deals        int       `json:"deals"`
 	Runs         int       `json:"runs"`
@@ -86,7 +87,7 @@ func runBenchRFM(ctx context.Context, c *cli, args []string) error {
 		parts = [2]float64{float64(t1.Sub(t0).Microseconds()) / 1000, float64(time.Since(t1).Microseconds()) / 1000}
 		return err
 	}
-	rep := rfmBenchReport{Accounts: *accounts, Deals: *deals, Runs: *runs, GoalRatio: 1.3,
+	rep := rfmBenchReport{Machine: c.machine(ctx), Accounts: *accounts, Deals: *deals, Runs: *runs, GoalRatio: 1.3,
 		Covers: "crmq side: RFM scores, the 8 default labels and one segment's membership"}
 	for i := 0; i <= *runs; i++ { // run 0 warms both
 		for _, side := range []struct {
@@ -120,6 +121,7 @@ func runBenchRFM(ctx context.Context, c *cli, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
+	fmt.Fprintf(c.stdout, "machine: %s\n", rep.Machine)
 	fmt.Fprintf(c.stdout, "accounts %d, deals %d, %d warm runs each (median)\n", rep.Accounts, rep.Deals, rep.Runs)
 	fmt.Fprintf(c.stdout, "bare INSERT..SELECT, 3 x NTILE(5): %.0f ms  %v\n", rep.BareMedianMS, rep.BareMS)
 	fmt.Fprintf(c.stdout, "crmq RFM refresh (%d accounts, segment of %d): %.0f ms  %v\n", rep.Scored, rep.Members, rep.CRMQMedianMS, rep.CRMQMS)

@@ -82,6 +82,7 @@ type scaleCheck struct {
 
 // summaryBenchReport is what bench summary prints, as a table or as JSON.
 type summaryBenchReport struct {
+	Machine      string       `json:"machine"` // machineLine with the servers' versions, as the bench began
 	Org          string       `json:"org"`
 	Provider     string       `json:"provider"`
 	BudgetTokens int          `json:"budget_tokens"`
@@ -136,7 +137,7 @@ func runBenchSummary(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := summaryBenchReport{Org: *orgName, Provider: offline.New().Name(), RecordsAsked: *records,
+	rep := summaryBenchReport{Machine: c.machine(ctx), Org: *orgName, Provider: offline.New().Name(), RecordsAsked: *records,
 		BudgetTokens: cfg.SummaryBudget, BudgetFrom: "CRMQ_SUMMARY_TOKEN_BUDGET", PickRule: summaryPickRule, Method: summaryMethod}
 	if *budget != 0 {
 		rep.BudgetTokens, rep.BudgetFrom = *budget, "--budget"

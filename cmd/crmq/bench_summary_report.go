@@ -196,6 +196,7 @@ func scaleGraph(total int, today time.Time) store.SummaryGraph {
 func printSummaryReport(w io.Writer, r summaryBenchReport) error {
 	fmt.Fprintf(w, "crmq bench summary: org %s, %d records asked, %s provider in-process, prompt budget %d tokens (%s)\n",
 		r.Org, r.RecordsAsked, r.Provider, r.BudgetTokens, r.BudgetFrom)
+	fmt.Fprintf(w, "machine: %s\n", r.Machine)
 	fmt.Fprintf(w, "picked: %s\n", r.PickRule)
 	for _, p := range r.Picked {
 		span := "-"

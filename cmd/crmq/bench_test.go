@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // The bench against the real api and worker binaries, started as
@@ -68,6 +70,22 @@ func TestBenchE2EAgainstRealBinaries(t *testing.T) {
 		}
 		if rep.PollInterval != "10ms" || rep.Warmup != "500ms" || !strings.Contains(rep.Note, "one after the other") {
 			t.Errorf("poll interval %q, note %q", rep.PollInterval, rep.Note)
+		}
+		// The machine line names the servers' versions as they report them.
+		var pgVersion string
+		if err := s.db.GetContext(context.Background(), &pgVersion, "SHOW server_version"); err != nil {
+			t.Fatal(err)
+		}
+		opt0, _ := asynq.ParseRedisURI(s.redisURL)
+		rdb := opt0.MakeRedisClient().(redis.UniversalClient)
+		defer rdb.Close()
+		info, err := rdb.Info(context.Background(), "server").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMachine := fmt.Sprintf(", PostgreSQL %s, Redis %s", strings.Fields(pgVersion)[0], redisVersion(info, "none"))
+		if !strings.HasSuffix(rep.Machine, wantMachine) || !strings.Contains(rep.Machine, " cores (") {
+			t.Errorf("machine %q, want cores, Go and %q at its end", rep.Machine, wantMachine)
 		}
 		t.Logf("raw p50/p99 %.1f/%.1f ms, crmq p50/p99 %.1f/%.1f ms, ratio %.2f",
 			rep.Raw.P50MS, rep.Raw.P99MS, rep.CRMQ.P50MS, rep.CRMQ.P99MS, rep.P99Ratio)
@@ -216,5 +234,18 @@ func TestE2EGoalFollowsThePolling(t *testing.T) {
 	}
 	if want := "crmq p99 / raw p99 = 1.67 (goal: within 1.5x: NOT met)"; !strings.Contains(b.String(), want) {
 		t.Errorf("report lacks %q:\n%s", want, b.String())
+	}
+}
+
+func TestRedisVersionFromInfo(t *testing.T) {
+	info := "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n"
+	if v := redisVersion(info, "unknown"); v != "7.0.15" {
+		t.Errorf("redisVersion = %q, want 7.0.15", v)
+	}
+	if v := redisVersion("# Server\r\n", "unknown"); v != "unknown" {
+		t.Errorf("redisVersion without the field = %q, want unknown", v)
+	}
+	if v := firstField("15.18 (Debian 15.18-0+deb12u1)", "unknown"); v != "15.18" {
+		t.Errorf("firstField = %q, want 15.18", v)
 	}
 }
