@@ -2,9 +2,10 @@
 // enqueue each task family, WaitJob (server-sent events with a polling
 // fallback) and typed errors from problem+json answers.
 //
-// It depends on the standard library only. Every route it calls is listed
-// in Routes, and a test holds that list against the API's /openapi.yaml, so
-// the client and the document cannot drift.
+// It depends on the standard library only. Every request it makes is listed
+// in one table (calls, in client.go) with its route and the types of its
+// body and answer, and a test holds each field of those types against the
+// API's /openapi.yaml, so the client and the document cannot drift.
 //
 //	c := client.New("http://127.0.0.1:8080", key)
 //	acc, err := c.Summarize(ctx, client.SummaryRequest{Module: "accounts", RecordID: "acc-1"}, client.User("user-1"))
@@ -20,6 +21,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -214,23 +216,62 @@ const (
 	rEnrichment    route = "GET /v1/enrichments/{id}"
 )
 
-// Routes are the API routes this client calls, as "METHOD /path";
-// client_test.go holds them against the API's /openapi.yaml.
-var Routes = []string{
-	string(rEnqueue),
-	string(rJob),
-	string(rJobEvents),
-	string(rCancel),
-	string(rSummarize),
-	string(rSummary),
-	string(rRefresh),
-	string(rExportSegment),
-	string(rExport),
-	string(rDownload),
-	string(rEnrich),
-	string(rEnrichBulk),
-	string(rEnrichment),
+// Media types of 2xx answers.
+const (
+	mediaJSON   = "application/json"
+	mediaEvents = "text/event-stream"
+	mediaZIP    = "application/zip"
+)
+
+// call is one request a method of Client makes: its route, the type of
+// the JSON body it sends and the type it reads from the 2xx answer.
+type call struct {
+	route route
+	in    any    // a value of the request body's type; nil: no body
+	out   any    // a value of the type read from a 2xx answer; nil: none, or not JSON
+	media string // the 2xx answer's media type
+	// schema names the component schema out follows when the answer's own
+	// schema cannot say it: each event of an event stream is a Job.
+	schema string
 }
+
+// calls is every exported method of Client and the requests it makes.
+// contract_test.go holds each against the API's /openapi.yaml, field by
+// field, and fails for a method missing here.
+var calls = map[string][]call{
+	"Enqueue":          {{route: rEnqueue, in: Task{}, out: Accepted{}, media: mediaJSON}},
+	"Ping":             {{route: rEnqueue, in: Task{}, out: Accepted{}, media: mediaJSON}},
+	"RecomputeOrphans": {{route: rEnqueue, in: Task{}, out: Accepted{}, media: mediaJSON}},
+	"Job":              {{route: rJob, out: Job{}, media: mediaJSON}},
+	"Cancel":           {{route: rCancel, out: Job{}, media: mediaJSON}},
+	"WaitJob": {
+		{route: rJobEvents, out: Job{}, media: mediaEvents, schema: "Job"},
+		{route: rJob, out: Job{}, media: mediaJSON},
+	},
+	"Summarize":       {{route: rSummarize, in: SummaryRequest{}, out: SummaryAccepted{}, media: mediaJSON}},
+	"Summary":         {{route: rSummary, out: json.RawMessage{}, media: mediaJSON}},
+	"RefreshSegments": {{route: rRefresh, in: refreshRequest{}, out: Accepted{}, media: mediaJSON}},
+	"ExportSegment":   {{route: rExportSegment, in: exportRequest{}, out: ExportAccepted{}, media: mediaJSON}},
+	"Export":          {{route: rExport, out: Export{}, media: mediaJSON}},
+	"Download":        {{route: rDownload, media: mediaZIP}},
+	"Enrich":          {{route: rEnrich, in: enrichRequest{}, out: EnrichAccepted{}, media: mediaJSON}},
+	"EnrichBulk":      {{route: rEnrichBulk, in: enrichBulkRequest{}, out: EnrichAccepted{}, media: mediaJSON}},
+	"Enrichment":      {{route: rEnrichment, out: json.RawMessage{}, media: mediaJSON}},
+}
+
+// Routes are the API routes this client calls, as "METHOD /path", sorted.
+var Routes = func() []string {
+	var rs []string
+	for _, cs := range calls {
+		for _, c := range cs {
+			if !slices.Contains(rs, string(c.route)) {
+				rs = append(rs, string(c.route))
+			}
+		}
+	}
+	slices.Sort(rs)
+	return rs
+}()
 
 // fill splits the route into its method and a path whose {parameters} are
 // args, in order, each escaped as one path segment.

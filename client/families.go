@@ -46,12 +46,17 @@ func (c *Client) Summary(ctx context.Context, id string) (json.RawMessage, error
 // (technique empty) or of one (POST /v1/abm/refresh).
 func (c *Client) RefreshSegments(ctx context.Context, technique string, opts ...RequestOption) (Accepted, error) {
 	var a Accepted
-	body := map[string]string{}
+	var body any // no body: every active technique
 	if technique != "" {
-		body["technique"] = technique
+		body = refreshRequest{Technique: technique}
 	}
 	err := c.do(ctx, rRefresh, nil, body, &a, opts...)
 	return a, err
+}
+
+// refreshRequest is the body of POST /v1/abm/refresh for one technique.
+type refreshRequest struct {
+	Technique string `json:"technique"`
 }
 
 // ExportRequest asks for a segment's export. Fields nil exports every
@@ -59,6 +64,12 @@ func (c *Client) RefreshSegments(ctx context.Context, technique string, opts ...
 type ExportRequest struct {
 	Fields []string
 	Excel  bool // a byte-order mark for spreadsheets
+}
+
+// exportRequest is the body of POST /v1/segments/{id}/exports.
+type exportRequest struct {
+	Fields any  `json:"fields"` // "all" or the field names
+	Excel  bool `json:"excel,omitempty"`
 }
 
 // ExportAccepted is the 202 of an export request.
@@ -71,10 +82,7 @@ type ExportAccepted struct {
 // ExportSegment enqueues export:segment of the segment (POST
 // /v1/segments/{id}/exports); pass User.
 func (c *Client) ExportSegment(ctx context.Context, segmentID int64, r ExportRequest, opts ...RequestOption) (ExportAccepted, error) {
-	body := struct {
-		Fields any  `json:"fields"`
-		Excel  bool `json:"excel,omitempty"`
-	}{Fields: "all", Excel: r.Excel}
+	body := exportRequest{Fields: "all", Excel: r.Excel}
 	if r.Fields != nil {
 		body.Fields = r.Fields
 	}
@@ -89,7 +97,7 @@ type Export struct {
 	SegmentID     int64      `json:"segment_id"`
 	SegmentName   string     `json:"segment_name"`
 	JobID         string     `json:"job_id"`
-	Status        string     `json:"status"` // pending, ready, failed, expired or invalid
+	Status        string     `json:"status"` // queued, running, ready, failed, expired or invalid
 	Progress      int        `json:"progress"`
 	RowCount      *int64     `json:"row_count"`
 	SizeBytes     *int64     `json:"size_bytes"`
@@ -129,18 +137,28 @@ type EnrichAccepted struct {
 // the worker proposes values, Enrichment reads them.
 func (c *Client) Enrich(ctx context.Context, accountID string, opts ...RequestOption) (EnrichAccepted, error) {
 	var a EnrichAccepted
-	err := c.do(ctx, rEnrich, nil, map[string]string{"account_id": accountID}, &a, opts...)
+	err := c.do(ctx, rEnrich, nil, enrichRequest{AccountID: accountID}, &a, opts...)
 	return a, err
+}
+
+// enrichRequest is the body of POST /v1/enrichments.
+type enrichRequest struct {
+	AccountID string `json:"account_id"`
+}
+
+// enrichBulkRequest is the body of POST /v1/enrichments/bulk: accounts or
+// a segment.
+type enrichBulkRequest struct {
+	AccountIDs []string `json:"account_ids,omitempty"`
+	SegmentID  int64    `json:"segment_id,omitempty"`
 }
 
 // EnrichBulk enqueues enrich:bulk of up to 500 accounts, or of a segment's
 // members when segmentID is not zero (POST /v1/enrichments/bulk).
 func (c *Client) EnrichBulk(ctx context.Context, accountIDs []string, segmentID int64, opts ...RequestOption) (EnrichAccepted, error) {
-	body := map[string]any{}
-	if segmentID != 0 {
-		body["segment_id"] = segmentID
-	} else {
-		body["account_ids"] = accountIDs
+	body := enrichBulkRequest{SegmentID: segmentID}
+	if segmentID == 0 {
+		body.AccountIDs = accountIDs
 	}
 	var a EnrichAccepted
 	err := c.do(ctx, rEnrichBulk, nil, body, &a, opts...)
