@@ -42,7 +42,7 @@ fuzz: services
 
 # The reliability scenarios of docs/RELIABILITY.md alone, with their logs
 # (make test runs them too, among every other test).
-FAULTS := Killed|Restart|PostgresStop|PostgresOutage|Failover|Overload|Reconciler|SIGTERM|OrgsApart
+FAULTS := Killed|Restart|PostgresStop|PostgresOutage|Failover|Overload|Reconciler|SIGTERM|OrgsApart|NoisyNeighbour
 faults: services
 	set -o pipefail; go test -count=1 -timeout 20m -v -run '$(FAULTS)' ./cmd/e2e/ ./cmd/api/ 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|_test.go:[0-9]+: '
 

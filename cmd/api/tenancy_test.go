@@ -159,10 +159,12 @@ func TestEveryRouteKeepsOrgsApart(t *testing.T) {
 	}
 	a.enrichment, a.job = enr.EnrichmentID, enr.JobID
 
-	tried := 0
+	tried, skipped, onIDs, fiveXX := 0, 0, 0, 0
+	byStatus := map[int]int{}
 	for _, rt := range e.s.routeTable() {
 		method, path, ok := strings.Cut(rt.pattern, " ")
 		if !ok || rt.access == accessPublic {
+			skipped++
 			continue // public probes and the admin-only dashboard (checked in its own test)
 		}
 		ids := a
@@ -185,6 +187,13 @@ func TestEveryRouteKeepsOrgsApart(t *testing.T) {
 		resp := e.do(t, method, target, e.keyB, body, "X-User-ID", "user-b", "Idempotency-Key", "tenancy-"+rt.pattern)
 		raw, _ := io.ReadAll(resp.Body)
 		tried++
+		byStatus[resp.StatusCode]++
+		if foreign {
+			onIDs++
+		}
+		if resp.StatusCode >= 500 {
+			fiveXX++
+		}
 		switch {
 		case resp.StatusCode >= 500:
 			t.Errorf("%s %s with org B's key: %d %s", method, target, resp.StatusCode, raw)
@@ -195,6 +204,10 @@ func TestEveryRouteKeepsOrgsApart(t *testing.T) {
 				method, target, resp.StatusCode, raw)
 		}
 	}
+	t.Logf("tenancy: %d routes tried with org B's key, one request each (%d on org A's ids, %d without ids; "+
+		"%d public or admin-only routes skipped); answers by status %v: %d 404, %d 403, %d 5xx",
+		tried, onIDs, tried-onIDs, skipped, byStatus, byStatus[http.StatusNotFound], byStatus[http.StatusForbidden],
+		fiveXX)
 	if tried < 40 {
 		t.Fatalf("tried %d routes: the route table was not read", tried)
 	}

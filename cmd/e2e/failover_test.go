@@ -140,8 +140,11 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 	t.Parallel()
 	r := newSentinelRedis(t)
 	_, dbURL := newTestDB(t)
+	// The scheduler also enqueues orphans:recompute every 2 s, to show
+	// that it follows the promoted replica too.
 	s := newSystemOn(t, dbURL, "redis://127.0.0.1:"+r.primary+"/0",
-		append(r.env(), "CRMQ_RECONCILE_MARGIN=5s", "CRMQ_CRON_RECONCILE=* * * * *")...)
+		append(r.env(), "CRMQ_RECONCILE_MARGIN=5s", "CRMQ_CRON_RECONCILE=* * * * *",
+			"CRMQ_CRON_ORPHANS=*/2 * * * * *")...)
 	s.startAPI()
 	s.start("worker")
 	s.start("scheduler")
@@ -155,6 +158,8 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 		statuses   = map[int]int{}
 		first503   time.Time
 		last503    time.Time
+		killedAt   time.Time
+		recovered  time.Time // the first 202 to a POST sent after the kill
 	)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -170,7 +175,7 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 		<-tick.C
 		if !killed && time.Since(start) > killAt*time.Second {
 			r.killPrimary()
-			killed = true
+			killedAt, killed = time.Now(), true
 			t.Logf("primary on port %s killed at %s", r.primary, time.Since(start).Round(time.Millisecond))
 		}
 		if killed && promoted.IsZero() && sent%rate == 0 && r.masterPort() == r.replica {
@@ -179,6 +184,7 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 		}
 		sent++
 		wg.Add(1)
+		afterKill := killed
 		go func() {
 			defer wg.Done()
 			req, _ := http.NewRequest("POST", s.apiURL+"/v1/jobs", bytes.NewReader([]byte(`{"type":"system:ping","queue":"default"}`)))
@@ -197,8 +203,12 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 			case http.StatusAccepted:
 				var a accepted
 				if json.NewDecoder(resp.Body).Decode(&a) == nil {
+					now := time.Now()
 					ids = append(ids, a.JobID)
-					acceptedAt = append(acceptedAt, time.Now())
+					acceptedAt = append(acceptedAt, now)
+					if afterKill && (recovered.IsZero() || now.Before(recovered)) {
+						recovered = now
+					}
 				}
 			case http.StatusServiceUnavailable:
 				now := time.Now()
@@ -237,6 +247,7 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 			`SELECT count(*) FROM jobs WHERE id = ANY($1) AND state NOT IN ('succeeded', 'failed', 'cancelled')`, pq.StringArray(ids))
 		return err == nil && open == 0
 	})
+	allFinal := time.Since(killedAt)
 	var res struct {
 		Succeeded int `db:"succeeded"`
 		Failed    int `db:"failed"`
@@ -247,7 +258,7 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 		SELECT count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
 		       count(*) FILTER (WHERE state = 'failed') AS failed,
 		       count(*) FILTER (WHERE attempts > 1) AS rerun,
-		       (SELECT count(*) FROM jobs) AS rows
+		       (SELECT count(*) FROM jobs WHERE type = 'system:ping') AS rows
 		FROM jobs WHERE id = ANY($1)`, pq.StringArray(ids))
 	if err != nil {
 		t.Fatal(err)
@@ -257,13 +268,36 @@ func TestRedisFailoverLosesNothingAccepted(t *testing.T) {
 		unavailable = last503.Sub(first503)
 	}
 	t.Logf("failover: %d POSTs, %d accepted, %d answered 503 over %s, %v by status; "+
-		"%d succeeded, %d failed, %d ran more than once, %d lost; all final %s after the load",
+		"%d succeeded, %d failed, %d ran more than once, %d lost; all final %s after the load; "+
+		"from the kill: first 202 after %s, every accepted job final after %s",
 		sent, len(ids), statuses[http.StatusServiceUnavailable], unavailable.Round(time.Millisecond), statuses,
-		res.Succeeded, res.Failed, res.Rerun, len(ids)-res.Succeeded-res.Failed, time.Since(settled).Round(time.Second))
+		res.Succeeded, res.Failed, res.Rerun, len(ids)-res.Succeeded-res.Failed, time.Since(settled).Round(time.Second),
+		recovered.Sub(killedAt).Round(time.Millisecond), allFinal.Round(time.Second))
 	if res.Succeeded != len(ids) {
 		t.Fatalf("%d of %d accepted jobs succeeded (%d failed)", res.Succeeded, len(ids), res.Failed)
 	}
 	if res.Rows != len(ids) {
 		t.Fatalf("%d job rows for %d accepted POSTs: a refused POST left a row", res.Rows, len(ids))
 	}
+
+	// The scheduler follows the new primary: a tick after the promotion
+	// is enqueued through it and its job ends succeeded.
+	var ticks struct {
+		Enqueued  int `db:"enqueued"`
+		Succeeded int `db:"succeeded"`
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		err := s.db.GetContext(context.Background(), &ticks, `
+			SELECT count(*) AS enqueued, count(*) FILTER (WHERE state = 'succeeded') AS succeeded
+			FROM jobs WHERE type = 'orphans:recompute' AND created_at > $1`, promoted)
+		if err == nil && ticks.Succeeded > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no orphans:recompute tick after the promotion succeeded within a minute "+
+				"(%d enqueued, %v): the scheduler did not follow the new primary", ticks.Enqueued, err)
+		}
+	}
+	t.Logf("scheduler after the promotion: %d orphans:recompute ticks enqueued, %d succeeded",
+		ticks.Enqueued, ticks.Succeeded)
 }

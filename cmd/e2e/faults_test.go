@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -24,10 +25,13 @@ func TestKilledWorkerJobIsRecoveredAndSucceedsOnce(t *testing.T) {
 	a := s.enqueue(key, map[string]any{"type": "system:ping", "queue": "low", "hold_ms": 3000})
 	s.waitJob(key, a.JobID, 20*time.Second, store.JobRunning)
 	_ = w.Cmd.Process.Signal(syscall.SIGKILL)
+	killed := time.Now()
 	<-w.Done
 
 	s.start("worker")
-	j := s.waitJob(key, a.JobID, 4*time.Minute, store.JobSucceeded, store.JobFailed)
+	o := settle(t, s, []string{a.JobID}, killed, 4*time.Minute)
+	o.log(t, "worker SIGKILL", "the kill")
+	j := s.waitJob(key, a.JobID, time.Second, store.JobSucceeded, store.JobFailed)
 	if j.State != store.JobSucceeded || j.Attempts != 2 {
 		t.Fatalf("after a crash and recovery: %+v (want succeeded on attempt 2)", j)
 	}
@@ -49,25 +53,34 @@ func TestRedisRestartLosesNothingAccepted(t *testing.T) {
 	for range 20 {
 		before = append(before, s.enqueue(key, map[string]any{"type": "system:ping", "queue": "default"}).JobID)
 	}
+	refused := 0
 	r.restart(time.Second, func() {
 		resp := s.call("POST", "/v1/jobs", key, map[string]any{"type": "system:ping"}, nil)
 		if resp.StatusCode != 503 {
 			t.Errorf("POST with Redis down: %d, want 503", resp.StatusCode)
+		} else {
+			refused++
 		}
 		if resp := s.call("GET", "/readyz", "", nil, nil); resp.StatusCode != 503 {
 			t.Errorf("readyz with Redis down: %d, want 503", resp.StatusCode)
 		}
 	})
+	back := time.Now()
 	s.start("worker")
 	after := s.enqueue(key, map[string]any{"type": "system:ping", "queue": "critical"}).JobID
-	for _, id := range append(before, after) {
-		if j := s.waitJob(key, id, 30*time.Second, store.JobSucceeded, store.JobFailed); j.State != store.JobSucceeded || j.Attempts != 1 {
-			t.Fatalf("job %s: %+v", id, j)
-		}
-	}
+	ids := append(before, after)
+	o := settle(t, s, ids, back, 30*time.Second)
 	var rows int
-	if err := s.db.GetContext(context.Background(), &rows, `SELECT count(*) FROM jobs`); err != nil || rows != 21 {
-		t.Fatalf("job rows %d (%v), want 21: the refused POST must leave none", rows, err)
+	if err := s.db.GetContext(context.Background(), &rows, `SELECT count(*) FROM jobs`); err != nil {
+		t.Fatal(err)
+	}
+	o.log(t, fmt.Sprintf("Redis restart (%d POST refused with 503, %d job rows)", refused, rows),
+		"Redis was back (a worker started then)")
+	if o.Succeeded != len(ids) || o.RanAgain != 0 {
+		t.Fatalf("want all %d accepted jobs succeeded on their first attempt", len(ids))
+	}
+	if rows != len(ids) {
+		t.Fatalf("job rows %d, want %d: the refused POST must leave none", rows, len(ids))
 	}
 }
 
@@ -104,14 +117,16 @@ func TestPostgresStopLosesNothingAccepted(t *testing.T) {
 	default:
 	}
 	pg.start()
-	for _, id := range running {
-		j := s.waitJob(key, id, 2*time.Minute, store.JobSucceeded, store.JobFailed)
-		if j.State != store.JobSucceeded || j.Attempts != 1 {
-			t.Fatalf("job %s: %+v (want succeeded with no retry used)", id, j)
-		}
-	}
+	o := settle(t, s, running, time.Now(), 2*time.Minute)
 	var n int
-	if err := s.db.GetContext(context.Background(), &n, `SELECT count(*) FROM jobs`); err != nil || n != len(running) {
-		t.Fatalf("job rows %d (%v), want %d: the refused POST must leave none", n, err, len(running))
+	if err := s.db.GetContext(context.Background(), &n, `SELECT count(*) FROM jobs`); err != nil {
+		t.Fatal(err)
+	}
+	o.log(t, fmt.Sprintf("Postgres stopped (%d job rows)", n), "Postgres was back")
+	if o.Succeeded != len(running) || o.RanAgain != 0 {
+		t.Fatalf("want all %d accepted jobs succeeded with no retry used", len(running))
+	}
+	if n != len(running) {
+		t.Fatalf("job rows %d, want %d: the refused POST must leave none", n, len(running))
 	}
 }
