@@ -68,9 +68,14 @@ func TestPostgresOutageUnderLoadEndsEveryAcceptedJob(t *testing.T) {
 	restarted := time.Now()
 
 	var last map[string]int
+	finalOf := func(m map[string]int) int { return m[store.JobSucceeded] + m[store.JobFailed] + m[store.JobCancelled] }
+	var firstFinal time.Duration // until a job not final before the stop is
 	for deadline := restarted.Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		last = countStates(t, s)
-		if last[store.JobSucceeded]+last[store.JobFailed]+last[store.JobCancelled] == jobsN {
+		if firstFinal == 0 && finalOf(last) > finalOf(doneBefore) {
+			firstFinal = time.Since(restarted)
+		}
+		if finalOf(last) == jobsN {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -78,9 +83,9 @@ func TestPostgresOutageUnderLoadEndsEveryAcceptedJob(t *testing.T) {
 		}
 	}
 	recovery := time.Since(restarted)
-	t.Logf("postgres down %s (its stop took %s) with %v final before it stopped; all %d final %s after it came back",
+	t.Logf("postgres down %s (its stop took %s) with %v final before it stopped; the first job final %s and all %d final %s after it came back",
 		restarted.Sub(stopping).Round(100*time.Millisecond), stopped.Sub(stopping).Round(100*time.Millisecond),
-		doneBefore, jobsN, recovery.Round(100*time.Millisecond))
+		doneBefore, firstFinal.Round(100*time.Millisecond), jobsN, recovery.Round(100*time.Millisecond))
 	if last[store.JobSucceeded] != jobsN {
 		t.Fatalf("final states %v, want every job succeeded", last)
 	}
@@ -219,11 +224,14 @@ func TestReconcilerPutsBackATaskRedisLost(t *testing.T) {
 	}
 	s.start("worker")
 	s.start("scheduler")
+	started := time.Now()
 	// A ping's timeout is 30 s: the row is looked at after that.
 	j := s.waitJob(key, a.JobID, 90*time.Second, store.JobSucceeded, store.JobFailed)
 	if j.State != store.JobSucceeded || j.Requeues != 1 || j.Attempts != 1 {
 		t.Fatalf("lost job after reconciliation: %+v, want succeeded after one requeue", j)
 	}
+	t.Logf("lost task put back: accepted 1, succeeded 1, lost 0, requeues %d, attempts %d; final %.1f s after worker and scheduler started, %.1f s after the job was created (a ping's timeout is 30 s)",
+		j.Requeues, j.Attempts, time.Since(started).Seconds(), j.FinishedAt.Sub(j.CreatedAt).Seconds())
 	if age := j.FinishedAt.Sub(j.CreatedAt); age < 30*time.Second {
 		t.Fatalf("put back %s after creation, before the task's timeout had passed", age)
 	}
