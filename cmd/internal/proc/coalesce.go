@@ -38,9 +38,9 @@ func Coalesced(redisOpt asynq.RedisConnOpt) (redis.UniversalClient, error) {
 // coalescer is a go-redis hook that sends the commands arriving while one
 // is on its way as one pipeline, the way the job-row batcher (store) groups
 // statements: a command that finds none under way goes at once (after one
-// yield, below), alone, as it would without the hook; those that arrive meanwhile wait for it and
-// then go together, one pipeline at a time. Each command keeps its own
-// reply and error (a pipeline is not a transaction).
+// yield, below), alone, as it would without the hook; those that arrive
+// meanwhile wait for it and then go together, one pipeline at a time. Each
+// command keeps its own reply and error (a pipeline is not a transaction).
 //
 // A command that finds none under way first yields the processor once
 // (runtime.Gosched): the commands made runnable with it (the job rows of
